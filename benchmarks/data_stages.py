@@ -1,0 +1,64 @@
+"""Wall time of each data stage (validate, split, augment) on banking77, read in place from ../shared.
+
+    python benchmarks/data_stages.py [--dataset ../shared/datasets/banking77]
+
+Runs each stage's run() in a scratch directory, in pipeline order, and prints seconds per stage
+and rows per second; the import time of the stage's libraries is measured separately.
+"""
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATASET = REPO_ROOT.parent / "shared" / "datasets" / "banking77"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", type=Path, default=DEFAULT_DATASET)
+    args = parser.parse_args()
+    dataset = args.dataset.resolve()
+
+    started = time.perf_counter()
+    from stages import augment, split, validate
+    from stages.config import parse_params
+    from stages.runner import quiet_libraries
+
+    quiet_libraries()
+    import_s = time.perf_counter() - started
+
+    params = parse_params(
+        {
+            "data": {"dir": str(dataset), "train_file": "train.csv", "test_file": "test.csv",
+                     "label_column": "category"},
+            "validate": {"min_examples_per_class": 30},
+        }
+    )
+    expectations = REPO_ROOT / "expectations"
+    timings = []
+    with tempfile.TemporaryDirectory() as scratch:
+        os.chdir(scratch)
+        for name, call in (
+            ("validate", lambda: validate.run(params.data, params.validate_, expectations_dir=expectations)),
+            ("split", lambda: split.run(params.split)),
+            ("augment", lambda: augment.run(params.augment)),
+        ):
+            began = time.perf_counter()
+            produced = call()
+            seconds = time.perf_counter() - began
+            rows = produced.metrics.get("rows_out") or produced.metrics.get("rows_augmented") or 0
+            timings.append((name, seconds, rows))
+
+    print(f"dataset: {dataset}")
+    print(f"{'stage':<10}{'seconds':>10}{'rows':>10}{'rows/s':>12}")
+    print(f"{'(imports)':<10}{import_s:>10.2f}")
+    for name, seconds, rows in timings:
+        print(f"{name:<10}{seconds:>10.2f}{rows:>10}{(rows / seconds if rows else 0):>12.0f}")
+    print(f"{'total':<10}{sum(t[1] for t in timings):>10.2f}")
+
+
+if __name__ == "__main__":
+    main()

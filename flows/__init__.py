@@ -1,0 +1,1 @@
+"""Prefect flows over the dvc.yaml graph: the only code in tuneforge that imports prefect."""

@@ -1,0 +1,43 @@
+"""The thin `main()` every stage shares: load params.yaml, call the stage, turn known failures into one line."""
+
+import argparse
+import logging
+import os
+import sys
+import warnings
+from collections.abc import Callable, Sequence
+
+from stages.config import Params, load_params
+from stages.errors import StageError
+from stages.layout import PARAMS_FILE
+from stages.outputs import Produced
+
+
+def quiet_libraries() -> None:
+    """Keep the console for our own messages: libraries' progress chatter and warnings go to debug level."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    warnings.filterwarnings("ignore")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("great_expectations", "evidently", "urllib3", "filelock", "fsspec"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+def stage_main(
+    name: str, run_with: Callable[[Params], Produced], argv: Sequence[str] | None = None
+) -> int:
+    parser = argparse.ArgumentParser(prog=f"python -m stages.{name}", description=f"Run the {name} stage.")
+    parser.add_argument("--params", default=str(PARAMS_FILE), help="the pipeline spec (default: params.yaml)")
+    args = parser.parse_args(argv)
+    quiet_libraries()
+    try:
+        produced = run_with(load_params(args.params))
+    except StageError as exc:
+        print(f"{name}: error: {exc.message}", file=sys.stderr)
+        if exc.detail:
+            print(exc.detail, file=sys.stderr)
+        return exc.exit_code
+    outputs = ", ".join(str(path) for path in produced.outputs.values())
+    print(f"{name}: done -> {outputs}")
+    return 0

@@ -1,0 +1,11 @@
+"""Text normalisation shared by every stage that compares texts (cleaning, split leakage checks)."""
+
+import re
+import unicodedata
+
+_WHITESPACE = re.compile(r"\s+")
+
+
+def normalize_text(text: str) -> str:
+    """Unicode NFC, runs of whitespace collapsed to one space, stripped."""
+    return _WHITESPACE.sub(" ", unicodedata.normalize("NFC", text)).strip()

@@ -1,0 +1,1 @@
+"""The `tuneforge` command line: run the pipeline, one stage, the registry."""

@@ -1,0 +1,135 @@
+"""`tuneforge`: the pipeline through `dvc repro`, one stage by hand, the spec's schema, the registry."""
+
+import importlib
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import typer
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from stages.errors import StageError
+from stages.layout import PARAMS_FILE
+
+app = typer.Typer(help="Declarative fine-tuning pipeline with a model registry.", no_args_is_help=True)
+err = Console(stderr=True)
+
+try:  # the registry's commands, mounted as `tuneforge registry ...`
+    from registry.cli import app as registry_app
+except ImportError:  # pragma: no cover - only while the registry package is absent
+    registry_app = None
+else:
+    app.add_typer(registry_app, name="registry", help="Versioned artifacts, lineage, aliases and promotion.")
+
+
+def _fail(exc: StageError) -> typer.Exit:
+    err.print(f"error: {exc.message}", markup=False, highlight=False)
+    if exc.detail:
+        err.print(exc.detail, markup=False, highlight=False)
+    return typer.Exit(exc.exit_code)
+
+
+def pipeline_stages(dvc_file: Path = Path("dvc.yaml")) -> list[str]:
+    """Stage names in the order dvc.yaml declares them."""
+    if not dvc_file.is_file():
+        raise StageError(f"{dvc_file}: not found; run tuneforge from the repository root")
+    return list((yaml.safe_load(dvc_file.read_text(encoding="utf-8")) or {}).get("stages", {}))
+
+
+def _environment_for_stages() -> dict[str, str]:
+    """DVC runs `python -m stages.X`: make that `python` the one tuneforge itself runs on."""
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env.setdefault("TUNEFORGE_RUN_ID", uuid.uuid4().hex)
+    env.setdefault("DVC_NO_ANALYTICS", "1")
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    return env
+
+
+@app.command()
+def run(
+    set_: list[str] = typer.Option([], "--set", "-S", help="Override a spec key for this run: split.seed=7"),
+    config: list[Path] = typer.Option([], "--config", "-c", help="Overlay file merged into params.yaml"),
+    force: bool = typer.Option(False, "--force", "-f", help="Re-run every stage even if up to date"),
+    params: Path = typer.Option(PARAMS_FILE, help="The pipeline spec"),
+) -> None:
+    """Run the whole pipeline through `dvc repro` (stages that are up to date are skipped)."""
+    from stages.overrides import apply_to_params_file
+
+    try:
+        apply_to_params_file(params, list(set_), list(config))
+        pipeline_stages()
+    except StageError as exc:
+        raise _fail(exc) from None
+    command = [sys.executable, "-m", "dvc", "repro", *(["--force"] if force else [])]
+    raise typer.Exit(subprocess.run(command, env=_environment_for_stages()).returncode)
+
+
+@app.command()
+def stage(
+    name: str = typer.Argument(..., help="A stage of dvc.yaml, e.g. validate"),
+    params: Path = typer.Option(PARAMS_FILE, help="The pipeline spec"),
+) -> None:
+    """Run one stage by hand (the same as `python -m stages.NAME`), for debugging."""
+    try:
+        known = pipeline_stages()
+    except StageError as exc:
+        raise _fail(exc) from None
+    if name not in known:
+        err.print(f"error: unknown stage '{name}'; dvc.yaml has: {', '.join(known)}", markup=False)
+        raise typer.Exit(2)
+    module = importlib.import_module(f"stages.{name}")
+    raise typer.Exit(module.main(["--params", str(params)]))
+
+
+@app.command("params")
+def show_params(
+    check: bool = typer.Option(False, "--check", help="Only validate params.yaml"),
+    params: Path = typer.Option(PARAMS_FILE, help="The pipeline spec"),
+) -> None:
+    """Print every key of the spec with its default and meaning, or validate params.yaml with --check."""
+    from stages.config import describe_schema, load_params
+
+    if check:
+        try:
+            load_params(params)
+        except StageError as exc:
+            raise _fail(exc) from None
+        Console().print(f"{params}: valid")
+        return
+    table = Table("key", "default", "meaning", title="params.yaml")
+    for section, fields in describe_schema().items():
+        for key, (default, description) in fields.items():
+            shown = default.model_dump() if hasattr(default, "model_dump") else default
+            table.add_row(f"{section}.{key}", repr(shown), description)
+    Console().print(table)
+
+
+def main() -> None:  # console-script entry point
+    app()
+
+
+@app.command()
+def summary() -> None:
+    """Where everything is after a run: each stage's outputs and headline metrics."""
+    import json
+
+    from stages.layout import metrics_file
+
+    try:
+        names = pipeline_stages()
+    except StageError as exc:
+        raise _fail(exc) from None
+    dvc_stages = yaml.safe_load(Path("dvc.yaml").read_text(encoding="utf-8"))["stages"]
+    table = Table("stage", "outputs", "metrics", title="tuneforge pipeline")
+    for name in names:
+        outs = [next(iter(out)) if isinstance(out, dict) else out for out in dvc_stages[name].get("outs", [])]
+        path = metrics_file(name)
+        metrics = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+        shown = ", ".join(f"{k}={v}" for k, v in (metrics or {}).items() if not isinstance(v, dict | list))
+        table.add_row(name, "\n".join(outs), shown or "(not run yet)")
+    Console().print(table)
