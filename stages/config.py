@@ -125,7 +125,7 @@ class NoiseConfig(Section):
 class BalanceConfig(Section):
     enabled: bool = Field(True, description="Top minority classes up to `target` with augmented variants.")
     target: int | None = Field(
-        None, ge=1, description="Examples per class after balancing; null means the largest class's count."
+        None, ge=1, description="Examples per class after balancing; null: the largest class's count after variants."
     )
 
 
@@ -146,6 +146,54 @@ class AugmentConfig(Section):
     balance: BalanceConfig = Field(BalanceConfig(), description="Class balancing of the train split.")
 
 
+class RegistryConfig(Section):
+    enabled: bool = Field(True, description="Record every stage's outputs in the registry after it succeeds.")
+    url: str = Field(
+        "sqlite:///.tuneforge/registry.db",
+        description="SQLAlchemy URL of the registry database (a SQLite file, or postgresql+psycopg://...).",
+    )
+    artifacts: str = Field(
+        ".tuneforge/artifacts", description="Root of the content-addressed blob store: folder or fsspec URL."
+    )
+    cache: str = Field(
+        ".tuneforge/cache", description="Local folder where resolved model versions are placed, verified."
+    )
+    busy_timeout_s: float = Field(
+        60.0, gt=0, description="How long a SQLite writer waits for another writer's lock before failing."
+    )
+    connect_timeout_s: int = Field(
+        5, ge=1, description="Seconds to wait for a database server before reporting it unreachable."
+    )
+
+
+class PromotionConfig(Section):
+    min_metrics: dict[str, float] = Field(
+        {"metrics.f1_macro": 0.5}, description="Least value of each version metric (role.metric) to promote."
+    )
+    primary_metric: str = Field(
+        "metrics.f1_macro", min_length=1, description="Metric a candidate must improve on (higher is better)."
+    )
+    min_improvement: float = Field(
+        0.0,
+        description="Least gain in primary_metric over the alias's holder, measured on the same test split.",
+    )
+    test_split_role: SafeName = Field(
+        "test_split", description="Role of the test split artifact whose hash both versions must share."
+    )
+    parity_flag: str | None = Field(
+        "onnx_int8.parity_passed",
+        description="Metric that must be true: the int8 ONNX model matches the model; null turns it off.",
+    )
+    validation_flag: str | None = Field(
+        "validated.success",
+        description="Metric that must be true: the data passed validation; null turns it off.",
+    )
+    drift_metric: str | None = Field(
+        "test_split.drift_share.test_vs_train", description="Drift share metric to bound; null turns it off."
+    )
+    max_drift_share: Probability = Field(0.5, description="Largest drift_metric value a promotion accepts.")
+
+
 class Params(Section):
     data: DataConfig = Field(DataConfig(), description="Where the labelled data is and which columns to read.")
     validate_: ValidateConfig = Field(
@@ -153,6 +201,8 @@ class Params(Section):
     )
     split: SplitConfig = Field(SplitConfig(), description="Stratified train/val/test split.")
     augment: AugmentConfig = Field(AugmentConfig(), description="Augmentation of the train split only.")
+    registry: RegistryConfig = Field(RegistryConfig(), description="Where artifacts and records are kept.")
+    promotion: PromotionConfig = Field(PromotionConfig(), description="Gates a version passes for an alias.")
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
 
