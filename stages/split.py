@@ -1,0 +1,210 @@
+"""Stage `split`: stratified, seeded train/val/test splits of the validated data.
+
+Input: data/validated/train.parquet, and data/validated/test.parquet when the spec names a test file;
+that file then is the test split row for row and only train is split into train/val.
+Output: data/splits/{train,val,test}.parquet (text, label, source_row) + meta.json, drift reports
+reports/split/{val_vs_train,test_vs_train}.{html,json}, and metrics reports/metrics/split.json.
+
+Rows whose texts are equal after normalisation and casefolding are split as one unit, so case or
+whitespace variants of a text can never end up on both sides; the stratified unit is the distinct text,
+labelled by its first row. The leakage check afterwards still compares every split with every other
+(it catches a given test file that shares texts with train).
+"""
+
+import json
+import math
+import time
+from pathlib import Path
+
+import pandas as pd
+import pyarrow
+from sklearn.model_selection import train_test_split
+
+from stages.config import SplitConfig
+from stages.drift import write_drift_report
+from stages.errors import StageError
+from stages.io import LABEL, SOURCE_ROW, TEXT
+from stages.layout import SPLIT_NAMES, SPLITS_DIR, VALIDATED_DIR, metrics_file, reports_dir
+from stages.outputs import Produced, atomic_dirs, atomic_write_text, write_meta
+from stages.runner import stage_main
+from stages.textnorm import normalize_text
+
+STAGE = "split"
+REPORTS_DIR = reports_dir(STAGE)
+METRICS_FILE = metrics_file(STAGE)
+COLUMNS = [TEXT, LABEL, SOURCE_ROW]
+MIN_TRAIN_PER_CLASS = 2  # a class with fewer training examples is not worth stratifying for
+_KEY = "_text_key"
+_SHOWN_EXAMPLES = 5
+
+
+def run(
+    cfg: SplitConfig,
+    *,
+    validated_dir: Path = VALIDATED_DIR,
+    out_dir: Path = SPLITS_DIR,
+    reports: Path = REPORTS_DIR,
+    metrics_path: Path = METRICS_FILE,
+) -> Produced:
+    started = time.time()
+    train_path = Path(validated_dir) / "train.parquet"
+    test_path = Path(validated_dir) / "test.parquet"
+    if not train_path.is_file():
+        raise StageError(f"{train_path}: not found; run the validate stage first (python -m stages.validate)")
+    labelled = read_validated(train_path)
+    given_test = read_validated(test_path) if test_path.is_file() else None
+
+    splits = split_frame(labelled, cfg, given_test=given_test)
+    check_no_shared_text(splits)
+
+    inputs = {"train": train_path} | ({"test": test_path} if given_test is not None else {})
+    with atomic_dirs(Path(out_dir), Path(reports)) as (splits_tmp, reports_tmp):
+        for name, frame in splits.items():
+            frame.to_parquet(splits_tmp / f"{name}.parquet", index=False)
+        drift = {
+            f"{name}_vs_train": write_drift_report(
+                splits["train"], splits[name], reports_tmp, f"{name}_vs_train", f"Split: {name} vs train"
+            )["drift_share"]
+            for name in ("val", "test")
+        }
+        metrics = {
+            "rows": {name: len(frame) for name, frame in splits.items()},
+            "classes": int(labelled[LABEL].nunique()),
+            "test_source": "given" if given_test is not None else "split",
+            "drift_share": drift,
+        }
+        write_meta(
+            splits_tmp, stage=STAGE, config=cfg.model_dump(by_alias=True), inputs=inputs,
+            metrics=metrics, started=started,
+        )
+        atomic_write_text(Path(metrics_path), json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    return Produced(
+        stage=STAGE,
+        outputs={"splits": Path(out_dir), "reports": Path(reports), "metrics": Path(metrics_path)},
+        inputs=inputs,
+        metrics=metrics,
+    )
+
+
+def read_validated(path: Path) -> pd.DataFrame:
+    """A validated table as text, label, source_row (source_row is the line in the original input file)."""
+    try:
+        frame = pd.read_parquet(path)
+    except (pyarrow.ArrowException, OSError, ValueError) as exc:
+        raise StageError(f"{path}: not a readable Parquet file ({str(exc).splitlines()[0]})") from None
+    missing = [column for column in COLUMNS if column not in frame.columns]
+    if missing:
+        raise StageError(f"{path}: no column {', '.join(missing)}; rerun the validate stage")
+    if frame.empty:
+        raise StageError(f"{path}: has no rows; rerun the validate stage")
+    blank = frame[TEXT].isna() | frame[LABEL].isna()
+    if blank.any():
+        row = frame.loc[blank, SOURCE_ROW].iloc[0]
+        raise StageError(f"{path}: {int(blank.sum())} rows without text or label (first: source row {row})")
+    return frame[COLUMNS].astype({TEXT: str, LABEL: str}).reset_index(drop=True)
+
+
+def text_key(text: str) -> str:
+    """What "the same text" means across splits: equal after normalisation and casefolding."""
+    return normalize_text(text).casefold()
+
+
+def held_out_fractions(cfg: SplitConfig, *, has_test: bool) -> dict[str, float]:
+    return {"val": cfg.val_fraction} if has_test else {"val": cfg.val_fraction, "test": cfg.test_fraction}
+
+
+def min_per_class(fractions: dict[str, float]) -> int:
+    """Fewest distinct texts a class needs: one in every held-out split and MIN_TRAIN_PER_CLASS in train."""
+    needed = [1 / fraction for fraction in fractions.values()]
+    needed.append(MIN_TRAIN_PER_CLASS / (1 - sum(fractions.values())))
+    return math.ceil(max(needed) - 1e-9)  # 0.1 * 10 is 1 even where floats say 0.9999...
+
+
+def split_frame(
+    labelled: pd.DataFrame, cfg: SplitConfig, *, given_test: pd.DataFrame | None = None
+) -> dict[str, pd.DataFrame]:
+    """train/val/test frames (in input order) from the labelled table; a given test is kept as is."""
+    fractions = held_out_fractions(cfg, has_test=given_test is not None)
+    keys = labelled[TEXT].map(text_key)
+    units = labelled.assign(**{_KEY: keys}).drop_duplicates(_KEY)[[_KEY, LABEL]]
+    check_class_sizes(units[LABEL], fractions)
+
+    if given_test is None:
+        rest, test = train_test_split(
+            units, test_size=cfg.test_fraction, stratify=units[LABEL], random_state=cfg.seed
+        )
+        # Rescaled so val is val_fraction of the whole table, not of what the test split left.
+        val_share = cfg.val_fraction / (1 - cfg.test_fraction)
+        train, val = train_test_split(rest, test_size=val_share, stratify=rest[LABEL], random_state=cfg.seed)
+        assigned = {"train": train, "val": val, "test": test}
+    else:
+        train, val = train_test_split(
+            units, test_size=cfg.val_fraction, stratify=units[LABEL], random_state=cfg.seed
+        )
+        assigned = {"train": train, "val": val}
+
+    made = {
+        name: labelled[keys.isin(set(unit[_KEY]))].reset_index(drop=True) for name, unit in assigned.items()
+    }
+    _check_every_class_everywhere(made, units[LABEL].unique())
+    splits = made | ({"test": given_test} if given_test is not None else {})
+    return {name: splits[name] for name in SPLIT_NAMES}
+
+
+def check_class_sizes(labels: pd.Series, fractions: dict[str, float]) -> None:
+    """One StageError naming every class too small to reach every split (smallest first)."""
+    needed = min_per_class(fractions)
+    counts = labels.value_counts()
+    small = counts[counts < needed].sort_values(kind="stable")
+    if small.empty:
+        return
+    shares = ", ".join(f"{name}_fraction={fraction:g}" for name, fraction in fractions.items())
+    label, count = small.index[0], int(small.iloc[0])
+    others = f" ({len(small) - 1} more classes too small, listed below)" if len(small) > 1 else ""
+    raise StageError(
+        f"class '{label}' has {count} distinct texts; split needs at least {needed} per class with {shares} "
+        f"(one in each held-out split, {MIN_TRAIN_PER_CLASS} in train){others}",
+        detail="\n".join(f"  {name}: {int(n)}" for name, n in small.items()) if len(small) > 1 else "",
+    )
+
+
+def _check_every_class_everywhere(splits: dict[str, pd.DataFrame], labels) -> None:
+    # check_class_sizes makes this hold for sklearn's stratified rounding (simulated on 4,800 random
+    # class layouts); this guard turns a surprise into a clear error rather than a silently missing class.
+    for name, frame in splits.items():
+        absent = sorted(set(labels) - set(frame[LABEL]))
+        if absent:
+            raise StageError(
+                f"split '{name}' has no example of {len(absent)} classes (e.g. '{absent[0]}')",
+                detail="  " + ", ".join(absent[:20]),
+            )
+
+
+def check_no_shared_text(splits: dict[str, pd.DataFrame]) -> None:
+    """StageError listing examples when a text (normalised, casefolded) is in two splits."""
+    keyed = pd.concat(
+        [frame.assign(split=name, **{_KEY: frame[TEXT].map(text_key)}) for name, frame in splits.items()],
+        ignore_index=True,
+    )
+    spread = keyed.groupby(_KEY, sort=False)["split"].transform("nunique")
+    shared = keyed[spread > 1]
+    if shared.empty:
+        return
+    lines = []
+    for _, group in list(shared.groupby(_KEY, sort=False))[:_SHOWN_EXAMPLES]:
+        places = ", ".join(f"{row.split} (source row {row.source_row})" for row in group.itertuples())
+        lines.append(f"  {group[TEXT].iloc[0][:60]!r}: {places}")
+    count = shared[_KEY].nunique()
+    raise StageError(
+        f"{count} texts appear in more than one split (compared after normalising whitespace and case); "
+        "a given test file must not share texts with the training file (validate.drop_test_overlap)",
+        detail="\n".join(lines),
+    )
+
+
+def main(argv=None) -> int:
+    return stage_main(STAGE, lambda params: run(params.split), argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
