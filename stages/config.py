@@ -7,10 +7,10 @@ so a quoted number where a number belongs is a mistake worth reporting, not coer
 
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from stages.errors import ConfigError
 
@@ -87,7 +87,7 @@ class ValidateConfig(Section):
     max_text_chars: int = Field(2000, ge=1, description="Longest text accepted, in characters, after cleaning.")
     min_examples_per_class: int = Field(10, ge=1, description="Fewest training examples a class may have.")
     max_duplicate_share: Probability = Field(
-        0.01, description="Largest share of rows whose text also appears with a different label."
+        0.01, description="Largest share of rows whose text also appears with another label (they are dropped)."
     )
     drop_test_overlap: bool = Field(
         True, description="Drop training rows whose text is in the test file (else overlap fails validation)."
@@ -146,6 +146,117 @@ class AugmentConfig(Section):
     balance: BalanceConfig = Field(BalanceConfig(), description="Class balancing of the train split.")
 
 
+DEFAULT_PEFT = {"peft_type": "LORA", "r": 8, "lora_alpha": 16, "lora_dropout": 0.1, "target_modules": None}
+
+
+def _below_one(value: float) -> float:
+    if not 0 <= value < 1:
+        raise ValueError("must be in [0, 1)")
+    return value
+
+
+_EXPONENT_NUMBER = re.compile(r"^[-+]?[0-9]+(\.[0-9]*)?[eE][-+]?[0-9]+$")
+
+
+def _exponent_number(value: Any) -> Any:
+    # YAML 1.1 (PyYAML) reads `2e-4` (no dot) as a string; it is how everyone writes a learning rate.
+    if isinstance(value, str) and _EXPONENT_NUMBER.match(value.strip()):
+        return float(value)
+    return value
+
+
+Number = Annotated[float, BeforeValidator(_exponent_number)]
+UnitInterval = Annotated[Number, AfterValidator(_below_one)]
+
+
+class ModelConfig(Section):
+    base: str = Field(
+        "sentence-transformers/all-MiniLM-L6-v2", min_length=1,
+        description="Base model: a Hugging Face id or a local directory, always resolved offline.",
+    )
+    task: Literal["sequence-classification", "causal-lm"] = Field(
+        "sequence-classification", description="sequence-classification (labelled text) or causal-lm (chat JSONL)."
+    )
+
+
+class CausalLmConfig(Section):
+    train_file: str | None = Field(
+        None, description="JSONL of {instruction, response} or {messages} rows (model.task: causal-lm only)."
+    )
+    val_file: str | None = Field(None, description="JSONL in the same format, scored by perplexity.")
+    packing: bool = Field(False, description="Concatenate examples into full max_seq_length blocks.")
+
+
+class TrainConfig(Section):
+    method: Literal["full", "frozen", "lora", "peft"] = Field(
+        "full", description="full, frozen (head only), lora, or peft (any peft method from `peft`)."
+    )
+    peft: dict[str, Any] = Field(
+        DEFAULT_PEFT, description="peft config passed to peft as is (method lora or peft); needs peft_type."
+    )
+    freeze_layers: int = Field(
+        0, ge=0, description="Keep the embeddings and the bottom N layers frozen (method full only)."
+    )
+    learning_rate: Number = Field(2e-4, gt=0, description="Peak learning rate (2e-4 suits MiniLM full tuning).")
+    lr_scheduler: Literal["linear", "cosine", "constant_with_warmup"] = Field(
+        "linear", description="Learning-rate schedule after warm-up."
+    )
+    warmup_ratio: UnitInterval = Field(0.1, description="Share of the training steps spent warming up.")
+    weight_decay: Number = Field(0.01, ge=0, description="AdamW weight decay (not on biases and LayerNorm).")
+    max_grad_norm: Number = Field(1.0, ge=0, description="Gradient clipping norm; 0 disables clipping.")
+    gradient_accumulation_steps: int = Field(1, ge=1, description="Batches accumulated per optimizer step.")
+    optimizer: Literal["adamw_torch", "adamw_torch_fused", "adafactor", "sgd", "adagrad", "rmsprop"] = Field(
+        "adamw_torch", description="Optimizer, by its transformers name."
+    )
+    dropout: UnitInterval | None = Field(
+        None, description="Override every dropout probability of the model; null keeps the model's own."
+    )
+    label_smoothing: UnitInterval = Field(0.0, description="Label smoothing of the classification loss.")
+    epochs: Number = Field(3.0, gt=0, description="Passes over the training data (unless max_steps is set).")
+    max_steps: int | None = Field(None, ge=1, description="Optimizer steps to run; overrides epochs when set.")
+    batch_size: int = Field(32, ge=1, description="Training examples per batch on each process.")
+    eval_batch_size: int = Field(64, ge=1, description="Examples per batch when evaluating on val.")
+    max_seq_length: int = Field(
+        128, ge=8, description="Longest input in tokens (longer ones are truncated); batches pad dynamically."
+    )
+    group_by_length: bool = Field(False, description="Batch texts of similar length together (less padding).")
+    seed: int = Field(42, description="Seed of initialisation, data order and dropout.")
+    eval_steps: int = Field(
+        50, ge=1, description="Evaluate on val and write a checkpoint every N optimizer steps, and at the end."
+    )
+    keep_checkpoints: int = Field(
+        2, ge=1, description="Newest checkpoints kept for resuming after a crash (the best is kept as well)."
+    )
+    metric: Literal["accuracy", "macro_f1", "loss", "perplexity"] = Field(
+        "macro_f1", description="Val metric that picks the best checkpoint and drives early stopping."
+    )
+    early_stopping_patience: int | None = Field(
+        3, ge=1, description="Stop after N evaluations without improvement; null never stops early."
+    )
+    early_stopping_threshold: Number = Field(
+        0.0, ge=0, description="Smallest change of the metric that counts as an improvement."
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when available, else CPU.")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="auto: bf16 on CUDA where supported, else fp16; fp32 on CPU."
+    )
+    num_processes: int = Field(
+        1, ge=1, le=64, description="Processes of data-parallel training (DDP; gloo on CPU) via torchrun."
+    )
+    causal_lm: CausalLmConfig = Field(CausalLmConfig(), description="Data and packing for model.task causal-lm.")
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        peft_type = self.peft.get("peft_type")
+        if not isinstance(peft_type, str) or not peft_type:
+            raise ValueError("peft: needs a peft_type (e.g. LORA, IA3)")
+        if self.method == "lora" and peft_type.upper() != "LORA":
+            raise ValueError(f"method lora needs peft.peft_type LORA, got {peft_type} (use method: peft)")
+        if self.freeze_layers and self.method != "full":
+            raise ValueError(f"freeze_layers applies to method full only, got method {self.method}")
+        return self
+
+
 class RegistryConfig(Section):
     enabled: bool = Field(True, description="Record every stage's outputs in the registry after it succeeds.")
     url: str = Field(
@@ -201,6 +312,8 @@ class Params(Section):
     )
     split: SplitConfig = Field(SplitConfig(), description="Stratified train/val/test split.")
     augment: AugmentConfig = Field(AugmentConfig(), description="Augmentation of the train split only.")
+    model: ModelConfig = Field(ModelConfig(), description="The base model and the task it is tuned for.")
+    train: TrainConfig = Field(TrainConfig(), description="Fine-tuning: method and hyperparameters.")
     registry: RegistryConfig = Field(RegistryConfig(), description="Where artifacts and records are kept.")
     promotion: PromotionConfig = Field(PromotionConfig(), description="Gates a version passes for an alias.")
 
