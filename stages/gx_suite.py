@@ -76,8 +76,19 @@ def validate_tables(
             )
         except GreatExpectationsError as exc:
             raise StageError(f"{suite_path}: cannot be evaluated ({str(exc).splitlines()[0]})") from None
-        results[name] = result.to_json_dict()
+        results[name] = _without_run_identity(result.to_json_dict())
     return results
+
+
+def _without_run_identity(result: dict) -> dict:
+    """Drop GX's per-run ids and timestamps: the result is a DVC output, and the same data must hash the same."""
+    result.pop("id", None)
+    meta = result.get("meta") or {}
+    for key in ("run_id", "validation_time", "batch_markers", "active_batch_definition", "batch_spec"):
+        meta.pop(key, None)
+    for item in result.get("results", []):
+        item.get("expectation_config", {}).pop("id", None)
+    return result
 
 
 def _expectations(suite: dict, suite_path: Path) -> list:

@@ -111,3 +111,13 @@ def _read_parquet(path: Path) -> tuple[list[tuple[int, dict]], list[str]]:
     except (pyarrow.ArrowException, OSError, ValueError) as exc:
         raise StageError(f"{path}: not a readable Parquet file ({str(exc).splitlines()[0]})") from None
     return list(enumerate(frame.to_dict("records"), start=1)), [str(c) for c in frame.columns]
+
+
+def check_data_files(data, root: Path = Path(".")) -> None:
+    """Before DVC runs: the configured input files exist (DVC's own error for a missing dep is a traceback-ish line)."""
+    folder = Path(root) / data.dir
+    if not folder.is_dir():
+        raise StageError(f"data.dir: folder not found: {data.dir}")
+    for key, name in (("data.train_file", data.train_file), ("data.test_file", data.test_file)):
+        if name and not (folder / name).is_file():
+            raise StageError(f"{key}: file not found: {Path(data.dir) / name}")

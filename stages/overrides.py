@@ -6,6 +6,7 @@ as params changes and the file stays the one record of what ran. Comments and ke
 """
 
 import io
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +39,12 @@ def merge(base: dict, overlay: dict) -> None:
 
 
 def apply_to_params_file(
-    params_path: Path, assignments: list[str] = (), overlays: list[Path] = ()
+    params_path: Path,
+    assignments: list[str] = (),
+    overlays: list[Path] = (),
+    verify: Callable[[Params], None] | None = None,
 ) -> Params:
-    """Apply overlays then assignments to params.yaml, validate, and write it back only if valid."""
+    """Apply overlays then assignments to params.yaml, validate (and `verify`), write it back only if valid."""
     params_path = Path(params_path)
     round_trip = YAML()
     round_trip.preserve_quotes = True
@@ -58,6 +62,8 @@ def apply_to_params_file(
         parts, value = parse_assignment(assignment)
         merge(document, _nest(parts, value))
     params = parse_params(_to_builtin(document), source=str(params_path))
+    if verify:
+        verify(params)
     if overlays or assignments:
         buffer = io.StringIO()
         round_trip.dump(document, buffer)

@@ -2,6 +2,9 @@
 
 import csv
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -58,3 +61,38 @@ def banking77() -> Path:
     if not (BANKING77 / "train.csv").is_file():
         pytest.skip("../shared/datasets/banking77 is not beside the repo")
     return BANKING77
+
+
+def git(cwd: Path, *args: str) -> str:
+    identity = ["-c", "user.name=tuneforge-test", "-c", "user.email=test@tuneforge.invalid"]
+    return subprocess.run(["git", *identity, *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
+
+
+def _project_files() -> list[str]:
+    """What a clone would hold: tracked files plus untracked ones git does not ignore."""
+    listing = git(REPO_ROOT, "ls-files", "--cached", "--others", "--exclude-standard", "-z")
+    return [name for name in listing.split("\0") if name and (REPO_ROOT / name).is_file()]
+
+
+@pytest.fixture
+def project_clone(tmp_path) -> Path:
+    clone = tmp_path / "clone"
+    for name in _project_files():
+        target = clone / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO_ROOT / name, target)
+    git(clone, "init", "-q")
+    git(clone, "add", "-A")
+    git(clone, "commit", "-q", "-m", "snapshot")
+    return clone
+
+
+def dvc(clone: Path, *args: str) -> str:
+    """Run DVC in `clone` with this interpreter's python first on PATH (stages run as `python -m`)."""
+    env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]))
+    env.pop("TUNEFORGE_RUN_ID", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "dvc", *args], cwd=clone, env=env, capture_output=True, text=True, timeout=900
+    )
+    assert result.returncode == 0, f"dvc {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout + result.stderr

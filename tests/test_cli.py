@@ -62,3 +62,11 @@ def test_run_outside_a_repository_says_so(in_tmp_dir):
     result = runner.invoke(app, ["run"])
     assert result.exit_code == 1
     assert "dvc.yaml: not found; run tuneforge from the repository root" in result.output
+
+
+def test_run_refuses_a_missing_data_folder_before_dvc_starts(repo_copy):
+    before = (repo_copy / "params.yaml").read_bytes()
+    result = runner.invoke(app, ["run", "--set", "data.dir=nowhere"])
+    assert result.exit_code == 1
+    assert "data.dir: folder not found: nowhere" in result.output
+    assert (repo_copy / "params.yaml").read_bytes() == before

@@ -58,10 +58,11 @@ def run(
     params: Path = typer.Option(PARAMS_FILE, help="The pipeline spec"),
 ) -> None:
     """Run the whole pipeline through `dvc repro` (stages that are up to date are skipped)."""
+    from stages.io import check_data_files
     from stages.overrides import apply_to_params_file
 
     try:
-        apply_to_params_file(params, list(set_), list(config))
+        apply_to_params_file(params, list(set_), list(config), verify=lambda spec: check_data_files(spec.data))
         pipeline_stages()
     except StageError as exc:
         raise _fail(exc) from None
