@@ -257,6 +257,96 @@ class TrainConfig(Section):
         return self
 
 
+class EvaluateConfig(Section):
+    batch_size: int = Field(64, ge=1, description="Test examples per inference batch.")
+    max_seq_length: int = Field(
+        128, ge=8, description="Longest input in tokens (longer ones are truncated); keep it equal to train's."
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when available, else CPU.")
+    calibration_bins: int = Field(
+        15, ge=2, le=100, description="Equal-width confidence bins of the expected calibration error."
+    )
+    top_confusions: int = Field(10, ge=0, description="Most frequent (true, predicted) confusions listed.")
+    examples_per_confusion: int = Field(
+        3, ge=0, description="Test texts shown per listed confusion (the most confident mistakes)."
+    )
+    compare_model: SafeName = Field(
+        "intent", description="Registered model whose alias holder is evaluated on the same test split."
+    )
+    compare_alias: SafeName | None = Field(
+        "production", description="Alias of compare_model to compare with; null turns the comparison off."
+    )
+    compare_role: SafeName = Field(
+        "teacher", description="Role of the compared version that holds its Hugging Face model directory."
+    )
+    significance_level: OpenFraction = Field(
+        0.05, description="McNemar p-value below which the two models' accuracies are called different."
+    )
+
+
+class DistillConfig(Section):
+    layers: list[int] | None = Field(
+        None, description="Teacher layers (0-based) the student keeps; null: num_layers spread over the depth."
+    )
+    num_layers: int | None = Field(
+        None, ge=1, description="Layers kept when `layers` is null; null: a third of the teacher's, rounded up."
+    )
+    student_config: dict[str, Any] | None = Field(
+        None,
+        description="Instead of keeping layers: the teacher's config with these keys changed (passed to "
+        "transformers as is); weights whose name and shape match the teacher's are copied, the rest are fresh.",
+    )
+    prune_vocab: bool = Field(
+        True, description="Keep only the embedding rows of tokens the training data uses; others read as unknown."
+    )
+    alpha: Probability = Field(
+        0.5, description="Weight of cross-entropy on the true labels; 1 - alpha weighs the KL to the teacher."
+    )
+    temperature: Number = Field(
+        2.0, gt=0, description="Softmax temperature of the distillation term (the term is scaled by T squared)."
+    )
+    learning_rate: Number = Field(2e-4, gt=0, description="Peak learning rate of the student.")
+    epochs: Number = Field(5.0, gt=0, description="Passes over the training data (unless max_steps is set).")
+    max_steps: int | None = Field(None, ge=1, description="Optimizer steps to run; overrides epochs when set.")
+    batch_size: int = Field(32, ge=1, description="Training examples per batch.")
+    seed: int = Field(42, description="Seed of data order and dropout.")
+
+    @model_validator(mode="after")
+    def _layers_valid(self):
+        if self.layers is not None:
+            if not self.layers:
+                raise ValueError("layers: keep at least one layer (or null)")
+            if any(layer < 0 for layer in self.layers) or len(set(self.layers)) != len(self.layers):
+                raise ValueError(f"layers: must be distinct indices >= 0, got {self.layers}")
+        return self
+
+
+class ExportConfig(Section):
+    source: Literal["student", "teacher"] = Field(
+        "student", description="Model shipped in models/onnx: the distilled student or the teacher itself."
+    )
+    opset: int = Field(17, ge=14, le=20, description="ONNX opset of the exported graph.")
+    max_seq_length: int = Field(
+        128, ge=8, description="Longest input in tokens at inference (longer ones are truncated); keep it equal "
+        "to train's."
+    )
+    batch_size: int = Field(64, ge=1, description="Test examples per batch in the parity checks.")
+    max_abs_diff: Number = Field(
+        1e-3, gt=0, description="Gate: largest |logit difference| of fp32 ONNX vs PyTorch on the test split."
+    )
+    max_f1_drop: Number = Field(
+        1.0, ge=0, description="Gate: largest drop of macro-F1, in points, of int8 vs fp32 ONNX on the test split."
+    )
+    per_channel: bool = Field(False, description="Quantize weights per output channel instead of per tensor.")
+    worst_rows: int = Field(10, ge=1, description="Rows listed when a parity gate fails (the worst ones).")
+    benchmark_runs: int = Field(200, ge=1, description="Batch-1 inferences timed per model in the speed report.")
+    benchmark_warmup: int = Field(20, ge=0, description="Untimed inferences before each model is timed.")
+    throughput_batch_size: int = Field(32, ge=1, description="Batch size of the throughput measurement.")
+    threads: int | None = Field(
+        None, ge=1, description="CPU threads of PyTorch and onnxruntime in the speed report; null: all cores."
+    )
+
+
 class RegistryConfig(Section):
     enabled: bool = Field(True, description="Record every stage's outputs in the registry after it succeeds.")
     url: str = Field(
@@ -291,6 +381,9 @@ class PromotionConfig(Section):
     test_split_role: SafeName = Field(
         "test_split", description="Role of the test split artifact whose hash both versions must share."
     )
+    test_split_file: str | None = Field(
+        "test.parquet", description="File whose hash is compared when that artifact is a folder; null: whole."
+    )
     parity_flag: str | None = Field(
         "onnx_int8.parity_passed",
         description="Metric that must be true: the int8 ONNX model matches the model; null turns it off.",
@@ -314,6 +407,13 @@ class Params(Section):
     augment: AugmentConfig = Field(AugmentConfig(), description="Augmentation of the train split only.")
     model: ModelConfig = Field(ModelConfig(), description="The base model and the task it is tuned for.")
     train: TrainConfig = Field(TrainConfig(), description="Fine-tuning: method and hyperparameters.")
+    evaluate: EvaluateConfig = Field(
+        EvaluateConfig(), description="Test-split metrics, calibration, and the comparison with production."
+    )
+    distill: DistillConfig = Field(DistillConfig(), description="Knowledge distillation into a smaller student.")
+    export: ExportConfig = Field(
+        ExportConfig(), description="ONNX export, int8 quantization, parity gates and the speed report."
+    )
     registry: RegistryConfig = Field(RegistryConfig(), description="Where artifacts and records are kept.")
     promotion: PromotionConfig = Field(PromotionConfig(), description="Gates a version passes for an alias.")
 

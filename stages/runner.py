@@ -32,7 +32,10 @@ def stage_main(
     args = parser.parse_args(argv)
     quiet_libraries()
     try:
-        produced = run_with(load_params(args.params))
+        params = load_params(args.params)
+        _check_registry(params)  # an unreachable registry fails before any output is replaced
+        produced = run_with(params)
+        recorded = _record(produced, params)
     except StageError as exc:
         print(f"{name}: error: {exc.message}", file=sys.stderr)
         if exc.detail:
@@ -40,4 +43,21 @@ def stage_main(
         return exc.exit_code
     outputs = ", ".join(str(path) for path in produced.outputs.values())
     print(f"{name}: done -> {outputs}")
+    if recorded:
+        print(f"{name}: registered {', '.join(f'{ref.name} v{ref.version}' for ref in recorded)}")
     return 0
+
+
+def _check_registry(params: Params) -> None:
+    if params.registry.enabled:
+        from registry.connection import opened
+
+        with opened(params.registry):
+            pass
+
+
+def _record(produced: Produced, params: Params) -> list:
+    """Every stage registers its outputs with lineage to its inputs, however it was started (DVC, flow, hand)."""
+    from registry import record_stage
+
+    return record_stage(produced, config=params.registry)

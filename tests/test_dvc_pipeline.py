@@ -1,10 +1,17 @@
 """End to end: `dvc repro` in a real git repo holding the project's files, on the example data.
 
+Every stage registers its outputs as it runs, so the registry's lineage of the last artifact walks
+back to the validated dataset and the raw file's hash.
+
 First run: every data stage runs. Second run: nothing runs. Changed split.seed: split and augment
 rerun, validate does not. DVC decides all of this from dvc.yaml; the test only reads what it did.
 """
 
+import hashlib
+import json
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -25,6 +32,7 @@ def test_dvc_repro_runs_skips_and_reruns_only_what_changed(project_clone):
                  "reports/split/val_vs_train.html", "reports/augment/augmented_vs_original.json"):
         assert (project_clone / path).is_file(), path
     assert "Data and pipelines are up to date" in dvc(project_clone, "status", *DATA_STAGES)
+    assert_lineage_reaches_the_raw_file(project_clone)
 
     second = dvc(project_clone, "repro", *DATA_STAGES)
     assert stages_run(second) == []
@@ -37,3 +45,19 @@ def test_dvc_repro_runs_skips_and_reruns_only_what_changed(project_clone):
     assert stages_run(third) == ["split", "augment"]
     assert (project_clone / "data/validated/train.parquet").read_bytes() == validated_before
     assert (project_clone / "data/splits/val.parquet").read_bytes() != val_before, "a new seed, a new split"
+
+
+def assert_lineage_reaches_the_raw_file(clone):
+    shown = subprocess.run(
+        [sys.executable, "-m", "tuneforge.cli", "registry", "lineage", "augment.train", "--json"],
+        cwd=clone, capture_output=True, text=True, check=True,
+    )
+    nodes, stack = [], [json.loads(shown.stdout)]
+    while stack:
+        node = stack.pop()
+        nodes.append(node)
+        stack.extend(node["inputs"])
+    refs = {node["ref"].split(":")[0]: node for node in nodes}
+    assert {"augment.train", "split.splits", "validate.validated"} <= set(refs)
+    raw = hashlib.sha256((clone / "examples" / "intents.csv").read_bytes()).hexdigest()
+    assert refs["intents.csv"]["kind"] == "source" and refs["intents.csv"]["sha256"] == raw

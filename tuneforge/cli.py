@@ -12,18 +12,14 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
+from registry.cli import app as registry_app
 from stages.errors import StageError
 from stages.layout import PARAMS_FILE
 
 app = typer.Typer(help="Declarative fine-tuning pipeline with a model registry.", no_args_is_help=True)
 err = Console(stderr=True)
 
-try:  # the registry's commands, mounted as `tuneforge registry ...`
-    from registry.cli import app as registry_app
-except ImportError:  # pragma: no cover - only while the registry package is absent
-    registry_app = None
-else:
-    app.add_typer(registry_app, name="registry", help="Versioned artifacts, lineage, aliases and promotion.")
+app.add_typer(registry_app, name="registry", help="Versioned artifacts, lineage, aliases and promotion.")
 
 
 def _fail(exc: StageError) -> typer.Exit:
@@ -62,8 +58,8 @@ def run(
     from stages.overrides import apply_to_params_file
 
     try:
-        apply_to_params_file(params, list(set_), list(config), verify=lambda spec: check_data_files(spec.data))
         pipeline_stages()
+        apply_to_params_file(params, list(set_), list(config), verify=lambda spec: check_data_files(spec.data))
     except StageError as exc:
         raise _fail(exc) from None
     command = [sys.executable, "-m", "dvc", "repro", *(["--force"] if force else [])]
@@ -134,3 +130,28 @@ def summary() -> None:
         shown = ", ".join(f"{k}={v}" for k, v in (metrics or {}).items() if not isinstance(v, dict | list))
         table.add_row(name, "\n".join(outs), shown or "(not run yet)")
     Console().print(table)
+
+
+@app.command()
+def serve(port: int = typer.Option(4200, help="Port of the local Prefect server")) -> None:
+    """Start a local Prefect server and a worker, and deploy prefect.yaml: the schedules then fire here."""
+    from tuneforge import serve as serving
+
+    repo = Path.cwd()
+    if not (repo / "prefect.yaml").is_file():
+        err.print("error: prefect.yaml not found; run tuneforge serve from the repository root", markup=False)
+        raise typer.Exit(1)
+    env = serving.serving_environment(repo, port)
+    with serving.local_server(env, port):
+        serving.deploy_all(repo, env)
+        Console().print(f"Prefect UI: http://127.0.0.1:{port}  (Ctrl-C stops the worker and the server)")
+        worker = serving.start_worker(repo, env)
+        try:
+            worker.wait()
+        except KeyboardInterrupt:
+            worker.terminate()
+            worker.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,377 @@
+"""`tuneforge registry ...`: inspect, promote, roll back, download and verify registered models.
+
+Every command takes --json for machine-readable output. A failure prints one line `error: ...` on stderr
+and exits non-zero, with no traceback and the registry unchanged.
+"""
+
+import functools
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.exc import SQLAlchemyError
+
+from registry import api
+from registry.versions import VersionInfo
+from stages.config import Params, load_params
+from stages.errors import StageError
+from stages.layout import PARAMS_FILE
+
+app = typer.Typer(
+    name="registry",
+    help="The model and artifact registry: versions, lineage, aliases, promotion gates, audit log.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _console() -> Console:
+    # Piped output (CI logs, tests) gets wide tables instead of rich's 80-column default and ellipses.
+    return Console() if sys.stdout.isatty() else Console(width=200)
+
+Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+
+
+@app.callback()
+def _global_options(
+    ctx: typer.Context,
+    params: Annotated[Path, typer.Option("--params", help="params.yaml whose registry: and promotion: to use.")] = (
+        PARAMS_FILE
+    ),
+) -> None:
+    ctx.obj = params
+
+
+def _params(ctx: typer.Context) -> Params:
+    path = Path(ctx.obj or PARAMS_FILE)
+    # Without a params.yaml in the working directory the defaults apply; a named file must exist.
+    if path == PARAMS_FILE and not path.exists():
+        return Params()
+    return load_params(path)
+
+
+def _handles_errors(command):
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except StageError as exc:
+            _fail(exc.message, exc.exit_code, exc.detail)
+        except SQLAlchemyError as exc:
+            original = getattr(exc, "orig", None) or exc
+            _fail(f"registry database: {str(original).strip().splitlines()[0]}")
+        except OSError as exc:
+            _fail(f"{exc.filename + ': ' if exc.filename else ''}{exc.strerror or exc}")
+
+    return wrapper
+
+
+def _fail(message: str, code: int = 1, detail: str = "") -> None:
+    print(f"error: {message}", file=sys.stderr)
+    if detail:
+        print(detail, file=sys.stderr)
+    raise typer.Exit(code)
+
+
+def _print_json(payload: Any) -> None:
+    print(json.dumps(payload, indent=2, sort_keys=True, default=str))
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_jsonable(item) for item in value]
+    return value.to_json() if hasattr(value, "to_json") else value
+
+
+def _table(*columns: str, title: str | None = None) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    return table
+
+
+@app.command()
+@_handles_errors
+def models(ctx: typer.Context, as_json: Json = False) -> None:
+    """List registered models with their latest version and aliases."""
+    rows = api.models(config=_params(ctx).registry)
+    if as_json:
+        return _print_json(rows)
+    table = _table("model", "latest", "aliases", "created")
+    for row in rows:
+        aliases = ", ".join(f"{alias} -> {version}" for alias, version in row["aliases"].items())
+        table.add_row(row["name"], str(row["latest_version"]), aliases, row["created_at"])
+    _console().print(table)
+
+
+@app.command()
+@_handles_errors
+def artifacts(ctx: typer.Context, as_json: Json = False) -> None:
+    """List artifact names with their latest version."""
+    rows = api.artifacts(config=_params(ctx).registry)
+    if as_json:
+        return _print_json(rows)
+    table = _table("artifact", "version", "kind", "sha256", "size", "path")
+    for row in rows:
+        table.add_row(row["name"], str(row["version"]), row["kind"], row["sha256"][:12], str(row["size"]), row["path"])
+    _console().print(table)
+
+
+@app.command()
+@_handles_errors
+def versions(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Model or artifact name.")],
+             as_json: Json = False) -> None:
+    """List the versions of a model (or of an artifact)."""
+    rows = api.versions(name, config=_params(ctx).registry)
+    if as_json:
+        return _print_json(_jsonable(rows))
+    if rows and isinstance(rows[0], VersionInfo):
+        table = _table("version", "aliases", "tags", "roles", "created", title=f"model {name}")
+        for row in rows:
+            table.add_row(str(row.version), ", ".join(row.aliases), ", ".join(row.tags),
+                          ", ".join(f"{role}={ref}" for role, ref in row.artifacts.items()), row.created_at)
+    else:
+        table = _table("version", "kind", "sha256", "size", "stage", "run", title=f"artifact {name}")
+        for row in rows:
+            table.add_row(str(row.version), row.kind, row.sha256[:12], str(row.size), row.stage or "", row.run_id or "")
+    _console().print(table)
+
+
+@app.command()
+@_handles_errors
+def show(ctx: typer.Context, ref: Annotated[str, typer.Argument(help="NAME, NAME:VERSION or NAME@ALIAS.")],
+         as_json: Json = False) -> None:
+    """Show a model, a model version or an artifact version in full."""
+    info = api.show(ref, config=_params(ctx).registry)
+    if as_json:
+        return _print_json(info)
+    what = {"model": info.get("name"), "artifact": f"{info.get('name')}:{info.get('version')}",
+            "model_version": f"{info.get('model')}:{info.get('version')}"}[info["type"]]
+    table = _table("field", "value", title=f"{info['type'].replace('_', ' ')} {what}")
+    for key, value in info.items():
+        if key in ("type", "files"):
+            continue
+        if key == "artifacts":
+            value = "\n".join(f"{role}: {a['name']}:{a['version']} sha256:{a['sha256']}" for role, a in value.items())
+        if isinstance(value, dict | list):
+            value = json.dumps(value, indent=1, sort_keys=True, default=str)
+        table.add_row(key, "" if value is None else str(value))
+    _console().print(table)
+    if info.get("files"):
+        files = _table("file", "sha256", "size")
+        for entry in info["files"]:
+            files.add_row(entry["path"], entry["sha256"], str(entry["size"]))
+        _console().print(files)
+
+
+@app.command()
+@_handles_errors
+def lineage(ctx: typer.Context,
+            ref: Annotated[str, typer.Argument(help="An artifact (NAME[:VERSION]) or a model version.")],
+            as_json: Json = False) -> None:
+    """Print the tree from REF back to its raw sources, with every hash."""
+    tree = api.lineage(ref, config=_params(ctx).registry)
+    if as_json:
+        return _print_json(tree)
+    # Plain lines, not a rich Tree: full hashes must never be cropped to the terminal width.
+    print("\n".join(_tree_lines(tree)))
+
+
+def _node_label(node: dict) -> str:
+    role = f"{node['role']}: " if node.get("role") else ""
+    text = f"{role}{node['ref']} ({node['kind']})"
+    if node.get("sha256"):
+        text += f" sha256:{node['sha256']}"
+    if node.get("path"):
+        text += f" {node['path']}"
+    return text + (" (shown above)" if node.get("repeated") else "")
+
+
+def _tree_lines(node: dict, prefix: str = "", last: bool = True, root: bool = True) -> list[str]:
+    lines = [_node_label(node) if root else f"{prefix}{'└── ' if last else '├── '}{_node_label(node)}"]
+    inner = "" if root else prefix + ("    " if last else "│   ")
+    for index, child in enumerate(node["inputs"]):
+        lines += _tree_lines(child, inner, index == len(node["inputs"]) - 1, root=False)
+    return lines
+
+
+@app.command()
+@_handles_errors
+def register(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    artifacts: Annotated[list[str], typer.Argument(help="ROLE=ARTIFACT[:VERSION], e.g. onnx_int8=export.onnx")],
+    metric: Annotated[list[str] | None, typer.Option("--metric", help="Extra metric KEY=NUMBER.")] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", help="Tag for the new version.")] = None,
+    reason: Annotated[str | None, typer.Option("--reason", help="Why, for the event log.")] = None,
+    as_json: Json = False,
+) -> None:
+    """Register a new model version grouping artifacts by role."""
+    roles = dict(_pair(item, "ROLE=ARTIFACT") for item in artifacts)
+    metrics = {key: _number(value, key) for key, value in (_pair(item, "KEY=NUMBER") for item in metric or [])}
+    info = api.register_model(name, roles, metrics=metrics, tags=tag or [], reason=reason,
+                              config=_params(ctx).registry)
+    if as_json:
+        return _print_json(info.to_json())
+    _console().print(f"registered {info} ({', '.join(f'{r}={a}' for r, a in info.artifacts.items())})")
+
+
+def _pair(item: str, shape: str) -> tuple[str, str]:
+    key, sep, value = item.partition("=")
+    if not sep or not key or not value:
+        raise StageError(f"expected {shape}, got {item!r}")
+    return key, value
+
+
+def _number(value: str, key: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise StageError(f"metric {key}: {value!r} is not a number") from None
+
+
+@app.command()
+@_handles_errors
+def promote(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    version: Annotated[int, typer.Argument(help="Version to promote.", min=1)],
+    to: Annotated[str, typer.Option("--to", help="Alias to move, e.g. staging or production.")],
+    force: Annotated[bool, typer.Option("--force", help="Move the alias even if gates fail (needs --reason).")] = False,
+    reason: Annotated[str | None, typer.Option("--reason", help="Why; recorded in the event log.")] = None,
+    as_json: Json = False,
+) -> None:
+    """Evaluate the promotion gates of params.yaml and move the alias only if all pass."""
+    params = _params(ctx)
+    result = api.promote(name, version, to, force=force, reason=reason, policy=params.promotion,
+                         config=params.registry)
+    if as_json:
+        _print_json(result.to_json())
+    else:
+        table = _table("gate", "required", "observed", "result", title=f"promote {name}:{version} -> {to}")
+        for gate in result.gates:
+            table.add_row(gate.gate, gate.required, gate.observed,
+                          "[green]pass[/green]" if gate.passed else "[red]FAIL[/red]")
+        _console().print(table)
+    was = f" (was {name}:{result.previous})" if result.previous else ""
+    if result.passed:
+        return None if as_json else _console().print(f"promoted {name}:{version} to {to}{was}")
+    if result.forced:
+        return None if as_json else _console().print(f"forced {name}:{version} to {to}{was}: {reason}")
+    failed = [gate.gate for gate in result.gates if not gate.passed]
+    _fail(f"promotion of {name}:{version} to {to} refused: {len(failed)} gate(s) failed: {'; '.join(failed)}")
+
+
+@app.command()
+@_handles_errors
+def rollback(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    alias: Annotated[str, typer.Option("--alias", help="Alias to return to its previous holder.")],
+    reason: Annotated[str | None, typer.Option("--reason", help="Why; recorded in the event log.")] = None,
+    as_json: Json = False,
+) -> None:
+    """Return an alias to the version that held it before."""
+    moved = api.rollback(name, alias, reason=reason, config=_params(ctx).registry)
+    if as_json:
+        return _print_json(moved)
+    _console().print(f"rolled back {name}@{alias}: {name}:{moved['from']} -> {name}:{moved['to']}")
+
+
+@app.command()
+@_handles_errors
+def download(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="Artifact or model version reference.")],
+    dest: Annotated[Path, typer.Argument(help="Where to write it (must not exist yet, or be an empty folder).")],
+    as_json: Json = False,
+) -> None:
+    """Copy an artifact or a model version out of the store, verifying every sha256."""
+    path = api.download(ref, dest, config=_params(ctx).registry)
+    if as_json:
+        return _print_json({"ref": ref, "path": str(path)})
+    _console().print(f"downloaded {ref} to {path}")
+
+
+@app.command()
+@_handles_errors
+def verify(
+    ctx: typer.Context,
+    ref: Annotated[str | None, typer.Argument(help="Artifact or model version; all artifacts if omitted.")] = None,
+    as_json: Json = False,
+) -> None:
+    """Re-hash stored blobs and report any that are missing or tampered with."""
+    report = api.verify(ref, config=_params(ctx).registry)
+    if as_json:
+        _print_json(report)
+    elif report["problems"]:
+        table = _table("artifact", "expected sha256", "actual")
+        for problem in report["problems"]:
+            table.add_row(problem["artifact"], problem["expected"], problem["actual"])
+        _console().print(table)
+    if report["problems"]:
+        _fail(f"{len(report['problems'])} blob(s) failed verification ({report['checked']} checked)")
+    if not as_json:
+        _console().print(f"ok: {report['checked']} blob(s) of {report['artifacts']} artifact(s) verified")
+
+
+@app.command()
+@_handles_errors
+def gc(
+    ctx: typer.Context,
+    grace_s: Annotated[float, typer.Option("--grace-s", help="Keep unreferenced files younger than this.")] = 3600,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only report what would be removed.")] = False,
+    as_json: Json = False,
+) -> None:
+    """Remove blobs no artifact references (left by interrupted registrations)."""
+    report = api.gc(grace_s=grace_s, dry_run=dry_run, config=_params(ctx).registry)
+    if as_json:
+        return _print_json(report)
+    verb = "would remove" if dry_run else "removed"
+    _console().print(
+        f"{verb} {report['removed_blobs']} blob(s), {report['removed_manifests']} manifest(s), "
+        f"{report['removed_temporaries']} temporary file(s), {report['freed_bytes']} bytes; "
+        f"{report['kept_blobs']} blob(s) in use"
+    )
+
+
+@app.command()
+@_handles_errors
+def events(
+    ctx: typer.Context,
+    name: Annotated[str | None, typer.Argument(help="Only this model's events.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="How many of the newest events.")] = 50,
+    as_json: Json = False,
+) -> None:
+    """The audit log: registrations, gate decisions, promotions, forced promotions, rollbacks."""
+    rows = api.events(name, limit=limit, config=_params(ctx).registry)
+    if as_json:
+        return _print_json(rows)
+    table = _table("at", "actor", "event", "subject", "reason")
+    for row in rows:
+        table.add_row(row["at"], row["actor"], row["kind"], row["subject"], row["reason"] or "")
+    _console().print(table)
+
+
+@app.command("tag")
+@_handles_errors
+def tag_version(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="Model version: NAME:VERSION or NAME@ALIAS.")],
+    tags: Annotated[list[str], typer.Argument(help="Tags to add.")],
+    as_json: Json = False,
+) -> None:
+    """Add tags to a model version."""
+    info = api.tag(ref, tags, config=_params(ctx).registry)
+    if as_json:
+        return _print_json(info.to_json())
+    _console().print(f"{info}: tags {', '.join(info.tags)}")
+
+
+if __name__ == "__main__":
+    app()
