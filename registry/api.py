@@ -27,7 +27,15 @@ from registry.names import Ref, parse_ref, validate_name
 from registry.promotion import Gate, evaluate_gates, evidence
 from registry.record import record_stage
 from registry.schema import Artifact, ArtifactFile, ArtifactName, Event, Run
-from registry.store import ArtifactRef, add_event, artifact_ref, get_artifact, has_model, manifest
+from registry.store import (
+    ArtifactRef,
+    add_event,
+    artifact_ref,
+    find_artifact_by_sha,
+    get_artifact,
+    has_model,
+    manifest,
+)
 from registry.versions import (
     VersionInfo,
     add_tags,
@@ -43,6 +51,7 @@ from registry.versions import (
     version_info,
 )
 from stages.config import PromotionConfig, RegistryConfig
+from stages.outputs import sha256_path
 
 __all__ = [
     "artifacts", "download", "events", "gc", "lineage", "models", "promote", "record_stage", "register_model",
@@ -136,6 +145,15 @@ def lineage(ref: str, *, config: RegistryConfig | None = None) -> dict[str, Any]
         if has_model(session, parsed.name):
             return version_tree(session, *get_version(session, parsed))
         return artifact_tree(session, get_artifact(session, parsed))
+
+
+def artifact_with_content(path: str | Path, *, config: RegistryConfig | None = None) -> ArtifactRef | None:
+    """The newest stage output whose content is exactly `path` (file or folder), or None: how a step that
+    only sees workspace paths (the register stage) names the artifacts a pipeline run produced."""
+    digest = sha256_path(Path(path))
+    with opened(config) as registry, reading(registry.engine) as session:
+        artifact = find_artifact_by_sha(session, digest)
+        return artifact_ref(artifact) if artifact is not None and artifact.kind != "source" else None
 
 
 def register_model(

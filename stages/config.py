@@ -270,11 +270,9 @@ class EvaluateConfig(Section):
     examples_per_confusion: int = Field(
         3, ge=0, description="Test texts shown per listed confusion (the most confident mistakes)."
     )
-    compare_model: SafeName = Field(
-        "intent", description="Registered model whose alias holder is evaluated on the same test split."
-    )
     compare_alias: SafeName | None = Field(
-        "production", description="Alias of compare_model to compare with; null turns the comparison off."
+        "production",
+        description="Alias of registry.model_name evaluated on the same test split; null turns the comparison off.",
     )
     compare_role: SafeName = Field(
         "teacher", description="Role of the compared version that holds its Hugging Face model directory."
@@ -284,8 +282,16 @@ class EvaluateConfig(Section):
     )
 
 
+def _layer_indices(value: list[int]) -> list[int]:
+    if not value:
+        raise ValueError("keep at least one layer (or null)")
+    if any(layer < 0 for layer in value) or len(set(value)) != len(value):
+        raise ValueError("must be distinct layer indices >= 0")
+    return value
+
+
 class DistillConfig(Section):
-    layers: list[int] | None = Field(
+    layers: Annotated[list[int], AfterValidator(_layer_indices)] | None = Field(
         None, description="Teacher layers (0-based) the student keeps; null: num_layers spread over the depth."
     )
     num_layers: int | None = Field(
@@ -310,15 +316,6 @@ class DistillConfig(Section):
     max_steps: int | None = Field(None, ge=1, description="Optimizer steps to run; overrides epochs when set.")
     batch_size: int = Field(32, ge=1, description="Training examples per batch.")
     seed: int = Field(42, description="Seed of data order and dropout.")
-
-    @model_validator(mode="after")
-    def _layers_valid(self):
-        if self.layers is not None:
-            if not self.layers:
-                raise ValueError("layers: keep at least one layer (or null)")
-            if any(layer < 0 for layer in self.layers) or len(set(self.layers)) != len(self.layers):
-                raise ValueError(f"layers: must be distinct indices >= 0, got {self.layers}")
-        return self
 
 
 class ExportConfig(Section):
@@ -349,6 +346,9 @@ class ExportConfig(Section):
 
 class RegistryConfig(Section):
     enabled: bool = Field(True, description="Record every stage's outputs in the registry after it succeeds.")
+    model_name: SafeName = Field(
+        "classifier", description="Registered model that a pipeline run's versions belong to (and are compared with)."
+    )
     url: str = Field(
         "sqlite:///.tuneforge/registry.db",
         description="SQLAlchemy URL of the registry database (a SQLite file, or postgresql+psycopg://...).",
@@ -369,10 +369,10 @@ class RegistryConfig(Section):
 
 class PromotionConfig(Section):
     min_metrics: dict[str, float] = Field(
-        {"metrics.f1_macro": 0.5}, description="Least value of each version metric (role.metric) to promote."
+        {"metrics.macro_f1": 0.5}, description="Least value of each version metric (role.metric) to promote."
     )
     primary_metric: str = Field(
-        "metrics.f1_macro", min_length=1, description="Metric a candidate must improve on (higher is better)."
+        "metrics.macro_f1", min_length=1, description="Metric a candidate must improve on (higher is better)."
     )
     min_improvement: float = Field(
         0.0,
@@ -396,6 +396,9 @@ class PromotionConfig(Section):
         "test_split.drift_share.test_vs_train", description="Drift share metric to bound; null turns it off."
     )
     max_drift_share: Probability = Field(0.5, description="Largest drift_metric value a promotion accepts.")
+    promote_to: SafeName | None = Field(
+        None, description="Alias the register stage moves to each new version whose gates pass; null: none."
+    )
 
 
 class Params(Section):

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import labelled_rows
 
+from conftest import labelled_rows
 from stages import augment
 from stages.augment import BALANCE_PREFIX, augment_frame, run
 from stages.config import AugmentConfig, BalanceConfig, NoiseConfig

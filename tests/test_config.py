@@ -5,11 +5,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conftest import REPO_ROOT
 from stages.config import Params, describe_schema, load_params, parse_params
 from stages.errors import ConfigError
 from stages.overrides import apply_to_params_file, merge, parse_assignment
-
-from conftest import REPO_ROOT
 
 
 def shipped_params() -> list[Path]:
@@ -36,7 +35,7 @@ def test_params_yaml_states_every_default_of_the_schema():
     # params.yaml is the readable spec: it must not silently drift from the schema's defaults.
     shipped = load_params(REPO_ROOT / "params.yaml").model_dump(by_alias=True)
     defaults = Params().model_dump(by_alias=True)
-    for section in ("validate", "split", "augment"):
+    for section in ("validate", "split", "augment", "model", "train", "evaluate", "distill", "export"):
         assert shipped[section] == defaults[section], section
 
 
@@ -57,7 +56,10 @@ def test_every_field_has_a_description():
         ({"augment": {"balance": {"targett": 3}}}, "augment.balance.targett: unknown key (expected one of: enabled"),
         ({"data": {"train_file": "x.xlsx"}}, "data.train_file: unsupported file extension '.xlsx'"),
         ({"validate": {"suite": "../etc/passwd"}}, "validate.suite: must be 1-64 letters"),
-        ({"validate": {"min_examples_per_class": 0}}, "validate.min_examples_per_class: must be greater than or equal to 1"),
+        (
+            {"validate": {"min_examples_per_class": 0}},
+            "validate.min_examples_per_class: must be greater than or equal to 1",
+        ),
         ({"data": {"labels": "a,b"}}, "data.labels: must be a valid list"),
         ([1, 2], "must be a mapping of sections"),
     ],

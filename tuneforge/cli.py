@@ -23,7 +23,8 @@ app.add_typer(registry_app, name="registry", help="Versioned artifacts, lineage,
 
 
 def _fail(exc: StageError) -> typer.Exit:
-    err.print(f"error: {exc.message}", markup=False, highlight=False)
+    # soft_wrap: one line however long the paths in it are (rich would wrap at the terminal width).
+    err.print(f"error: {exc.message}", markup=False, highlight=False, soft_wrap=True)
     if exc.detail:
         err.print(exc.detail, markup=False, highlight=False)
     return typer.Exit(exc.exit_code)
@@ -112,24 +113,14 @@ def main() -> None:  # console-script entry point
 
 @app.command()
 def summary() -> None:
-    """Where everything is after a run: each stage's outputs and headline metrics."""
-    import json
-
-    from stages.layout import metrics_file
+    """Where everything is after a run: outputs, headline metrics, the registered version, what to try next."""
+    from tuneforge.summary import print_summary
 
     try:
-        names = pipeline_stages()
+        pipeline_stages()
     except StageError as exc:
         raise _fail(exc) from None
-    dvc_stages = yaml.safe_load(Path("dvc.yaml").read_text(encoding="utf-8"))["stages"]
-    table = Table("stage", "outputs", "metrics", title="tuneforge pipeline")
-    for name in names:
-        outs = [next(iter(out)) if isinstance(out, dict) else out for out in dvc_stages[name].get("outs", [])]
-        path = metrics_file(name)
-        metrics = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
-        shown = ", ".join(f"{k}={v}" for k, v in (metrics or {}).items() if not isinstance(v, dict | list))
-        table.add_row(name, "\n".join(outs), shown or "(not run yet)")
-    Console().print(table)
+    print_summary()
 
 
 @app.command()
@@ -152,6 +143,39 @@ def serve(port: int = typer.Option(4200, help="Port of the local Prefect server"
             worker.terminate()
             worker.wait(timeout=30)
 
+
+@app.command()
+def predict(
+    model_dir: Path = typer.Argument(..., help="A models/onnx directory written by the export stage"),
+    texts: list[str] = typer.Argument(None, help="Texts to classify"),
+    file: Path = typer.Option(None, "--file", "-f", help="Also classify each line of this UTF-8 file"),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per text (label, score, top)"),
+    fp32: bool = typer.Option(False, "--fp32", help="Run model.onnx instead of the int8 model"),
+    top_k: int = typer.Option(1, "--top-k", min=1, help="Labels shown per text, best first"),
+) -> None:
+    """Classify texts with an exported model (onnxruntime + tokenizers only): labels with scores."""
+    import json
+
+    from tuneforge import predict as onnx_predict
+
+    try:
+        inputs = list(texts or []) + (onnx_predict.read_texts(file) if file else [])
+        if not inputs:
+            raise StageError("nothing to classify: give texts, or --file FILE with one text per line")
+        model = onnx_predict.load(model_dir, variant="fp32" if fp32 else "int8")
+        results = onnx_predict.predict(model, inputs, top_k=top_k)
+    except StageError as exc:
+        raise _fail(exc) from None
+    if as_json:
+        for result in results:
+            typer.echo(json.dumps(result, ensure_ascii=False))
+        return
+    table = Table("label", "score", "text", title=f"{model_dir}")
+    for result in results:
+        label = ", ".join(f"{top['label']}" for top in result["top"])
+        score = ", ".join(f"{top['score']:.4f}" for top in result["top"])
+        table.add_row(label, score, result["text"])
+    Console().print(table)
 
 if __name__ == "__main__":
     main()

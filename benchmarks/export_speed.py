@@ -1,0 +1,107 @@
+"""Int8 ONNX student vs PyTorch fp32 teacher: accuracy, batch-1 latency and size ratios, in one run.
+
+    python benchmarks/export_speed.py [--dataset ../shared/datasets/banking77] [--work DIR]
+        [--teacher-epochs 1] [--student-epochs 5] [--layers N] [--train-threads N] [--reuse]
+
+On banking77 (read in place from ../shared): the packaged MiniLM-L6 (sentence-transformers/all-MiniLM-L6-v2)
+is fine-tuned with a fresh head by the train stage (briefly: --teacher-epochs), distilled by the distill
+stage (pipeline defaults unless --layers / --student-epochs say otherwise), and exported by the export stage,
+whose speed report this script prints. Splits: val is a stratified 10% of train.csv, test is test.csv, no
+augmentation (the data stages have their own benchmark). Targets from the issue: student int8 >= 99% of
+the teacher's accuracy, >= 8x faster at batch 1, <= 1/6 of the size.
+"""
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATASET = REPO_ROOT.parent / "shared" / "datasets" / "banking77"
+MAX_SEQ_LENGTH = 64  # banking77 queries are short: 64 tokens truncate almost none
+
+
+def prepare_data(dataset: Path, seed: int = 42) -> None:
+    import pandas as pd
+    from sklearn.model_selection import train_test_split
+
+    train = pd.read_csv(dataset / "train.csv").rename(columns={"category": "label"})
+    test = pd.read_csv(dataset / "test.csv").rename(columns={"category": "label"})
+    for frame in (train, test):
+        frame["source_row"] = range(2, len(frame) + 2)
+    train, val = train_test_split(train, test_size=0.1, stratify=train["label"], random_state=seed)
+    for directory in ("data/augmented", "data/splits", "data/validated"):
+        Path(directory).mkdir(parents=True, exist_ok=True)
+    train.to_parquet("data/augmented/train.parquet", index=False)
+    train.to_parquet("data/splits/train.parquet", index=False)
+    val.to_parquet("data/splits/val.parquet", index=False)
+    test.to_parquet("data/splits/test.parquet", index=False)
+    labels = sorted(train["label"].unique())
+    Path("data/validated/labels.json").write_text(json.dumps({"labels": labels, "source": "inferred"}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", type=Path, default=DEFAULT_DATASET)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/tuneforge-export-speed"))
+    parser.add_argument("--teacher-epochs", type=float, default=1.0)
+    parser.add_argument("--student-epochs", type=float, default=None, help="default: distill.epochs")
+    parser.add_argument("--layers", type=int, default=None, help="student layers; default: a third, rounded up")
+    parser.add_argument("--reuse", action="store_true", help="keep WORK's teacher and student if they exist")
+    parser.add_argument("--train-threads", type=int, default=None,
+                        help="torch threads while training (1 is steadier when other processes share the cores)")
+    args = parser.parse_args()
+    dataset = args.dataset.resolve()
+    args.work.mkdir(parents=True, exist_ok=True)
+    os.chdir(args.work)
+
+    from stages import distill, export, train
+    from stages.config import DistillConfig, ExportConfig, ModelConfig, TrainConfig
+    from stages.latency import torch_threads
+    from stages.runner import quiet_libraries
+
+    quiet_libraries()
+    timings = {}
+    prepare_data(dataset)
+    train_cfg = TrainConfig(epochs=args.teacher_epochs, max_seq_length=MAX_SEQ_LENGTH, eval_steps=100)
+    student_epochs = {"epochs": args.student_epochs} if args.student_epochs else {}
+    distill_cfg = DistillConfig(num_layers=args.layers, **student_epochs)
+    with torch_threads(args.train_threads):
+        if not (args.reuse and Path("models/teacher/model.safetensors").is_file()):
+            began = time.perf_counter()
+            train.run(ModelConfig(), train_cfg)
+            timings["train"] = time.perf_counter() - began
+        if not (args.reuse and Path("models/student/model.safetensors").is_file()):
+            began = time.perf_counter()
+            distill.run(distill_cfg, train_cfg)
+            timings["distill"] = time.perf_counter() - began
+    began = time.perf_counter()
+    export.run(ExportConfig(max_seq_length=MAX_SEQ_LENGTH, benchmark_runs=300, benchmark_warmup=30))
+    timings["export"] = time.perf_counter() - began
+
+    speed = json.loads(Path("reports/export/speed.json").read_text())
+    student_meta = json.loads(Path("models/student/meta.json").read_text())
+    print()
+    print(f"dataset: {dataset} ({speed['test_rows']} test rows); work dir: {args.work}")
+    teacher_meta = json.loads(Path("models/teacher/meta.json").read_text())
+    print(f"teacher: MiniLM-L6 fine-tuned for {teacher_meta['epochs']:g} epochs; student: teacher layers "
+          f"{student_meta['student']['kept_layers']}, vocabulary {student_meta['vocabulary']['kept']} of "
+          f"{student_meta['vocabulary']['tokenizer_size']} tokens; threads {speed['threads']}; "
+          f"load average {os.getloadavg()[0]:.2f}")
+    print(f"{'model':<22}{'MiB':>8}{'p50 ms':>9}{'p95 ms':>9}{'rows/s':>9}{'accuracy':>10}{'macro-F1':>10}{'agree':>8}")
+    for name, row in speed["models"].items():
+        print(f"{name:<22}{row['size_mib']:>8.2f}{row['p50_ms']:>9.3f}{row['p95_ms']:>9.3f}"
+              f"{row['throughput_rows_per_s']:>9.0f}{row['accuracy']:>10.4f}{row['macro_f1']:>10.4f}"
+              f"{row['agreement_with_teacher']:>8.4f}")
+    print(f"\n{speed['shipped']} vs {speed['baseline']}:")
+    for name, target in speed["targets"].items():
+        verdict = "met" if target["met"] else "NOT MET"
+        print(f"  {name:<20}{target['value']:>10.4f}  target {target['target']:<10} {verdict}")
+    for name in ("speedup_p95", "throughput_ratio"):
+        print(f"  {name:<20}{speed['ratios'][name]:>10.4f}")
+    print("stage seconds: " + ", ".join(f"{name} {seconds:.0f}" for name, seconds in timings.items()))
+
+
+if __name__ == "__main__":
+    main()

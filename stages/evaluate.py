@@ -1,0 +1,384 @@
+"""Stage `evaluate`: the trained model on the test split, and side by side with the production model.
+
+Inputs: models/teacher (a Hugging Face sequence-classification directory) and data/splits/test.parquet
+(text, label, source_row). When the registry holds `registry.model_name@evaluate.compare_alias`, the
+model directory of that version (role `evaluate.compare_role`) is evaluated on the same rows.
+
+Outputs, replaced atomically:
+    reports/evaluate/metrics.json           every number below in one file
+    reports/evaluate/summary.md             headline metrics and the comparison, for people
+    reports/evaluate/per_class.csv          precision, recall, f1, support, predicted count per label
+    reports/evaluate/confusion_matrix.png   counts, coloured by share of the true label (for people)
+    reports/evaluate/confusion_matrix.csv   the count matrix: one row per true label, one column per predicted
+    reports/evaluate/confusion_matrix.json  labels, matrix, and one {actual, predicted} row per test row
+                                            (the form `dvc plots` draws with its confusion template)
+    reports/evaluate/reliability.{png,json} calibration: accuracy vs mean confidence per bin, and the ECE
+    reports/evaluate/confusions.md          the most frequent confusions with their most confident examples
+    reports/evaluate/comparison.json        deltas per metric and per class, McNemar's test (only when compared)
+    reports/evaluate/classification.{html,json}  Evidently classification report (production as reference)
+    reports/evaluate/predictions.parquet    text, label, predicted, confidence, correct, source_row
+    reports/evaluate/meta.json              config, inputs and their hashes, metrics, device, timings
+    reports/metrics/evaluate.json           headline metrics (DVC metrics), with the test split's sha256
+"""
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from stages import metrics as m
+from stages.calibration import expected_calibration_error, reliability_bins
+from stages.classification_report import write_classification_report
+from stages.config import EvaluateConfig, RegistryConfig
+from stages.errors import StageError
+from stages.evaluate_plots import confusion_png, matplotlib_missing, reliability_png
+from stages.layout import SPLITS_DIR, TEACHER_DIR, metrics_file, reports_dir
+from stages.outputs import Produced, atomic_dirs, atomic_write_text, sha256_file, write_json, write_meta
+from stages.predict_torch import Classifier, load_classifier, parameter_count, pick_device, predict
+from stages.runner import stage_main
+
+STAGE = "evaluate"
+TEST_PATH = SPLITS_DIR / "test.parquet"
+REPORTS = reports_dir(STAGE)
+METRICS = metrics_file(STAGE)
+EXAMPLE_CHARS = 300  # longer example texts are cut in confusions.md
+
+
+def run(
+    cfg: EvaluateConfig,
+    registry_cfg: RegistryConfig | None = None,
+    *,
+    model_dir: Path = TEACHER_DIR,
+    test_path: Path = TEST_PATH,
+    reports: Path = REPORTS,
+    metrics_path: Path = METRICS,
+) -> Produced:
+    started = time.time()
+    model_dir, test_path, reports, metrics_path = map(Path, (model_dir, test_path, reports, metrics_path))
+    registry_cfg = registry_cfg or RegistryConfig()
+    test = read_test_split(test_path)
+    device = pick_device(cfg.device)
+    candidate = load_classifier(model_dir, device, missing_hint="run train first (python -m stages.train)")
+    check_labels_known(test, candidate.labels, model_dir, test_path)
+    comparison_status, baseline_dir = find_baseline(cfg, registry_cfg)
+    baseline = load_baseline(baseline_dir, device, comparison_status) if baseline_dir is not None else None
+
+    print(f"{STAGE}: {model_dir} on {len(test)} test rows ({device.type})")
+    scored = score(candidate, test, cfg)
+    compared = None
+    if baseline is not None:
+        print(f"{STAGE}: also {comparison_status['ref']} (version {comparison_status['version']})")
+        compared = compare(scored, score(baseline, test, cfg), cfg, comparison_status)
+
+    test_sha256 = sha256_file(test_path)
+    headline = headline_metrics(scored, len(test), test_sha256, compared or comparison_status)
+    inputs = {"model": model_dir, "test": test_path} | ({"baseline_model": baseline_dir} if baseline_dir else {})
+    figures = matplotlib_missing()
+    with atomic_dirs(reports) as (out,):
+        write_reports(out, scored, compared, comparison_status, cfg, figures)
+        write_json(out / "metrics.json", full_metrics(headline, scored, compared or comparison_status))
+        write_meta(
+            out, stage=STAGE, config=cfg.model_dump(by_alias=True), inputs=inputs, metrics=headline,
+            started=started,
+            extra={
+                "labels": candidate.labels, "device": device.type,
+                "model": {"path": str(model_dir), "parameters": parameter_count(candidate)},
+                "inference": {"seconds": round(scored["seconds"], 3),
+                              "rows_per_second": round(len(test) / max(scored["seconds"], 1e-9), 1)},
+                "comparison": {key: comparison_status[key] for key in comparison_status if key != "path"},
+                "figures": figures or "png",
+            },
+        )
+    # After the rename: a failure above leaves the previous metrics beside the previous reports.
+    atomic_write_text(metrics_path, json.dumps(headline, indent=2, sort_keys=True) + "\n")
+    print(
+        f"{STAGE}: accuracy {headline['accuracy']:.4f}, macro-F1 {headline['macro_f1']:.4f}, "
+        f"ECE {headline['ece']:.4f}; comparison: {comparison_status['message']}"
+    )
+    return Produced(
+        stage=STAGE, outputs={"reports": reports, "metrics": metrics_path}, inputs=inputs, metrics=headline
+    )
+
+
+# ---- inputs ----
+
+def read_test_split(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise StageError(f"{path}: not found; run the split stage first (python -m stages.split)")
+    try:
+        frame = pd.read_parquet(path)
+    except (OSError, ValueError) as exc:
+        raise StageError(f"{path}: not a readable Parquet file ({str(exc).splitlines()[0]})") from None
+    missing = [column for column in ("text", "label") if column not in frame.columns]
+    if missing:
+        raise StageError(f"{path}: no column {', '.join(missing)}; columns are: {', '.join(map(str, frame.columns))}")
+    if frame.empty:
+        raise StageError(f"{path}: has no rows")
+    empty = frame["text"].isna() | frame["label"].isna()
+    if empty.any():
+        rows = _rows_named(frame, empty)
+        raise StageError(f"{path}: {int(empty.sum())} row(s) without text or label (rows {rows})")
+    columns = {"text": frame["text"].astype(str), "label": frame["label"].astype(str)}
+    if "source_row" in frame.columns:
+        columns["source_row"] = frame["source_row"]
+    return pd.DataFrame(columns).reset_index(drop=True)
+
+
+def check_labels_known(test: pd.DataFrame, labels: list[str], model_dir: Path, test_path: Path) -> None:
+    unknown = test.loc[~test["label"].isin(labels), "label"].value_counts()
+    if unknown.empty:
+        return
+    named = ", ".join(f"{label!r} ({count} rows)" for label, count in unknown.head(5).items())
+    more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+    raise StageError(
+        f"{test_path}: {len(unknown)} label(s) unknown to the model (id2label of {model_dir / 'config.json'}): "
+        f"{named}{more}"
+    )
+
+
+def _rows_named(frame: pd.DataFrame, mask: pd.Series) -> str:
+    where = frame.loc[mask, "source_row"] if "source_row" in frame.columns else frame.index[mask]
+    shown = ", ".join(str(row) for row in list(where)[:5])
+    return shown + (", ..." if int(mask.sum()) > 5 else "")
+
+
+# ---- the production model, from the registry ----
+
+def find_baseline(cfg: EvaluateConfig, registry_cfg: RegistryConfig) -> tuple[dict, Path | None]:
+    """({status, message, ...}, model directory or None). Status: compared, disabled, no_registry, or
+    no_production_model. A registry that exists but cannot be read is an error, never a silent skip."""
+    if cfg.compare_alias is None:
+        return {"status": "disabled", "message": "off (evaluate.compare_alias is null)"}, None
+    ref = f"{registry_cfg.model_name}@{cfg.compare_alias}"
+    absent = absent_registry(registry_cfg.url)
+    if absent is not None:
+        return {"status": "no_registry", "ref": ref, "message": f"no registry yet ({absent}): nothing to compare"}, None
+
+    from registry import api  # SQLAlchemy and the registry load only when there is one to read
+    from registry.errors import RegistryError
+
+    try:
+        model = next((m for m in api.models(config=registry_cfg) if m["name"] == registry_cfg.model_name), None)
+        version = (model or {}).get("aliases", {}).get(cfg.compare_alias)
+        if version is None:
+            return {"status": "no_production_model", "ref": ref,
+                    "message": f"no {ref} in the registry: nothing to compare"}, None
+        # By version number, not alias: the alias may move while we read, the version cannot.
+        folder = api.resolve(f"{registry_cfg.model_name}:{version}", config=registry_cfg)
+    except RegistryError as exc:
+        raise StageError(f"registry {registry_cfg.url}: cannot look up {ref}: {exc.message}") from None
+    model_dir = folder / cfg.compare_role
+    if not model_dir.is_dir():
+        roles = ", ".join(sorted(p.name for p in folder.iterdir() if p.is_dir())) or "none"
+        raise StageError(
+            f"{ref} (version {version}) has no role '{cfg.compare_role}' holding a model directory "
+            f"(evaluate.compare_role); its roles: {roles}"
+        )
+    status = {"status": "compared", "ref": ref, "model": registry_cfg.model_name, "alias": cfg.compare_alias,
+              "version": int(version), "role": cfg.compare_role, "path": str(model_dir),
+              "message": f"compared with {ref} (version {version})"}
+    return status, model_dir
+
+
+def load_baseline(model_dir: Path, device, status: dict) -> Classifier:
+    """The compared version's classifier; a failure names the version, not only its folder in the cache."""
+    try:
+        return load_classifier(model_dir, device, missing_hint="the registry's copy is incomplete")
+    except StageError as exc:
+        raise StageError(
+            f"{status['ref']} (version {status['version']}, role {status['role']}) cannot be evaluated: "
+            f"{exc.message}"
+        ) from None
+
+
+def absent_registry(url: str) -> str | None:
+    """The SQLite file of `url` when it does not exist yet (a registry nobody has written to), else None.
+
+    Opening it would create an empty registry as a side effect; a server URL is always opened."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise StageError(f"registry.url: not a valid SQLAlchemy URL: {url!r}") from None
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return None if Path(parsed.database).exists() else parsed.database
+
+
+# ---- scoring ----
+
+def score(classifier: Classifier, test: pd.DataFrame, cfg: EvaluateConfig) -> dict:
+    """Predictions and every metric of one model on the test rows."""
+    predictions = predict(classifier, test["text"].tolist(), batch_size=cfg.batch_size, max_length=cfg.max_seq_length)
+    frame = test.copy()
+    frame["predicted"] = [classifier.labels[i] for i in predictions.predicted_index]
+    frame["confidence"] = predictions.confidence
+    frame["correct"] = frame["predicted"] == frame["label"]
+    bins = reliability_bins(frame["confidence"], frame["correct"], cfg.calibration_bins)
+    return {
+        "labels": classifier.labels,
+        "frame": frame,
+        "seconds": predictions.seconds,
+        "metrics": m.classification_metrics(frame["label"], frame["predicted"])
+        | {"ece": expected_calibration_error(frame["confidence"], frame["correct"], cfg.calibration_bins)},
+        "per_class": m.per_class_table(frame["label"], frame["predicted"], classifier.labels),
+        "matrix": m.confusion(frame["label"], frame["predicted"], classifier.labels),
+        "bins": bins,
+        "confusions": m.top_confusions(frame, cfg.top_confusions, cfg.examples_per_confusion),
+    }
+
+
+def compare(candidate: dict, baseline: dict, cfg: EvaluateConfig, status: dict) -> dict:
+    """Deltas (candidate - production) per metric and per class, and McNemar's test on the paired rows."""
+    labels = candidate["labels"]
+    baseline_per_class = m.per_class_table(candidate["frame"]["label"], baseline["frame"]["predicted"], labels)
+    per_class = m.per_class_deltas(candidate["per_class"], baseline_per_class)
+    test = m.mcnemar_test(candidate["frame"]["correct"], baseline["frame"]["correct"])
+    better = None
+    if test["p_value"] < cfg.significance_level:
+        better = "candidate" if test["only_candidate_correct"] > test["only_baseline_correct"] else "production"
+    return {
+        **{key: status[key] for key in ("status", "ref", "model", "alias", "version", "role", "message")},
+        "test_rows": len(candidate["frame"]),
+        "metrics": m.metric_deltas(candidate["metrics"], baseline["metrics"]),
+        "per_class": per_class.to_dict(orient="records"),
+        "mcnemar": test | {"significance_level": cfg.significance_level,
+                           "significant": test["p_value"] < cfg.significance_level, "better": better},
+        "agreement": float((candidate["frame"]["predicted"] == baseline["frame"]["predicted"]).mean()),
+        "labels_only_in_candidate": sorted(set(labels) - set(baseline["labels"])),
+        "labels_only_in_production": sorted(set(baseline["labels"]) - set(labels)),
+        "baseline_frame": baseline["frame"],
+    }
+
+
+def headline_metrics(scored: dict, rows: int, test_sha256: str, comparison: dict) -> dict:
+    headline = {**scored["metrics"], "test_rows": rows, "test_sha256": test_sha256,
+                "comparison": comparison["status"]}
+    if comparison["status"] == "compared":
+        deltas = comparison["metrics"]
+        headline |= {
+            "production_version": comparison["version"],
+            "delta_accuracy": deltas["accuracy"]["delta"],
+            "delta_macro_f1": deltas["macro_f1"]["delta"],
+            "mcnemar_p_value": comparison["mcnemar"]["p_value"],
+        }
+    return headline
+
+
+def full_metrics(headline: dict, scored: dict, comparison: dict) -> dict:
+    return {
+        **headline,
+        "labels": scored["labels"],
+        "per_class": {row["label"]: {k: v for k, v in row.items() if k != "label"}
+                      for row in scored["per_class"].to_dict(orient="records")},
+        "calibration": {"bins": len(scored["bins"]), "ece": scored["metrics"]["ece"]},
+        "top_confusions": [{k: v for k, v in c.items() if k != "examples"} for c in scored["confusions"]],
+        "comparison_detail": _public(comparison),
+    }
+
+
+def _public(comparison: dict) -> dict:
+    return {key: value for key, value in comparison.items() if key not in ("baseline_frame", "path", "per_class")}
+
+
+# ---- writing ----
+
+def write_reports(out: Path, scored: dict, compared: dict | None, status: dict, cfg: EvaluateConfig,
+                  figures_skipped: str | None) -> None:
+    frame, labels = scored["frame"], scored["labels"]
+    scored["per_class"].to_csv(out / "per_class.csv", index=False)
+    matrix = pd.DataFrame(scored["matrix"], index=pd.Index(labels, name="actual"), columns=labels)
+    matrix.to_csv(out / "confusion_matrix.csv")
+    write_json(out / "confusion_matrix.json", {
+        "labels": labels,
+        "matrix": scored["matrix"].tolist(),
+        "rows": [{"actual": a, "predicted": p} for a, p in zip(frame["label"], frame["predicted"], strict=True)],
+    })
+    write_json(out / "reliability.json", {
+        "ece": scored["metrics"]["ece"], "n_bins": len(scored["bins"]),
+        # Only non-empty bins: `dvc plots` draws these points (x: confidence, y: accuracy).
+        "bins": [row for row in scored["bins"] if row["count"]],
+        "empty_bins": [row["bin"] for row in scored["bins"] if not row["count"]],
+    })
+    if figures_skipped is None:
+        confusion_png(scored["matrix"], labels, out / "confusion_matrix.png")
+        reliability_png(scored["bins"], scored["metrics"]["ece"], out / "reliability.png")
+    (out / "confusions.md").write_text(confusions_markdown(scored), encoding="utf-8")
+
+    predictions = frame[["text", "label", "predicted", "confidence", "correct"]
+                        + (["source_row"] if "source_row" in frame.columns else [])].copy()
+    if compared is not None:
+        predictions["production_predicted"] = compared["baseline_frame"]["predicted"].to_numpy()
+        predictions["production_confidence"] = compared["baseline_frame"]["confidence"].to_numpy()
+        write_json(out / "comparison.json", {k: v for k, v in compared.items() if k != "baseline_frame"})
+    predictions.to_parquet(out / "predictions.parquet", index=False)
+    write_classification_report(frame, compared["baseline_frame"] if compared else None, out)
+    (out / "summary.md").write_text(summary_markdown(scored, compared, status, figures_skipped), encoding="utf-8")
+
+
+def confusions_markdown(scored: dict) -> str:
+    frame = scored["frame"]
+    errors = int((~frame["correct"]).sum())
+    lines = [
+        "# Most frequent confusions (test split)", "",
+        f"{errors} of {len(frame)} test rows are misclassified ({errors / len(frame):.1%}).", "",
+    ]
+    if not scored["confusions"]:
+        return "\n".join(lines + ["No confusions to list.", ""])
+    lines += ["| # | true label | predicted | rows | share of true label |", "| --- | --- | --- | --- | --- |"]
+    for rank, c in enumerate(scored["confusions"], 1):
+        lines.append(f"| {rank} | {_md(c['label'])} | {_md(c['predicted'])} | {c['count']} | "
+                     f"{c['share_of_label']:.1%} |")
+    for rank, c in enumerate(scored["confusions"], 1):
+        lines += ["", f"## {rank}. {_md(c['label'])} predicted as {_md(c['predicted'])} ({c['count']} rows)", ""]
+        lines += [f"- ({example['confidence']:.2f}) {_md(example['text'], EXAMPLE_CHARS)}"
+                  for example in c["examples"]]
+    return "\n".join(lines) + "\n"
+
+
+def summary_markdown(scored: dict, compared: dict | None, status: dict, figures_skipped: str | None) -> str:
+    lines = ["# Evaluation on the test split", "", "| metric | value |", "| --- | --- |"]
+    lines += [f"| {name} | {value:.4f} |" for name, value in scored["metrics"].items()]
+    lines += ["", f"Test rows: {len(scored['frame'])}. Calibration bins: {len(scored['bins'])}.", ""]
+    if figures_skipped:
+        lines += [f"Note: {figures_skipped}.", ""]
+    lines += ["## Comparison with production", ""]
+    if compared is None:
+        return "\n".join(lines + [status["message"][:1].upper() + status["message"][1:] + ".", ""])
+    lines += [f"Candidate vs {compared['ref']} (version {compared['version']}), both on these test rows.", "",
+              "| metric | candidate | production | delta |", "| --- | --- | --- | --- |"]
+    lines += [f"| {name} | {d['candidate']:.4f} | {d['baseline']:.4f} | {d['delta']:+.4f} |"
+              for name, d in compared["metrics"].items()]
+    lines += ["", "Higher is better for every metric except ece (calibration error)."]
+    test = compared["mcnemar"]
+    verdict = f"significant at {test['significance_level']:g}: {test['better']} is better" if test["significant"] \
+        else f"not significant at {test['significance_level']:g}"
+    lines += ["", f"McNemar: only candidate right on {test['only_candidate_correct']} rows, only production right "
+                  f"on {test['only_baseline_correct']}; p = {test['p_value']:.4g} ({verdict}). "
+                  f"Prediction agreement {compared['agreement']:.1%}.", ""]
+    changed = sorted(compared["per_class"], key=lambda r: -abs(np.nan_to_num(r["f1_delta"])))[:10]
+    lines += ["Largest per-class F1 changes:", "", "| label | support | F1 candidate | F1 production | delta |",
+              "| --- | --- | --- | --- | --- |"]
+    lines += [f"| {_md(r['label'])} | {r['support']} | {r['f1_candidate']:.3f} | {r['f1_baseline']:.3f} | "
+              f"{r['f1_delta']:+.3f} |" for r in changed]
+    return "\n".join(lines) + "\n"
+
+
+def _md(text: str, limit: int | None = None) -> str:
+    """Text safe inside a Markdown table cell or list item: one line, pipes and backticks escaped."""
+    text = " ".join(str(text).split())
+    if limit is not None and len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`")
+
+
+def main(argv=None) -> int:
+    return stage_main(STAGE, lambda p: run(p.evaluate, p.registry), argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

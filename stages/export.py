@@ -1,0 +1,383 @@
+"""Stage `export`: the student (or the teacher) as ONNX fp32 and int8, gated by parity, with a speed report.
+
+Inputs: models/student (export.source student) or models/teacher, models/teacher (the baseline of the speed
+report), data/splits/test.parquet (parity and accuracy).
+
+Steps: trace the model with a padded example batch (stages/onnx_export.py), quantize it to dynamic int8,
+then two gates that fail the stage (stages/parity.py): fp32 ONNX vs PyTorch on every test row, and int8 vs
+fp32 macro-F1. A failed gate lists the worst rows and writes nothing: previous outputs stay as they were.
+The ONNX graphs are run through tuneforge.predict, the same code that serves the shipped directory.
+
+Outputs, replaced atomically:
+    models/onnx/model.onnx, model.int8.onnx   fp32 and int8 graphs (tokenizer ids in, logits out)
+    models/onnx/tokenizer.json (+ config)     the tokenizer, truncation and padding included
+    models/onnx/labels.json                   {"labels": [...]}: label i is logit i
+    models/onnx/meta.json                     config, inputs, parity, speed, files with sha256
+    models/onnx/README.md                     the model card (Hugging Face format)
+    reports/export/speed.{json,md}            batch-1 p50/p95 and batch throughput, sizes, accuracy, ratios
+                                              for PyTorch fp32 teacher, ORT fp32/int8 teacher, ORT fp32/int8
+                                              student, and the issue's targets
+    reports/export/parity.json                both gates' numbers
+    reports/export/agreement.json             top-1 agreement between every pair of those models
+    reports/export/int8_vs_teacher.{html,json}, int8_vs_fp32.{html,json}
+                                              Evidently drift reports of the predicted labels
+    reports/metrics/export.json               headline metrics (DVC metrics)
+"""
+
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from stages import metrics as classification
+from stages import model_card, onnx_export, parity
+from stages.config import ExportConfig
+from stages.drift import write_drift_report
+from stages.errors import StageError
+from stages.evaluate import check_labels_known, read_test_split
+from stages.latency import chunks, measure, onnx_runner, torch_runner, torch_threads
+from stages.layout import ONNX_DIR, SPLITS_DIR, STUDENT_DIR, TEACHER_DIR, metrics_file, reports_dir
+from stages.outputs import Produced, atomic_dirs, atomic_write_text, sha256_file, write_json, write_meta
+from stages.predict_torch import Classifier, load_classifier
+from stages.runner import stage_main
+from stages.student import load_student, require_tokenizer_file, with_id_map
+from tuneforge import predict as onnx_predict
+
+STAGE = "export"
+REPORTS_DIR = reports_dir(STAGE)
+METRICS_FILE = metrics_file(STAGE)
+TEACHER_HINT = "run the train stage first (python -m stages.train)"
+# The issue's targets for the shipped int8 student against the PyTorch fp32 teacher (reported, not gated).
+TARGETS = {"accuracy_retention": (">=", 0.99), "speedup_p50": (">=", 8.0), "size_ratio": ("<=", 1 / 6)}
+MIB = 2**20
+
+
+def run(
+    cfg: ExportConfig,
+    *,
+    student_dir: Path = STUDENT_DIR,
+    teacher_dir: Path = TEACHER_DIR,
+    splits_dir: Path = SPLITS_DIR,
+    out_dir: Path = ONNX_DIR,
+    reports: Path = REPORTS_DIR,
+    metrics_path: Path = METRICS_FILE,
+) -> Produced:
+    started = time.time()
+    out_dir, reports, metrics_path = Path(out_dir), Path(reports), Path(metrics_path)
+    test_path = Path(splits_dir) / "test.parquet"
+    inputs = {"teacher": Path(teacher_dir), "test": test_path}
+    if cfg.source == "student":
+        inputs["student"] = Path(student_dir)
+    test = read_test_split(test_path)
+    if Path(teacher_dir).is_dir():
+        require_tokenizer_file(Path(teacher_dir))
+    teacher = load_classifier(Path(teacher_dir), torch.device("cpu"), missing_hint=TEACHER_HINT)
+    source, id_map, source_dir = load_source(cfg, teacher, Path(student_dir), Path(teacher_dir))
+    check_same_model_family(source, teacher, source_dir, Path(teacher_dir))
+    check_labels_known(test, source.labels, source_dir, test_path)
+    onnx_export.check_exportable(source.model.model, source_dir)
+    texts = list(test["text"])
+    print(f"{STAGE}: {cfg.source} ({type(source.model.model).__name__}) -> ONNX; parity on {len(texts)} test rows")
+    torch_logits = pytorch_logits(source, texts, cfg)
+
+    with atomic_dirs(out_dir, reports) as (onnx_tmp, reports_tmp), tempfile.TemporaryDirectory() as scratch:
+        write_onnx_dir(source, id_map, onnx_tmp, cfg, source_dir)
+        fp32 = onnx_predict.load(onnx_tmp, variant="fp32")
+        fp32_logits = onnx_predict.logits(fp32, texts, batch_size=cfg.batch_size)
+        fp32_gate = parity.fp32_gate(
+            torch_logits, fp32_logits, test, source.labels, max_abs_diff=cfg.max_abs_diff, worst_rows=cfg.worst_rows
+        )
+        int8 = onnx_predict.load(onnx_tmp, variant="int8")
+        int8_logits = onnx_predict.logits(int8, texts, batch_size=cfg.batch_size)
+        int8_gate = parity.int8_gate(
+            fp32_logits, int8_logits, test, source.labels, max_f1_drop=cfg.max_f1_drop, worst_rows=cfg.worst_rows
+        )
+        print(
+            f"{STAGE}: parity passed: fp32 max |logit difference| {fp32_gate['max_abs_diff']:.2e}, "
+            f"int8 macro-F1 drop {int8_gate['f1_drop_points']:.2f} points"
+        )
+
+        variants = {"teacher_pytorch_fp32": pytorch_variant(teacher, teacher_dir, texts, cfg)}
+        if cfg.source == "student":  # the teacher's own ONNX graphs, measured only (never shipped)
+            write_onnx_dir(with_classifier(teacher), None, Path(scratch), cfg, Path(teacher_dir))
+            for kind in ("fp32", "int8"):
+                variants[f"teacher_onnx_{kind}"] = onnx_variant(Path(scratch), kind, texts, cfg)
+        shipped_prefix = "student" if cfg.source == "student" else "teacher"
+        variants[f"{shipped_prefix}_onnx_fp32"] = onnx_variant(onnx_tmp, "fp32", texts, cfg, fp32_logits)
+        variants[f"{shipped_prefix}_onnx_int8"] = onnx_variant(onnx_tmp, "int8", texts, cfg, int8_logits)
+        shipped = f"{shipped_prefix}_onnx_int8"
+        speed = speed_report(variants, test, source.labels, shipped)
+
+        write_json(reports_tmp / "speed.json", speed)
+        atomic_write_text(reports_tmp / "speed.md", speed_markdown(speed))
+        write_json(reports_tmp / "parity.json", {"fp32_vs_pytorch": fp32_gate, "int8_vs_fp32": int8_gate})
+        write_json(reports_tmp / "agreement.json", agreement(variants, source.labels))
+        drift = {
+            "int8_vs_teacher": write_drift_report(
+                predicted_frame(texts, variants["teacher_pytorch_fp32"], source.labels),
+                predicted_frame(texts, variants[shipped], source.labels), reports_tmp, "int8_vs_teacher",
+                "Shipped int8 model vs PyTorch teacher: predicted labels on the test split",
+            ),
+            "int8_vs_fp32": write_drift_report(
+                predicted_frame(texts, variants[f"{shipped_prefix}_onnx_fp32"], source.labels),
+                predicted_frame(texts, variants[shipped], source.labels), reports_tmp, "int8_vs_fp32",
+                "int8 vs fp32 ONNX: predicted labels on the test split",
+            ),
+        }
+
+        metrics = headline_metrics(fp32_gate, int8_gate, speed, shipped)
+        teacher_meta, source_meta = read_meta(Path(teacher_dir)), read_meta(source_dir)
+        card = card_fields(cfg, source, teacher_meta, source_meta, fp32_gate, int8_gate, speed, test_path, len(texts))
+        atomic_write_text(onnx_tmp / "README.md", model_card.render(card))
+        write_meta(
+            onnx_tmp, stage=STAGE, config=cfg.model_dump(), inputs=inputs, metrics=metrics, started=started,
+            extra={
+                "source": cfg.source, "labels": source.labels, "exporter": onnx_export.EXPORTER,
+                "opset": cfg.opset, "inputs_of_graph": fp32.input_names, "max_length": cfg.max_seq_length,
+                "quantization": {"method": "onnxruntime dynamic", "weight_type": "QInt8",
+                                 "per_channel": cfg.per_channel},
+                "vocabulary": {"pruned": id_map is not None,
+                               "graph_rows": int(source.model.model.get_input_embeddings().num_embeddings)},
+                "parity": {"fp32_vs_pytorch": fp32_gate, "int8_vs_fp32": int8_gate},
+                "speed": speed, "drift": {name: summary["drift_share"] for name, summary in drift.items()},
+                "base_model": card["base_model"], "data_sha256": card["data_sha256"],
+                "files": {path.name: {"sha256": sha256_file(path), "bytes": path.stat().st_size}
+                          for path in sorted(onnx_tmp.iterdir()) if path.is_file() and path.name != "meta.json"},
+            },
+        )
+    atomic_write_text(metrics_path, json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    ratios = speed["ratios"]
+    print(
+        f"{STAGE}: {shipped} {speed['models'][shipped]['size_mib']:.1f} MiB, p50 "
+        f"{speed['models'][shipped]['p50_ms']:.2f} ms: {ratios['speedup_p50']:.1f}x faster and "
+        f"{1 / ratios['size_ratio']:.1f}x smaller than the PyTorch teacher, accuracy retention "
+        f"{ratios['accuracy_retention']:.4f}"
+    )
+    return Produced(
+        stage=STAGE, outputs={"onnx": out_dir, "reports": reports, "metrics": metrics_path}, inputs=inputs,
+        metrics=metrics,
+    )
+
+
+def load_source(cfg: ExportConfig, teacher: Classifier, student_dir: Path, teacher_dir: Path):
+    """(Classifier whose model is tokenizer ids -> logits, id map or None, its directory)."""
+    if cfg.source == "teacher":
+        return with_classifier(teacher), None, teacher_dir
+    student, id_map = load_student(student_dir)
+    return student, id_map, student_dir
+
+
+def check_same_model_family(source: Classifier, teacher: Classifier, source_dir: Path, teacher_dir: Path) -> None:
+    """The student must speak the teacher's labels and tokenizer: its id map was built on the teacher's ids."""
+    if source.labels != teacher.labels:
+        raise StageError(
+            f"{source_dir}: its labels differ from {teacher_dir}'s ({len(source.labels)} vs {len(teacher.labels)} "
+            "labels, or another order); rerun the distill stage"
+        )
+    if source.tokenizer.get_vocab() != teacher.tokenizer.get_vocab():
+        raise StageError(
+            f"{source_dir}: its tokenizer does not match {teacher_dir}'s ({len(source.tokenizer)} vs "
+            f"{len(teacher.tokenizer)} tokens, or other ids); rerun the distill stage"
+        )
+
+
+def with_classifier(classifier: Classifier) -> Classifier:
+    """The same classifier with its model behind the export signature (ids in, logits out)."""
+    if hasattr(classifier.model, "id_map"):
+        return classifier
+    return Classifier(
+        model=with_id_map(classifier.model, None), tokenizer=classifier.tokenizer, labels=classifier.labels,
+        path=classifier.path, device=classifier.device,
+    )
+
+
+def write_onnx_dir(source: Classifier, id_map, directory: Path, cfg: ExportConfig, where: Path) -> None:
+    """Tokenizer, labels.json, model.onnx and model.int8.onnx in `directory`."""
+    onnx_export.write_tokenizer(source.tokenizer, directory, cfg.max_seq_length)
+    write_json(directory / "labels.json", {"labels": source.labels})
+    fp32_path, int8_path = directory / onnx_predict.MODEL_FILES["fp32"], directory / onnx_predict.MODEL_FILES["int8"]
+    onnx_export.export_fp32(
+        source.model, source.tokenizer, fp32_path, opset=cfg.opset, max_length=cfg.max_seq_length, where=where
+    )
+    rows = len(id_map) if id_map is not None else source.model.model.get_input_embeddings().num_embeddings
+    onnx_export.set_metadata(fp32_path, {"vocab_size": rows, "labels": json.dumps(source.labels)})
+    onnx_export.quantize_int8(fp32_path, int8_path, per_channel=cfg.per_channel)
+    onnx_export.set_metadata(int8_path, {"vocab_size": rows, "labels": json.dumps(source.labels)})
+
+
+def pytorch_logits(source: Classifier, texts: list[str], cfg: ExportConfig) -> np.ndarray:
+    """The source model's logits on `texts`, padded batches grouped by length, as the ONNX side runs them."""
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    out = np.zeros((len(texts), len(source.labels)), dtype=np.float32)
+    names = onnx_export.input_names(source.tokenizer)
+    with torch.inference_mode():
+        for start in range(0, len(order), cfg.batch_size):
+            rows = order[start:start + cfg.batch_size]
+            batch = source.tokenizer(
+                [texts[i] for i in rows], padding=True, truncation=True, max_length=cfg.max_seq_length,
+                return_tensors="pt",
+            )
+            out[rows] = source.model(*(batch[name] for name in names)).float().numpy()
+    return out
+
+
+def pytorch_variant(teacher: Classifier, teacher_dir: Path, texts: list[str], cfg: ExportConfig) -> dict:
+    """Speed, size and logits of the plain PyTorch teacher (the Hugging Face model, fp32, CPU)."""
+    def encode(batch):
+        return dict(teacher.tokenizer(batch, padding=True, truncation=True, max_length=cfg.max_seq_length,
+                                      return_tensors="pt"))
+
+    singles = [encode([text]) for text in texts[:cfg.benchmark_runs]]
+    batches = chunks(texts, cfg.throughput_batch_size)
+    with torch_threads(cfg.threads):
+        timing = measure(
+            torch_runner(teacher.model), singles, [encode(b) for b in batches], [len(b) for b in batches],
+            runs=cfg.benchmark_runs, warmup=cfg.benchmark_warmup,
+        )
+        logits = pytorch_logits(with_classifier(teacher), texts, cfg)
+    size = sum(path.stat().st_size for path in Path(teacher_dir).glob("*.safetensors"))
+    return {**timing, "size_bytes": size, "logits": logits, "file": "model.safetensors"}
+
+
+def onnx_variant(directory: Path, kind: str, texts: list[str], cfg: ExportConfig, logits=None) -> dict:
+    classifier = onnx_predict.load(directory, variant=kind, threads=cfg.threads)
+    singles = [onnx_predict.encode(classifier, [text]) for text in texts[:cfg.benchmark_runs]]
+    batches = chunks(texts, cfg.throughput_batch_size)
+    timing = measure(
+        onnx_runner(classifier.session), singles, [onnx_predict.encode(classifier, b) for b in batches],
+        [len(b) for b in batches], runs=cfg.benchmark_runs, warmup=cfg.benchmark_warmup,
+    )
+    if logits is None:
+        logits = onnx_predict.logits(classifier, texts, batch_size=cfg.batch_size)
+    path = directory / onnx_predict.MODEL_FILES[kind]
+    return {**timing, "size_bytes": path.stat().st_size, "logits": logits, "file": path.name}
+
+
+def speed_report(variants: dict, test: pd.DataFrame, labels: list[str], shipped: str) -> dict:
+    truth = list(test["label"])
+    teacher_pred = variants["teacher_pytorch_fp32"]["logits"].argmax(1)
+    models = {}
+    for name, variant in variants.items():
+        predicted = variant["logits"].argmax(1)
+        scores = classification.classification_metrics(truth, [labels[i] for i in predicted])
+        models[name] = {
+            **{key: value for key, value in variant.items() if key != "logits"},
+            "size_mib": round(variant["size_bytes"] / MIB, 3),
+            "accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"],
+            "agreement_with_teacher": float((predicted == teacher_pred).mean()),
+        }
+    base, ours = models["teacher_pytorch_fp32"], models[shipped]
+    ratios = {
+        "speedup_p50": round(base["p50_ms"] / ours["p50_ms"], 3),
+        "speedup_p95": round(base["p95_ms"] / ours["p95_ms"], 3),
+        "throughput_ratio": round(ours["throughput_rows_per_s"] / base["throughput_rows_per_s"], 3),
+        "size_ratio": round(ours["size_bytes"] / base["size_bytes"], 4),
+        "accuracy_retention": round(ours["accuracy"] / base["accuracy"], 4) if base["accuracy"] else 0.0,
+    }
+    targets = {
+        name: {"target": f"{op} {value:.4g}", "value": ratios[name],
+               "met": ratios[name] >= value if op == ">=" else ratios[name] <= value}
+        for name, (op, value) in TARGETS.items()
+    }
+    return {
+        "shipped": shipped, "baseline": "teacher_pytorch_fp32", "test_rows": len(truth),
+        "threads": torch.get_num_threads(), "models": models, "ratios": ratios, "targets": targets,
+        "note": "model time only (tokenization excluded); batch-1 inputs are real test texts, unpadded",
+    }
+
+
+def speed_markdown(speed: dict) -> str:
+    lines = [
+        f"# Speed and size (test split, {speed['test_rows']} rows)", "",
+        "| model | file | size MiB | batch-1 p50 ms | batch-1 p95 ms | rows/s | accuracy | macro-F1 | agrees with "
+        "teacher |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, row in speed["models"].items():
+        lines.append(
+            f"| {name} | {row['file']} | {row['size_mib']:.2f} | {row['p50_ms']:.3f} | {row['p95_ms']:.3f} | "
+            f"{row['throughput_rows_per_s']:.0f} | {row['accuracy']:.4f} | {row['macro_f1']:.4f} | "
+            f"{row['agreement_with_teacher']:.4f} |"
+        )
+    lines += ["", f"{speed['shipped']} vs {speed['baseline']}:", ""]
+    for name, target in speed["targets"].items():
+        verdict = "met" if target["met"] else "NOT met"
+        lines.append(f"- {name}: {target['value']} (target {target['target']}: {verdict})")
+    lines += [f"- {name}: {value}" for name, value in speed["ratios"].items() if name not in speed["targets"]]
+    lines += ["", speed["note"], ""]
+    return "\n".join(lines)
+
+
+def agreement(variants: dict, labels: list[str]) -> dict:
+    predicted = {name: variant["logits"].argmax(1) for name, variant in variants.items()}
+    return {
+        a: {b: round(float((predicted[a] == predicted[b]).mean()), 6) for b in predicted} for a in predicted
+    }
+
+
+def predicted_frame(texts: list[str], variant: dict, labels: list[str]) -> pd.DataFrame:
+    return pd.DataFrame({"text": texts, "label": [labels[i] for i in variant["logits"].argmax(1)]})
+
+
+def headline_metrics(fp32_gate: dict, int8_gate: dict, speed: dict, shipped: str) -> dict:
+    ours = speed["models"][shipped]
+    return {
+        "parity_passed": bool(fp32_gate["passed"] and int8_gate["passed"]),
+        "fp32_max_abs_diff": fp32_gate["max_abs_diff"], "fp32_top1_mismatches": fp32_gate["top1_mismatches"],
+        "int8_f1_drop_points": int8_gate["f1_drop_points"], "accuracy": ours["accuracy"],
+        "macro_f1": ours["macro_f1"], "p50_ms": ours["p50_ms"], "p95_ms": ours["p95_ms"],
+        "throughput_rows_per_s": ours["throughput_rows_per_s"], "size_mib": ours["size_mib"],
+        **{f"vs_teacher_{name}": value for name, value in speed["ratios"].items()},
+    }
+
+
+def card_fields(cfg, source, teacher_meta, source_meta, fp32_gate, int8_gate, speed, test_path, rows) -> dict:
+    shipped = speed["models"][speed["shipped"]]
+    # The data the shipped model learnt from: the student's inputs when it is one, else the teacher's.
+    recorded = {**(teacher_meta.get("inputs") or {}), **(source_meta.get("inputs") or {})}
+    base = (teacher_meta.get("base_model") or {}).get("id") or "unknown"
+    student = {}
+    if cfg.source == "student":
+        student = {
+            "kept_layers": (source_meta.get("student") or {}).get("kept_layers"),
+            "pruned": (source_meta.get("vocabulary") or {}).get("pruned"),
+            "vocabulary_kept": (source_meta.get("vocabulary") or {}).get("kept"),
+        }
+    return {
+        "name": f"tuneforge {cfg.source} ({base.split('/')[-1]})", "base_model": base, "labels": source.labels,
+        "source": cfg.source, "metrics": {"accuracy": shipped["accuracy"], "macro_f1": shipped["macro_f1"]},
+        "test_rows": rows,
+        "data_sha256": {
+            "train": (recorded.get("train") or {}).get("sha256"),
+            "val": (recorded.get("val") or {}).get("sha256"),
+            "test": sha256_file(test_path),
+        },
+        "checkpoint": {
+            "teacher": (teacher_meta.get("best") or {}).get("metric"),
+            "student": (source_meta.get("best") or {}).get("metric") if cfg.source == "student" else None,
+        },
+        "parity": {"fp32": fp32_gate, "int8": int8_gate},
+        "speed": {name: row for name, row in speed["models"].items()},
+        "throughput_batch_size": cfg.throughput_batch_size, "max_length": cfg.max_seq_length,
+        "git_commit": source_meta.get("git_commit") or teacher_meta.get("git_commit"), "student": student,
+    }
+
+
+def read_meta(directory: Path) -> dict:
+    try:
+        meta = json.loads((Path(directory) / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def main(argv=None) -> int:
+    return stage_main(STAGE, lambda p: run(p.export), argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,137 @@
+"""The model card (README.md) of models/onnx, in the Hugging Face format: YAML front matter, then Markdown.
+
+The front matter uses the Hub's keys (base_model, library_name, pipeline_tag, tags, model-index with the
+test metrics) plus a `tuneforge` block with what the Hub has no key for: the data hashes, the metric that
+chose the checkpoints, the parity results.
+"""
+
+import yaml
+
+
+def render(card: dict) -> str:
+    """`card` keys: name, base_model, labels, source, metrics {accuracy, macro_f1}, test_rows, data_sha256,
+    checkpoint {teacher, student}, parity {fp32, int8}, speed (rows), sizes, git_commit, max_length, student."""
+    front = {
+        "base_model": card["base_model"],
+        "library_name": "onnx",
+        "pipeline_tag": "text-classification",
+        "tags": ["onnx", "int8", "text-classification", "tuneforge"]
+        + (["knowledge-distillation"] if card["source"] == "student" else []),
+        "model-index": [{
+            "name": card["name"],
+            "results": [{
+                "task": {"type": "text-classification", "name": "Text Classification"},
+                "dataset": {"name": "tuneforge test split", "type": "custom",
+                            "revision": card["data_sha256"].get("test")},
+                "metrics": [
+                    {"type": "accuracy", "value": round(card["metrics"]["accuracy"], 6), "name": "Accuracy (int8)"},
+                    {"type": "f1", "value": round(card["metrics"]["macro_f1"], 6), "name": "Macro F1 (int8)",
+                     "args": {"average": "macro"}},
+                ],
+            }],
+        }],
+        "tuneforge": {
+            "data_sha256": card["data_sha256"],
+            "checkpoint_metric": card["checkpoint"],
+            "parity": {
+                "fp32_max_abs_diff": card["parity"]["fp32"]["max_abs_diff"],
+                "fp32_top1_mismatches": card["parity"]["fp32"]["top1_mismatches"],
+                "int8_f1_drop_points": card["parity"]["int8"]["f1_drop_points"],
+            },
+            "git_commit": card.get("git_commit"),
+        },
+    }
+    header = yaml.safe_dump(front, sort_keys=False, allow_unicode=True).strip()
+    return f"---\n{header}\n---\n\n{_body(card)}"
+
+
+def _body(card: dict) -> str:
+    labels = ", ".join(f"`{label}`" for label in card["labels"])
+    student = card.get("student") or {}
+    vocabulary = (
+        f"pruned to the {student.get('vocabulary_kept')} tokens the training data uses"
+        if student.get("pruned") else "kept whole"
+    )
+    what = (
+        f"a distilled student of a fine-tuned `{card['base_model']}` teacher "
+        f"(teacher layers kept: {student.get('kept_layers') or 'built from a config'}; vocabulary {vocabulary})"
+        if card["source"] == "student" else f"the fine-tuned `{card['base_model']}` teacher"
+    )
+    parity, speed = card["parity"], card["speed"]
+    lines = [
+        f"# {card['name']}",
+        "",
+        f"Text classifier over {len(card['labels'])} labels ({labels}): {what}, exported to ONNX and quantized "
+        "to int8 (dynamic quantization, onnxruntime).",
+        "",
+        "## Files",
+        "",
+        "| file | what |",
+        "| --- | --- |",
+        "| `model.int8.onnx` | the shipped model: int8 weights |",
+        "| `model.onnx` | the same model in fp32 |",
+        f"| `tokenizer.json` | the tokenizer, truncating to {card['max_length']} tokens and padding batches |",
+        "| `labels.json` | `labels[i]` is the class of output `i` |",
+        "| `meta.json` | config, input hashes, parity and speed numbers, library versions |",
+        "",
+        "## Use",
+        "",
+        "```python",
+        "import json, numpy as np, onnxruntime as ort",
+        "from tokenizers import Tokenizer",
+        "",
+        "tokenizer = Tokenizer.from_file(\"tokenizer.json\")",
+        "session = ort.InferenceSession(\"model.int8.onnx\", providers=[\"CPUExecutionProvider\"])",
+        "labels = json.load(open(\"labels.json\"))[\"labels\"]",
+        "batch = tokenizer.encode_batch([\"my card was declined\"])",
+        "columns = {\"input_ids\": [e.ids for e in batch], \"attention_mask\": [e.attention_mask for e in batch],",
+        "           \"token_type_ids\": [e.type_ids for e in batch]}",
+        "inputs = {i.name: np.array(columns[i.name], dtype=np.int64) for i in session.get_inputs()}",
+        "print(labels[int(session.run(None, inputs)[0].argmax(1)[0])])",
+        "```",
+        "",
+        "or `tuneforge predict models/onnx \"my card was declined\"` (add `--json` for machine-readable output).",
+        "",
+        f"## Evaluation (test split, {card['test_rows']} rows)",
+        "",
+        "| model | accuracy | macro-F1 | batch-1 p50 ms | batch-1 p95 ms | rows/s (batch "
+        f"{card['throughput_batch_size']}) | size MiB |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, row in speed.items():
+        lines.append(
+            f"| {name} | {row['accuracy']:.4f} | {row['macro_f1']:.4f} | {row['p50_ms']:.2f} | {row['p95_ms']:.2f} "
+            f"| {row['throughput_rows_per_s']:.0f} | {row['size_mib']:.1f} |"
+        )
+    lines += [
+        "",
+        "Latency is model time on CPU (tokenization excluded), measured by the export stage on the machine that "
+        "ran it.",
+        "",
+        "## Parity (gates the export)",
+        "",
+        f"- fp32 ONNX vs PyTorch, every test row: max |logit difference| {parity['fp32']['max_abs_diff']:.2e} "
+        f"(limit {parity['fp32']['threshold']:g}), {parity['fp32']['top1_mismatches']} top-1 changes.",
+        f"- int8 vs fp32: macro-F1 {100 * parity['int8']['int8_macro_f1']:.2f} vs "
+        f"{100 * parity['int8']['fp32_macro_f1']:.2f} (drop {parity['int8']['f1_drop_points']:.2f} points, "
+        f"limit {parity['int8']['threshold_points']:g}); top-1 agreement {parity['int8']['top1_agreement']:.4f}.",
+        "",
+        "## Training",
+        "",
+        f"- Checkpoints chosen by val {card['checkpoint'].get('teacher') or 'n/a'} (teacher) and "
+        f"{card['checkpoint'].get('student') or 'n/a'} (student).",
+        "- Data (sha256): " + ", ".join(f"{k} `{v[:16]}`" for k, v in card["data_sha256"].items() if v) + ".",
+        "",
+        "## Reproduce",
+        "",
+        "```sh",
+        f"git checkout {card.get('git_commit') or '<commit>'}",
+        "dvc pull        # or place the input data in params.yaml's data.dir",
+        "dvc repro export",
+        "```",
+        "",
+        "The whole spec (data, model, training, distillation, export) is params.yaml in that commit; dvc.lock pins "
+        "every input's hash.",
+        "",
+    ]
+    return "\n".join(lines)
