@@ -1,7 +1,7 @@
 """Int8 ONNX student vs PyTorch fp32 teacher: accuracy, batch-1 latency and size ratios, in one run.
 
     python benchmarks/export_speed.py [--dataset ../shared/datasets/banking77] [--work DIR]
-        [--teacher-epochs 1] [--student-epochs 5] [--layers N] [--train-threads N] [--reuse]
+        [--teacher-epochs 3] [--student-epochs 5] [--layers N] [--train-threads N] [--threads N] [--reuse]
 
 On banking77 (read in place from ../shared): the packaged MiniLM-L6 (sentence-transformers/all-MiniLM-L6-v2)
 is fine-tuned with a fresh head by the train stage (briefly: --teacher-epochs), distilled by the distill
@@ -45,12 +45,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", type=Path, default=DEFAULT_DATASET)
     parser.add_argument("--work", type=Path, default=Path("/tmp/tuneforge-export-speed"))
-    parser.add_argument("--teacher-epochs", type=float, default=1.0)
+    parser.add_argument("--teacher-epochs", type=float, default=3.0)
     parser.add_argument("--student-epochs", type=float, default=None, help="default: distill.epochs")
     parser.add_argument("--layers", type=int, default=None, help="student layers; default: a third, rounded up")
     parser.add_argument("--reuse", action="store_true", help="keep WORK's teacher and student if they exist")
     parser.add_argument("--train-threads", type=int, default=None,
                         help="torch threads while training (1 is steadier when other processes share the cores)")
+    parser.add_argument("--threads", type=int, default=None, help="threads of the speed report (export.threads)")
     args = parser.parse_args()
     dataset = args.dataset.resolve()
     args.work.mkdir(parents=True, exist_ok=True)
@@ -77,7 +78,9 @@ def main() -> None:
             distill.run(distill_cfg, train_cfg)
             timings["distill"] = time.perf_counter() - began
     began = time.perf_counter()
-    export.run(ExportConfig(max_seq_length=MAX_SEQ_LENGTH, benchmark_runs=300, benchmark_warmup=30))
+    export.run(ExportConfig(
+        max_seq_length=MAX_SEQ_LENGTH, benchmark_runs=300, benchmark_warmup=30, threads=args.threads
+    ))
     timings["export"] = time.perf_counter() - began
 
     speed = json.loads(Path("reports/export/speed.json").read_text())

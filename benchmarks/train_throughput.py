@@ -1,6 +1,7 @@
 """Training throughput of the train stage against a bare PyTorch loop: same model, data, batch, sequence length.
 
     python benchmarks/train_throughput.py [--steps 40] [--batch-size 32] [--max-seq-length 128] [--repeats 1]
+                                          [--threads N]
 
 Each side runs in its own subprocess (so each peak resident memory is its own): the stage through
 stages.train.run (Hugging Face Trainer, full fine-tuning of the packaged all-MiniLM-L6-v2, evaluation
@@ -40,10 +41,15 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-seq-length", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=1, help="alternate the two sides N times, keep the best")
+    parser.add_argument("--threads", type=int, help="torch intra-op threads on both sides (default: torch's)")
     parser.add_argument("--role", choices=["stage", "bare"], help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.role:
+        if args.threads:
+            import torch
+
+            torch.set_num_threads(args.threads)
         result = run_stage(args) if args.role == "stage" else run_bare(args)
         result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         args.out.write_text(json.dumps(result))
@@ -56,6 +62,7 @@ def main() -> None:
                 out = Path(scratch) / f"{role}-{repeat}.json"
                 command = [sys.executable, __file__, "--role", role, "--out", str(out), "--steps", str(args.steps),
                            "--batch-size", str(args.batch_size), "--max-seq-length", str(args.max_seq_length)]
+                command += ["--threads", str(args.threads)] if args.threads else []
                 subprocess.run(command, check=True, cwd=scratch, stdout=subprocess.DEVNULL)
                 results[role].append(json.loads(out.read_text()))
     for role, runs in results.items():
@@ -76,7 +83,7 @@ def report(args, stage: dict, bare: dict) -> None:
     gpu = "mfu" in stage
     print(f"data: {stage['data']} ({stage['examples']} texts); model: {BASE}; device: {stage['device']}")
     print(f"steps: {args.steps}, batch: {args.batch_size}, max_seq_length: {args.max_seq_length}, "
-          f"best of {args.repeats}")
+          f"best of {args.repeats}, threads: {args.threads or 'torch default'}")
     print(f"{'':<8}{'samples/s':>12}{'median-step samples/s':>24}{'peak RSS MB':>14}"
           + (f"{'tokens/s':>12}{'MFU':>8}" if gpu else ""))
     for name, result in (("stage", stage), ("bare", bare)):

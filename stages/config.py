@@ -334,7 +334,7 @@ class ExportConfig(Section):
     max_f1_drop: Number = Field(
         1.0, ge=0, description="Gate: largest drop of macro-F1, in points, of int8 vs fp32 ONNX on the test split."
     )
-    per_channel: bool = Field(False, description="Quantize weights per output channel instead of per tensor.")
+    per_channel: bool = Field(True, description="Quantize weights per output channel instead of per tensor.")
     worst_rows: int = Field(10, ge=1, description="Rows listed when a parity gate fails (the worst ones).")
     benchmark_runs: int = Field(200, ge=1, description="Batch-1 inferences timed per model in the speed report.")
     benchmark_warmup: int = Field(20, ge=0, description="Untimed inferences before each model is timed.")

