@@ -16,6 +16,13 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATASET = REPO_ROOT.parent / "shared" / "datasets" / "banking77"
 
 
+def rows_written(metrics: dict) -> int:
+    """Rows the stage wrote: validate's rows_out, split's rows per split summed, augment's rows_augmented."""
+    if isinstance(metrics.get("rows"), dict):
+        return sum(metrics["rows"].values())
+    return metrics.get("rows_out") or metrics.get("rows_augmented") or 0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", type=Path, default=DEFAULT_DATASET)
@@ -49,7 +56,7 @@ def main() -> None:
             began = time.perf_counter()
             produced = call()
             seconds = time.perf_counter() - began
-            rows = produced.metrics.get("rows_out") or produced.metrics.get("rows_augmented") or 0
+            rows = rows_written(produced.metrics)
             timings.append((name, seconds, rows))
 
     print(f"dataset: {dataset}")
