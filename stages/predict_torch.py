@@ -57,8 +57,8 @@ def pick_device(choice: str) -> torch.device:
     return torch.device(choice)
 
 
-def load_classifier(path: Path, device: torch.device, *, missing_hint: str) -> Classifier:
-    """The model, tokenizer and labels of a sequence-classification directory, or one StageError line."""
+def check_classifier_dir(path: Path, missing_hint: str) -> Path:
+    """One StageError line unless `path` is a model directory with a config and safetensors weights."""
     path = Path(path)
     if not path.exists():
         raise StageError(f"{path}: no such model directory; {missing_hint}")
@@ -66,11 +66,11 @@ def load_classifier(path: Path, device: torch.device, *, missing_hint: str) -> C
         raise StageError(f"{path}: not a model directory (no config.json)")
     if not any((path / name).is_file() for name in SAFETENSORS_FILES):
         raise StageError(f"{path}: no safetensors weights (model.safetensors); pickled weights are never loaded")
-    try:
-        config = AutoConfig.from_pretrained(path, trust_remote_code=False)
-    except (ValueError, OSError, KeyError) as exc:
-        raise StageError(f"{path}: cannot read config.json: {_first_line(exc)}") from None
-    tokenizer = _load_tokenizer(path)
+    return path
+
+
+def load_sequence_classifier(path: Path, config):
+    """from_pretrained from safetensors only, refusing a checkpoint that lacks weights (they would be random)."""
     with _quiet_transformers():
         try:
             model, info = AutoModelForSequenceClassification.from_pretrained(
@@ -83,6 +83,18 @@ def load_classifier(path: Path, device: torch.device, *, missing_hint: str) -> C
         # from_pretrained fills absent weights with random ones; a random head would be evaluated silently.
         missing = ", ".join(sorted(info["missing_keys"])[:3])
         raise StageError(f"{path}: weights missing from the checkpoint (not a trained classifier?): {missing}")
+    return model
+
+
+def load_classifier(path: Path, device: torch.device, *, missing_hint: str) -> Classifier:
+    """The model, tokenizer and labels of a sequence-classification directory, or one StageError line."""
+    path = check_classifier_dir(path, missing_hint)
+    try:
+        config = AutoConfig.from_pretrained(path, trust_remote_code=False)
+    except (ValueError, OSError, KeyError) as exc:
+        raise StageError(f"{path}: cannot read config.json: {_first_line(exc)}") from None
+    tokenizer = _load_tokenizer(path)
+    model = load_sequence_classifier(path, config)
     _check_tokenizer_fits(path, tokenizer, model)
     if tokenizer.pad_token is None:
         if tokenizer.eos_token is None:

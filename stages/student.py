@@ -208,31 +208,16 @@ def load_student(directory: Path, device: torch.device | str = "cpu"):
     smaller than its tokenizer by design: there the id map must cover every id the tokenizer emits."""
     from transformers import AutoTokenizer
 
-    from stages.predict_torch import SAFETENSORS_FILES, Classifier
+    from stages.predict_torch import Classifier, check_classifier_dir, load_sequence_classifier
 
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise StageError(f"{directory}: no such model directory; run the distill stage (python -m stages.distill)")
-    if not (directory / "config.json").is_file():
-        raise StageError(f"{directory}: not a model directory (no config.json)")
-    if not any((directory / name).is_file() for name in SAFETENSORS_FILES):
-        raise StageError(f"{directory}: no safetensors weights (model.safetensors); pickled weights are never loaded")
+    directory = check_classifier_dir(directory, "run the distill stage (python -m stages.distill)")
     require_tokenizer_file(directory)
     try:
         config = AutoConfig.from_pretrained(directory, trust_remote_code=False)
         tokenizer = AutoTokenizer.from_pretrained(directory, trust_remote_code=False)
     except (ValueError, OSError, KeyError, TypeError) as exc:
         raise StageError(f"{directory}: cannot load its config or tokenizer: {_first_line(exc)}") from None
-    try:
-        model, info = AutoModelForSequenceClassification.from_pretrained(
-            directory, config=config, use_safetensors=True, trust_remote_code=False, dtype=torch.float32,
-            output_loading_info=True,
-        )
-    except (ValueError, OSError, KeyError, RuntimeError) as exc:
-        raise StageError(f"{directory}: cannot load it as a sequence classifier: {_first_line(exc)}") from None
-    if info["missing_keys"]:
-        missing = ", ".join(sorted(info["missing_keys"])[:3])
-        raise StageError(f"{directory}: weights missing from the checkpoint: {missing}")
+    model = load_sequence_classifier(directory, config)
     id_map = load_id_map(directory, model)
     rows = len(id_map) if id_map is not None else model.get_input_embeddings().num_embeddings
     if len(tokenizer) > rows:
