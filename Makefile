@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export GX_ANALYTICS_ENABLED := false
 
-.PHONY: install demo test test-all lint clean
+.PHONY: install demo test test-all lint clean bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ test: $(STAMP)
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Every benchmark, measured side by side, into benchmarks/RESULTS.md (BENCH_ARGS="--recipe-dir DIR" reuses a recipe run).
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run_all.py $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

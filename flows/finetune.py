@@ -3,6 +3,12 @@
 The stage list and its order come from dvc.yaml (a stage added there appears here with no code
 change), and each task runs `dvc repro --single-item STAGE`, so outputs, dvc.lock and skipping are
 DVC's: after a flow run `dvc status` is clean, and dvc.lock is what `dvc repro` would have written.
+DVC's status is asked once up front (in this process): until a stage actually runs, a stage it reports up
+to date is skipped without starting DVC again, which is most of what a cached re-run would cost.
+
+What a run was asked for (its overrides, data_dir, promote_to) reaches every stage as the JSON object in
+TUNEFORGE_RUN_PARAMETERS, with the flow run's id as TUNEFORGE_RUN_ID: each stage writes both into its
+meta.json (`run`), which the registry stores with the artifacts of that run.
 """
 
 import json
@@ -23,6 +29,7 @@ from stages.layout import PARAMS_FILE, metrics_file
 from stages.overrides import apply_to_params_file
 
 STAGE_RETRIES = 2
+RUN_PARAMETERS_ENV = "TUNEFORGE_RUN_PARAMETERS"  # read by stages.outputs.write_meta
 
 
 class StageFailed(RuntimeError):
@@ -56,12 +63,26 @@ def stages_in_dependency_order(repo: Path) -> list[str]:
     return list(networkx.lexicographical_topological_sort(graph, key=declared.index))
 
 
-def _stage_environment(repo: Path) -> dict[str, str]:
+def stale_stages(repo: Path) -> set[str]:
+    """The stages `dvc status` reports changed (deps, params, outputs or command) right now.
+
+    DVC names them by address (relative to the working directory, `../x/dvc.yaml:train` outside it); a
+    name that maps to no stage makes every stage stale, so that DVC is asked for each one."""
+    from dvc.repo import Repo
+
+    with Repo(str(repo)) as dvc_repo:
+        names = {stage.addressing: stage.name for stage in dvc_repo.index.stages}
+        reported = set(dvc_repo.status())
+    return {names[key] for key in reported} if reported <= set(names) else set(names.values())
+
+
+def _stage_environment(repo: Path, run_parameters: dict) -> dict[str, str]:
     env = dict(os.environ)
     # DVC runs `python -m stages.X`: the interpreter running this flow has tuneforge installed.
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env["TUNEFORGE_ENTRYPOINT"] = "prefect"
     env["TUNEFORGE_RUN_ID"] = str(flow_run.get_id() or uuid.uuid4().hex)
+    env[RUN_PARAMETERS_ENV] = json.dumps(run_parameters, sort_keys=True)
     env.setdefault("DVC_NO_ANALYTICS", "1")
     env.setdefault("HF_HUB_OFFLINE", "1")
     return env
@@ -106,21 +127,28 @@ def _stage_markdown(stage: str, ran: bool, metrics: dict, repo: Path) -> str:
 
 
 @task(task_run_name="{stage}", retries=STAGE_RETRIES, retry_delay_seconds=5, retry_condition_fn=_is_transient)
-def reproduce_stage(stage: str, repo: str) -> StageOutcome:
-    """`dvc repro --single-item STAGE`: DVC decides whether it must run and records it in dvc.lock."""
+def reproduce_stage(
+    stage: str, repo: str, run_parameters: dict | None = None, up_to_date: bool = False
+) -> StageOutcome:
+    """`dvc repro --single-item STAGE`: DVC decides whether it must run and records it in dvc.lock.
+
+    `up_to_date`: DVC's status already said so and nothing upstream has run since; DVC is not asked again.
+    """
     logger = get_run_logger()
     repo_path = Path(repo)
-    result = subprocess.run(
-        [sys.executable, "-m", "dvc", "repro", "--single-item", stage],
-        cwd=repo_path,
-        env=_stage_environment(repo_path),
-        capture_output=True,
-        text=True,
-    )
-    if result.returncode != 0:
-        line = last_error_line(result.stderr + "\n" + result.stdout)
-        raise StageFailed(stage, line, refused_input=line.startswith(f"{stage}: error: "))
-    ran = f"Running stage '{stage}'" in result.stdout
+    ran = False
+    if not up_to_date:
+        result = subprocess.run(
+            [sys.executable, "-m", "dvc", "repro", "--single-item", stage],
+            cwd=repo_path,
+            env=_stage_environment(repo_path, run_parameters or {}),
+            capture_output=True,
+            text=True,
+        )
+        if result.returncode != 0:
+            line = last_error_line(result.stderr + "\n" + result.stdout)
+            raise StageFailed(stage, line, refused_input=line.startswith(f"{stage}: error: "))
+        ran = f"Running stage '{stage}'" in result.stdout
     metrics = _read_metrics(repo_path, stage)
     logger.info("%s: %s", stage, "ran" if ran else "up to date")
     create_markdown_artifact(
@@ -131,22 +159,47 @@ def reproduce_stage(stage: str, repo: str) -> StageOutcome:
     return StageOutcome(stage=stage, ran=ran, metrics=metrics)
 
 
+def run_assignments(overrides: list[str] | None, data_dir: str | None, promote_to: str | None) -> list[str]:
+    """The flow's parameters as params.yaml assignments; data_dir and promote_to come last, so they win.
+
+    Their values are JSON-quoted: a folder or alias named `null`, `yes` or `7` stays that string."""
+    assignments = list(overrides or [])
+    if data_dir:
+        assignments.append(f"data.dir={json.dumps(data_dir)}")
+    if promote_to is not None:
+        assignments.append(f"promotion.promote_to={json.dumps(promote_to)}")
+    return assignments
+
+
 @flow(name="finetune", log_prints=True)
-def finetune(overrides: list[str] | None = None, data_dir: str | None = None, repo: str = ".") -> dict:
+def finetune(
+    overrides: list[str] | None = None,
+    data_dir: str | None = None,
+    promote_to: str | None = None,
+    repo: str = ".",
+) -> dict:
     """Run every dvc.yaml stage in dependency order.
 
     overrides: spec keys for this run in dotted form (`split.seed=7`), written to params.yaml the way
-    `dvc exp run --set-param` does; data_dir: an alternative `data.dir`.
+    `dvc exp run --set-param` does; data_dir: an alternative `data.dir`; promote_to: the alias the register
+    stage moves to the new version when its gates pass (`promotion.promote_to`, checked as a safe alias
+    name). Like `dvc exp run -S`, they stay in params.yaml after the run, so `dvc status` is clean.
     """
     repo_path = Path(repo).resolve()
-    assignments = list(overrides or []) + ([f"data.dir={data_dir}"] if data_dir else [])
+    assignments = run_assignments(overrides, data_dir, promote_to)
+    run_parameters = {"overrides": list(overrides or []), "data_dir": data_dir, "promote_to": promote_to}
     try:
         apply_to_params_file(
             repo_path / PARAMS_FILE, assignments, verify=lambda params: check_data_files(params.data, repo_path)
         )
     except StageError as exc:
         raise ValueError(exc.message) from None
-    outcomes = [reproduce_stage(stage, str(repo_path)) for stage in stages_in_dependency_order(repo_path)]
+    order, stale = stages_in_dependency_order(repo_path), stale_stages(repo_path)
+    outcomes: list[StageOutcome] = []
+    for stage in order:
+        # Once a stage has run, its outputs may have changed what later stages depend on: DVC decides again.
+        up_to_date = stage not in stale and not any(outcome.ran for outcome in outcomes)
+        outcomes.append(reproduce_stage(stage, str(repo_path), run_parameters, up_to_date))
     table = [
         {"stage": outcome.stage, "metric": key, "value": value}
         for outcome in outcomes

@@ -54,8 +54,8 @@ from stages.config import PromotionConfig, RegistryConfig
 from stages.outputs import sha256_path
 
 __all__ = [
-    "artifacts", "download", "events", "gc", "lineage", "models", "promote", "record_stage", "register_model",
-    "resolve", "rollback", "show", "tag", "verify", "versions",
+    "artifacts", "download", "events", "gc", "lineage", "models", "promote", "record_drift_check", "record_stage",
+    "register_model", "resolve", "rollback", "show", "tag", "verify", "versions",
 ]
 
 
@@ -275,6 +275,29 @@ def rollback(name: str, alias: str, *, reason: str | None = None, config: Regist
         add_event(session, "rolled_back", f"model {name}@{alias}", model=name, version=went_to.version, alias=alias,
                   reason=(reason or "").strip() or None, evidence={"from": came_from.version, "to": went_to.version})
         return {"model": name, "alias": alias, "from": came_from.version, "to": went_to.version}
+
+
+def record_drift_check(
+    ref: str,
+    report: str | ArtifactRef,
+    evidence: Mapping[str, Any],
+    *,
+    alias: str | None = None,
+    config: RegistryConfig | None = None,
+) -> dict[str, Any]:
+    """Append a `drift_checked` event to model version `ref` (NAME:VERSION or NAME@ALIAS): the drift
+    monitor's verdict on a batch of new data, with its registered report artifact and the evidence."""
+    parsed = _ref(ref)
+    with opened(config) as registry, transaction(registry.engine) as session:
+        model, version = get_version(session, parsed)
+        artifact = get_artifact(session, _ref(str(report)))
+        report_ref = f"{artifact.name}:{artifact.version}"
+        subject = f"model {model.name}:{version.version} <- {report_ref}"
+        event = add_event(session, "drift_checked", subject, model=model.name, version=version.version,
+                          alias=alias, evidence={**evidence, "report": report_ref})
+        session.flush()
+        return {"id": event.id, "subject": subject, "model": model.name, "version": version.version,
+                "report": report_ref}
 
 
 def events(

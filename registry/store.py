@@ -18,7 +18,7 @@ from registry.errors import RegistryError
 from registry.names import Ref, validate_name
 from registry.schema import Artifact, ArtifactFile, ArtifactName, Event, LineageEdge, Model, Run, utcnow
 
-EVENT_KINDS = ("registered", "gate_decided", "promoted", "forced", "rolled_back")
+EVENT_KINDS = ("registered", "gate_decided", "promoted", "forced", "rolled_back", "drift_checked")
 
 
 @dataclass(frozen=True)

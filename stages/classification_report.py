@@ -2,6 +2,11 @@
 
 Current data is the evaluated model's predictions on the test split; when a production model was
 evaluated on the same split its predictions are the reference, so the report shows both side by side.
+
+Labels reach Evidently as integer codes (their sorted order) with the names as display labels: Evidently
+collects the classes in a Python set, whose order for strings changes with every process's hash seed, and
+the per-label heatmap of the HTML followed it. Integers hash to themselves, so the same predictions now
+give the same page, byte for byte (the JSON, keyed by name, is the same either way).
 """
 
 import json
@@ -25,7 +30,11 @@ def write_classification_report(
     metrics as {metric type: value} (accuracy, precision, recall, f1 and their per-label forms)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        snapshot = _run(_prepare(current), None if reference is None else _prepare(reference))
+        labels = _labels(current, reference)
+        codes = {label: code for code, label in enumerate(labels)}
+        snapshot = _run(
+            _prepare(current, codes), None if reference is None else _prepare(reference, codes), labels
+        )
         payload = _rounded(json.loads(snapshot.json()))
         page = snapshot.get_html_str(as_iframe=False)
     summary = {
@@ -40,20 +49,27 @@ def write_classification_report(
     return summary
 
 
-def _prepare(frame: pd.DataFrame) -> pd.DataFrame:
+def _labels(current: pd.DataFrame, reference: pd.DataFrame | None) -> list[str]:
+    frames = [current] if reference is None else [current, reference]
+    return sorted({str(label) for frame in frames for column in ("label", "predicted") for label in frame[column]})
+
+
+def _prepare(frame: pd.DataFrame, codes: dict[str, int]) -> pd.DataFrame:
     return pd.DataFrame({
-        TARGET: frame["label"].astype(str).to_numpy(),
-        PREDICTION: frame["predicted"].astype(str).to_numpy(),
+        TARGET: frame["label"].astype(str).map(codes).to_numpy(),
+        PREDICTION: frame["predicted"].astype(str).map(codes).to_numpy(),
     })
 
 
-def _run(current: pd.DataFrame, reference: pd.DataFrame | None):
+def _run(current: pd.DataFrame, reference: pd.DataFrame | None, labels: list[str]):
     # Evidently takes seconds to import: only stages that write reports pay for it.
     from evidently import DataDefinition, Dataset, MulticlassClassification, Report
     from evidently.presets import ClassificationPreset
 
     definition = DataDefinition(
-        classification=[MulticlassClassification(target=TARGET, prediction_labels=PREDICTION)],
+        classification=[
+            MulticlassClassification(target=TARGET, prediction_labels=PREDICTION, labels=dict(enumerate(labels)))
+        ],
         categorical_columns=[TARGET, PREDICTION],
     )
 

@@ -244,6 +244,9 @@ class TrainConfig(Section):
         1, ge=1, le=64, description="Processes of data-parallel training (DDP; gloo on CPU) via torchrun."
     )
     causal_lm: CausalLmConfig = Field(CausalLmConfig(), description="Data and packing for model.task causal-lm.")
+    use_tuned: bool = Field(
+        False, description="Merge the tune stage's best values (models/tune/best_params.yaml) over this section."
+    )
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -255,6 +258,183 @@ class TrainConfig(Section):
         if self.freeze_layers and self.method != "full":
             raise ValueError(f"freeze_layers applies to method full only, got method {self.method}")
         return self
+
+
+# train keys a search space may name (peft.* are keys of train.peft, methods lora/peft only).
+TUNABLE_KEYS = (
+    "learning_rate", "lr_scheduler", "warmup_ratio", "weight_decay", "max_grad_norm", "gradient_accumulation_steps",
+    "optimizer", "dropout", "label_smoothing", "epochs", "batch_size", "freeze_layers",
+    "peft.r", "peft.lora_alpha", "peft.lora_dropout",
+)
+DEFAULT_SPACE = {
+    "learning_rate": {"type": "float", "low": 5e-5, "high": 1e-3, "log": True},
+    "weight_decay": {"type": "float", "low": 0.0, "high": 0.1},
+    "warmup_ratio": {"type": "float", "low": 0.0, "high": 0.2},
+    "label_smoothing": {"type": "float", "low": 0.0, "high": 0.2},
+    "batch_size": {"type": "categorical", "choices": [16, 32, 64]},
+    "lr_scheduler": {"type": "categorical", "choices": ["linear", "cosine"]},
+}
+
+
+class SearchDimension(Section):
+    type: Literal["float", "int", "categorical"] = Field(
+        ..., description="float (uniform, or log-uniform with log), int (integers), or categorical (choices)."
+    )
+    low: Number | None = Field(None, description="float/int: smallest value (inclusive).")
+    high: Number | None = Field(None, description="float/int: largest value (inclusive); must exceed low.")
+    log: bool = Field(False, description="float/int: sample on a log scale (low must be > 0).")
+    step: Number | None = Field(
+        None, gt=0, description="float/int: spacing of the values (finite set: what the grid sampler needs)."
+    )
+    choices: list[str | int | float | bool | None] | None = Field(
+        None, description="categorical: the values tried (at least one, no repeats)."
+    )
+
+    @model_validator(mode="after")
+    def _well_formed(self):
+        if self.type == "categorical":
+            if self.low is not None or self.high is not None or self.log or self.step is not None:
+                raise ValueError("type categorical takes choices only (no low, high, log or step)")
+            if not self.choices:
+                raise ValueError("empty choices: give at least one value")
+            if len({repr(choice) for choice in self.choices}) != len(self.choices):
+                raise ValueError(f"choices repeat a value: {self.choices}")
+            return self
+        if self.choices is not None:
+            raise ValueError(f"choices applies to type categorical only, not {self.type}")
+        if self.low is None or self.high is None:
+            raise ValueError(f"type {self.type} needs low and high")
+        if self.low >= self.high:
+            raise ValueError(f"empty range: low ({self.low:g}) must be below high ({self.high:g})")
+        if self.log and self.low <= 0:
+            raise ValueError(f"log needs low > 0, got {self.low:g}")
+        if self.log and self.step is not None:
+            raise ValueError("step and log cannot be combined")
+        if self.type == "int" and not all(float(v).is_integer() for v in (self.low, self.high, self.step or 1)):
+            raise ValueError("type int needs whole numbers for low, high and step")
+        if self.step is not None and not _divides(self.step, self.high - self.low):
+            raise ValueError(f"step ({self.step:g}) must divide high - low ({self.high - self.low:g})")
+        return self
+
+    def grid_points(self) -> list | None:
+        """Every value of a finite dimension (categorical, int, float with step); None for a continuous one."""
+        if self.type == "categorical":
+            return list(self.choices)
+        if self.type == "int" and not self.log:
+            return list(range(int(self.low), int(self.high) + 1, int(self.step or 1)))
+        if self.type == "float" and self.step is not None:
+            count = round((self.high - self.low) / self.step) + 1
+            return [round(self.low + i * self.step, 12) for i in range(count)]
+        return None
+
+
+def _divides(step: float, span: float) -> bool:
+    ratio = span / step
+    return abs(ratio - round(ratio)) < 1e-9
+
+
+def _tunable_space(space: dict[str, SearchDimension | None]) -> dict[str, SearchDimension | None]:
+    unknown = [name for name in space if name not in TUNABLE_KEYS]
+    if unknown:
+        raise ValueError(f"unknown parameter '{unknown[0]}' (tunable: {', '.join(TUNABLE_KEYS)})")
+    return space
+
+
+def _study_storage(value: str) -> str:
+    # A study that several workers share and a re-run resumes lives in a database file or server.
+    if not (value.startswith("sqlite:///") or re.match(r"^postgresql(\+[a-z0-9_]+)?://", value)):
+        raise ValueError("must be sqlite:///<file> or postgresql[+driver]://user:password@host/db")
+    return value
+
+
+class TrialBudget(Section):
+    max_steps: int | None = Field(
+        None, ge=1, description="Optimizer steps of every trial (null: train.max_steps / train.epochs)."
+    )
+    epochs: Number | None = Field(
+        None, gt=0, description="Epochs of every trial when max_steps is null (null: train's)."
+    )
+    eval_steps: int | None = Field(
+        None, ge=1, description="Evaluate (and report to the pruner) every N steps in a trial (null: train's)."
+    )
+
+
+class TuneConfig(Section):
+    enabled: bool = Field(False, description="Run the search; off writes a best_params.yaml that says so, at once.")
+    sampler: Literal["grid", "random", "tpe"] = Field(
+        "tpe", description="grid (every point of a finite space), random, or tpe (Bayesian, Optuna's TPE)."
+    )
+    pruner: Literal["none", "median", "hyperband"] = Field(
+        "median", description="Stop unpromising trials early on their intermediate val metric: none, median, hyperband."
+    )
+    n_trials: int = Field(
+        20, ge=1, description="Trials the study holds when done (complete or pruned), over all workers and re-runs."
+    )
+    timeout_s: Number | None = Field(
+        None, gt=0, description="Time budget of one process: no new trial starts after it; null: no limit."
+    )
+    metric: Literal["accuracy", "macro_f1", "loss", "perplexity"] | None = Field(
+        None, description="Val metric optimised (maximise accuracy/macro_f1, minimise loss); null: train.metric."
+    )
+    seed: int = Field(42, description="Seed of the sampler (trial k samples with seed + k: reproducible, resumable).")
+    include_defaults: bool = Field(
+        True, description="First trial: the train section's own values, so the default recipe is measured too."
+    )
+    budget: TrialBudget = Field(TrialBudget(), description="Per-trial length (the default recipe trial gets it too).")
+    space: Annotated[dict[str, SearchDimension | None], AfterValidator(_tunable_space)] = Field(
+        DEFAULT_SPACE,
+        description="Tunable train key (peft.r for train.peft.r) -> its distribution; null leaves a key out.",
+    )
+    storage: Annotated[str, AfterValidator(_study_storage)] = Field(
+        "sqlite:///.tuneforge/optuna.db",
+        description="Study database: a SQLite file, or postgresql+psycopg://... that workers on many machines share.",
+    )
+    study_name: SafeName | None = Field(
+        None, description="Study to create or resume; null: tune-<hash of data, model, train and space>."
+    )
+    tpe_startup_trials: int = Field(10, ge=0, description="tpe: trials sampled at random before TPE takes over.")
+    pruner_startup_trials: int = Field(2, ge=0, description="median: trials that complete before any is pruned.")
+    pruner_warmup_steps: int = Field(0, ge=0, description="median: optimizer steps before a trial may be pruned.")
+    hyperband_min_resource: int = Field(
+        1, ge=1, description="hyperband: optimizer steps every trial runs before it may be stopped."
+    )
+    hyperband_reduction_factor: int = Field(3, ge=2, description="hyperband: 1/factor of trials go on per rung.")
+    stale_after_s: int = Field(
+        600, ge=4, description="A running trial without a heartbeat this long (a killed worker) is failed and redone."
+    )
+    busy_timeout_s: float = Field(60.0, gt=0, description="SQLite: how long a writer waits for another's lock.")
+    connect_timeout_s: int = Field(5, ge=1, description="Seconds to wait for a database server before giving up.")
+
+    @model_validator(mode="after")
+    def _searchable(self):
+        space = self.search_space()
+        if not space:
+            if self.enabled:
+                raise ValueError("space: empty; declare at least one parameter to search")
+            return self
+        if self.sampler != "grid":
+            return self
+        size = 1
+        for name, dimension in space.items():
+            points = dimension.grid_points()
+            if points is None:
+                raise ValueError(
+                    f"space.{name}: the grid sampler needs a finite set of values: give a step (without log) "
+                    "or use type categorical"
+                )
+            size *= len(points)
+        if self.include_defaults:
+            raise ValueError(
+                "include_defaults: not with the grid sampler, which runs grid points only "
+                "(put the default values among the grid's values instead)"
+            )
+        if self.n_trials > size:
+            raise ValueError(f"n_trials ({self.n_trials}) exceeds the grid's {size} points")
+        return self
+
+    def search_space(self) -> dict[str, SearchDimension]:
+        """The declared dimensions, without those an overlay switched off with null."""
+        return {name: dimension for name, dimension in self.space.items() if dimension is not None}
 
 
 class EvaluateConfig(Section):
@@ -401,6 +581,100 @@ class PromotionConfig(Section):
     )
 
 
+# Evidently's drift tests by the column type they accept (evidently.legacy.calculations.stattests).
+NumericDriftTest = Literal[
+    "ks", "wasserstein", "psi", "kl_div", "jensenshannon", "hellinger", "anderson", "cramer_von_mises", "ed", "es",
+    "mannw", "empirical_mmd", "t_test",
+]
+CategoricalDriftTest = Literal["chisquare", "jensenshannon", "psi", "kl_div", "hellinger", "TVD", "z", "g_test",
+                               "fisher_exact"]
+MonitorSignal = Literal["descriptors", "predictions", "embeddings"]
+
+
+class DescriptorDriftConfig(Section):
+    method: NumericDriftTest | None = Field(
+        None, description="Evidently test of each text descriptor; null: Evidently's choice by sample size."
+    )
+    threshold: float | None = Field(None, description="Threshold of that test; null: the test's own default.")
+    drift_share: Probability = Field(
+        0.5, description="Share of the descriptors (length, word count, non-letter %) that must drift."
+    )
+
+
+class PredictionDriftConfig(Section):
+    method: CategoricalDriftTest | None = Field(
+        None, description="Evidently test of the predicted-label distribution; null: Evidently's choice by size."
+    )
+    threshold: float | None = Field(None, description="Threshold of that test; null: the test's own default.")
+
+
+class EmbeddingDriftConfig(Section):
+    threshold: float = Field(
+        0.55, gt=0, lt=1, description="ROC AUC of Evidently's domain classifier (reference vs new) that is drift."
+    )
+    bootstrap: bool | None = Field(
+        None, description="Compare the ROC AUC with random guesses' 95th percentile instead of `threshold`; "
+        "null: when the reference sample has fewer than 1,000 rows (Evidently's rule)."
+    )
+    plot: bool = Field(
+        False, description="Add Evidently's t-SNE picture of both samples to the HTML (slow: a minute per 1,000 rows)."
+    )
+
+
+class MonitorConfig(Section):
+    reference_alias: SafeName = Field(
+        "production", description="Alias of registry.model_name whose model and training data new data meets."
+    )
+    model_role: SafeName = Field("onnx_int8", description="Role of that version holding the shipped ONNX directory.")
+    embedding_role: SafeName = Field(
+        "teacher", description="Role holding the Hugging Face model whose mean-pooled hidden states are the embeddings."
+    )
+    reference_role: SafeName = Field("test_split", description="Role holding the training reference data.")
+    reference_file: SafeName = Field(
+        "train.parquet", description="File inside that role's folder: the rows the model learnt from."
+    )
+    incoming_dir: str = Field(
+        "data/incoming", min_length=1, description="Where new batches arrive: the nightly deployment's new_data."
+    )
+    retrain_dir: str = Field(
+        "data/retrain", min_length=1, description="Where merged training data for a triggered retrain is written."
+    )
+    reports_dir: str = Field(
+        "reports/monitor", min_length=1, description="Where each check's HTML and JSON report is written."
+    )
+    signals: list[MonitorSignal] = Field(
+        ["descriptors", "predictions", "embeddings"], min_length=1, description="Drift signals computed and counted."
+    )
+    min_drifted_signals: int = Field(
+        2, ge=1, description="How many of `signals` must drift for the batch to count as drifted (1: any)."
+    )
+    descriptors: DescriptorDriftConfig = Field(
+        DescriptorDriftConfig(), description="Evidently text descriptors, reference vs new."
+    )
+    predictions: PredictionDriftConfig = Field(
+        PredictionDriftConfig(), description="The production model's predicted-label distribution, reference vs new."
+    )
+    embeddings: EmbeddingDriftConfig = Field(
+        EmbeddingDriftConfig(), description="Evidently's embedding drift (domain classifier) on sentence embeddings."
+    )
+    min_new_rows: int = Field(20, ge=2, description="Fewest non-empty new texts a check accepts.")
+    max_new_rows: int = Field(1000, ge=2, description="New texts compared at most (a seeded sample beyond that).")
+    max_reference_rows: int = Field(1000, ge=2, description="Reference rows compared at most (a seeded sample).")
+    seed: int = Field(0, description="Seed of both samples.")
+    batch_size: int = Field(32, ge=1, description="Texts per inference batch (ONNX predictions and embeddings).")
+    max_seq_length: int = Field(128, ge=8, description="Longest input in tokens for the embeddings.")
+
+    @model_validator(mode="after")
+    def _enough_signals(self):
+        if len(set(self.signals)) != len(self.signals):
+            raise ValueError(f"signals must not repeat, got {self.signals}")
+        if self.min_drifted_signals > len(self.signals):
+            raise ValueError(
+                f"min_drifted_signals ({self.min_drifted_signals}) exceeds the {len(self.signals)} signals computed"
+            )
+        return self
+
+
 class Params(Section):
     data: DataConfig = Field(DataConfig(), description="Where the labelled data is and which columns to read.")
     validate_: ValidateConfig = Field(
@@ -410,6 +684,7 @@ class Params(Section):
     augment: AugmentConfig = Field(AugmentConfig(), description="Augmentation of the train split only.")
     model: ModelConfig = Field(ModelConfig(), description="The base model and the task it is tuned for.")
     train: TrainConfig = Field(TrainConfig(), description="Fine-tuning: method and hyperparameters.")
+    tune: TuneConfig = Field(TuneConfig(), description="Hyperparameter search over train keys (Optuna).")
     evaluate: EvaluateConfig = Field(
         EvaluateConfig(), description="Test-split metrics, calibration, and the comparison with production."
     )
@@ -419,6 +694,9 @@ class Params(Section):
     )
     registry: RegistryConfig = Field(RegistryConfig(), description="Where artifacts and records are kept.")
     promotion: PromotionConfig = Field(PromotionConfig(), description="Gates a version passes for an alias.")
+    monitor: MonitorConfig = Field(
+        MonitorConfig(), description="Drift monitor: new data vs production's training data; retrain on drift."
+    )
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
 

@@ -13,10 +13,12 @@ Outputs, replaced atomically:
     models/onnx/tokenizer.json (+ config)     the tokenizer, truncation and padding included
     models/onnx/labels.json                   {"labels": [...]}: label i is logit i
     models/onnx/meta.json                     config, inputs, parity, speed, files with sha256
-    models/onnx/README.md                     the model card (Hugging Face format)
+    models/onnx/README.md                     the model card (Hugging Face format; no timings: the same
+                                              model gives the same card)
     reports/export/speed.{json,md}            batch-1 p50/p95 and batch throughput, sizes, accuracy, ratios
                                               for PyTorch fp32 teacher, ORT fp32/int8 teacher, ORT fp32/int8
-                                              student, and the issue's targets
+                                              student, and the issue's targets (timings: like meta.json,
+                                              .dvcignore keeps them out of the outputs' hash)
     reports/export/parity.json                both gates' numbers
     reports/export/agreement.json             top-1 agreement between every pair of those models
     reports/export/int8_vs_teacher.{html,json}, int8_vs_fp32.{html,json}
@@ -362,8 +364,7 @@ def card_fields(cfg, source, teacher_meta, source_meta, fp32_gate, int8_gate, sp
         },
         "parity": {"fp32": fp32_gate, "int8": int8_gate},
         "speed": {name: row for name, row in speed["models"].items()},
-        "throughput_batch_size": cfg.throughput_batch_size, "max_length": cfg.max_seq_length,
-        "git_commit": source_meta.get("git_commit") or teacher_meta.get("git_commit"), "student": student,
+        "throughput_batch_size": cfg.throughput_batch_size, "max_length": cfg.max_seq_length, "student": student,
     }
 
 

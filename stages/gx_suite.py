@@ -123,11 +123,7 @@ def counts(result: dict) -> tuple[int, int]:
 
 def failure_table(result: dict, frame: pd.DataFrame, suite: dict) -> str:
     """A short plain-text table of the failed expectations, each followed by up to 5 offending rows."""
-    order = {_key(e.get("type"), e.get("kwargs", {})): i for i, e in enumerate(suite["expectations"])}
-    failed = sorted(
-        (r for r in result["results"] if not r["success"]),
-        key=lambda r: order.get(_key(r["expectation_config"]["type"], r["expectation_config"]["kwargs"]), 99),
-    )
+    failed = _failed_in_suite_order(result, suite)
     rows_by_line = frame.set_index(SOURCE_ROW)
     header = ("expectation", "column", "observed", "expected")
     table = [header] + [_summary_cells(r, len(frame)) for r in failed]
@@ -139,6 +135,27 @@ def failure_table(result: dict, frame: pd.DataFrame, suite: dict) -> str:
         if failure is not None:
             lines.extend(f"    {line}" for line in _offending_rows(failure, rows_by_line))
     return "\n".join(line.rstrip() for line in lines)
+
+
+def failure_summary(result: dict, frame: pd.DataFrame, suite: dict, limit: int = 2) -> str:
+    """The failed expectations in one line, each with its first offending row: what the error line itself says
+    (a Prefect flow or a CI log often shows only that line, not the table)."""
+    failed = _failed_in_suite_order(result, suite)
+    rows_by_line = frame.set_index(SOURCE_ROW)
+    parts = []
+    for failure in failed[:limit]:
+        kind, column, observed, expected = _summary_cells(failure, len(frame))
+        first = _offending_rows(failure, rows_by_line)[:1]
+        parts.append(f"{column or kind} {expected}: {observed}" + (f", first at {first[0]}" if first else ""))
+    return "; ".join(parts) + (f"; and {len(failed) - limit} more" if len(failed) > limit else "")
+
+
+def _failed_in_suite_order(result: dict, suite: dict) -> list[dict]:
+    order = {_key(e.get("type"), e.get("kwargs", {})): i for i, e in enumerate(suite["expectations"])}
+    return sorted(
+        (r for r in result["results"] if not r["success"]),
+        key=lambda r: order.get(_key(r["expectation_config"]["type"], r["expectation_config"]["kwargs"]), 99),
+    )
 
 
 def _key(kind: str | None, kwargs: dict) -> tuple:

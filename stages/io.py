@@ -18,8 +18,13 @@ from stages.errors import StageError
 TEXT, LABEL, SOURCE_ROW = "text", "label", "source_row"
 
 
-def read_labelled_table(path: Path, text_column: str, label_column: str) -> pd.DataFrame:
-    """Rows of `path` as columns text, label (strings or None) and source_row, in file order."""
+def read_labelled_table(
+    path: Path, text_column: str, label_column: str, *, label_required: bool = True
+) -> pd.DataFrame:
+    """Rows of `path` as columns text, label (strings or None) and source_row, in file order.
+
+    With label_required=False a file without the label column reads as all labels None (unlabelled data).
+    """
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_EXTENSIONS:
@@ -36,7 +41,7 @@ def read_labelled_table(path: Path, text_column: str, label_column: str) -> pd.D
         text = _decode_utf8(path)
         records, columns = _read_csv(path, text) if suffix == ".csv" else _read_jsonl(path, text)
     for role, column in (("data.text_column", text_column), ("data.label_column", label_column)):
-        if column not in columns:
+        if column not in columns and (label_required or role == "data.text_column"):
             raise StageError(
                 f"{path}: no column '{column}' ({role}); columns are: {', '.join(map(str, columns)) or '(none)'}"
             )
@@ -81,6 +86,12 @@ def _read_csv(path: Path, text: str) -> tuple[list[tuple[int, dict]], list[str]]
             start, line = line + 1, reader.line_num  # a quoted field may span lines: report where it starts
             if not any(cell.strip() for cell in cells):
                 continue
+            if len(cells) > len(header):
+                # Extra cells would be dropped silently and shift meaning: usually an unquoted comma in a text.
+                raise StageError(
+                    f"{path}: line {start} has {len(cells)} fields but the header has {len(header)} "
+                    "(quote texts that contain commas)"
+                )
             records.append((start, dict(zip(header, cells, strict=False))))
     except csv.Error as exc:
         raise StageError(f"{path}: malformed CSV at line {reader.line_num}: {exc}") from None

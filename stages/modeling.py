@@ -15,6 +15,7 @@ from pathlib import Path
 import transformers
 from huggingface_hub import snapshot_download
 from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
+from safetensors import SafetensorError, safe_open
 from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
 from stages.errors import ConfigError, StageError
@@ -68,7 +69,22 @@ def check_model_dir(path: Path, base: str) -> Path:
             f"model.base: {base}: no safetensors weights in {path} (tuneforge loads model.safetensors only, "
             "never pickled .bin files; convert them with transformers' save_pretrained)"
         )
+    for weights in sorted(path.glob("*.safetensors")):
+        check_safetensors(weights, base)
     return path
+
+
+def check_safetensors(weights: Path, base: str) -> None:
+    """Read the file's header and check its size against it: a truncated or corrupt download is refused here,
+    before any output is touched, instead of failing deep inside from_pretrained."""
+    try:
+        with safe_open(weights, framework="pt") as handle:
+            handle.keys()
+    except (SafetensorError, OSError) as exc:
+        raise StageError(
+            f"model.base: {base}: {weights.name} is not a readable safetensors file ({_first_line(exc)}); "
+            "download or save the model again"
+        ) from None
 
 
 def load_config(path: Path, base: str, *, dropout: float | None = None, **overrides):
@@ -146,9 +162,14 @@ def _from_pretrained(auto_class, path: Path, base: str, config):
             return auto_class.from_pretrained(
                 path, config=config, use_safetensors=True, trust_remote_code=False, dtype="float32"
             )
-        except (ValueError, OSError, KeyError) as exc:
-            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise StageError(f"model.base: {base}: cannot load it as {auto_class.__name__}: {message}") from None
+        except (ValueError, OSError, KeyError, SafetensorError) as exc:
+            raise StageError(
+                f"model.base: {base}: cannot load it as {auto_class.__name__}: {_first_line(exc)}"
+            ) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 @contextlib.contextmanager

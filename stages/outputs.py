@@ -7,6 +7,7 @@ everything succeeded, so a failure leaves the previous outputs exactly as they w
 import contextlib
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import time
@@ -17,10 +18,15 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from stages.errors import StageError
+
 TRACKED_LIBRARIES = (
     "tuneforge", "torch", "transformers", "peft", "great-expectations", "evidently",
     "pandas", "pyarrow", "scikit-learn", "dvc", "prefect", "onnx", "onnxruntime",
 )
+# Set by whatever started the stage for a run of several stages (the Prefect flow): the run's id (the one the
+# registry records) and a JSON object of what the run was asked for (overrides, data_dir, promote_to).
+RUN_ID_ENV, RUN_PARAMETERS_ENV = "TUNEFORGE_RUN_ID", "TUNEFORGE_RUN_PARAMETERS"
 
 
 @dataclass(frozen=True)
@@ -128,6 +134,27 @@ def write_meta(
             "libraries": library_versions(),
             "git_commit": git_commit(),
             "wall_time_s": round(time.time() - started, 3),
+            # User + system CPU seconds of this process and its finished children so far, imports included:
+            # under dvc repro each stage is its own process, so this is the stage's CPU cost.
+            "cpu_time_s": round(sum(os.times()[:4]), 3),
+            **run_record(),
             **(extra or {}),
         },
     )
+
+
+def run_record() -> dict[str, Any]:
+    """{"run": {id, parameters}} when the stage runs inside a declared run (the flow), else {}.
+
+    meta.json is what the registry stores with each artifact, so a flow run's overrides end up recorded
+    beside what they produced; meta.json stays out of DVC's hashes, so they never change dvc.lock."""
+    run_id, raw = os.environ.get(RUN_ID_ENV), os.environ.get(RUN_PARAMETERS_ENV)
+    if not run_id and not raw:
+        return {}
+    try:
+        parameters = json.loads(raw) if raw else {}
+    except ValueError:
+        parameters = None
+    if not isinstance(parameters, dict):
+        raise StageError(f"{RUN_PARAMETERS_ENV}: not a JSON object: {raw[:80]!r}")
+    return {"run": {"id": run_id, "parameters": parameters}}

@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError as RoundTripYAMLError
 
 from stages.config import Params, parse_params
 from stages.errors import ConfigError
@@ -44,23 +45,23 @@ def apply_to_params_file(
     overlays: list[Path] = (),
     verify: Callable[[Params], None] | None = None,
 ) -> Params:
-    """Apply overlays then assignments to params.yaml, validate (and `verify`), write it back only if valid."""
+    """Apply overlays (deep-merged), then assignments (each replaces its key), validate, write back if valid."""
     params_path = Path(params_path)
     round_trip = YAML()
     round_trip.preserve_quotes = True
-    document = round_trip.load(params_path.read_text(encoding="utf-8")) if params_path.is_file() else {}
+    document = _read_yaml(params_path, round_trip.load) if params_path.is_file() else {}
     document = document or {}
     for overlay_path in overlays:
         overlay_path = Path(overlay_path)
         if not overlay_path.is_file():
             raise ConfigError(f"{overlay_path}: config file not found")
-        overlay = yaml.safe_load(overlay_path.read_text(encoding="utf-8")) or {}
+        overlay = _read_yaml(overlay_path, yaml.safe_load) or {}
         if not isinstance(overlay, dict):
             raise ConfigError(f"{overlay_path}: must be a mapping of sections")
         merge(document, overlay)
     for assignment in assignments:
         parts, value = parse_assignment(assignment)
-        merge(document, _nest(parts, value))
+        assign(document, parts, value)
     params = parse_params(_to_builtin(document), source=str(params_path))
     if verify:
         verify(params)
@@ -71,11 +72,26 @@ def apply_to_params_file(
     return params
 
 
-def _nest(parts: list[str], value: Any) -> dict:
-    nested: Any = value
-    for part in reversed(parts):
-        nested = {part: nested}
-    return nested
+def _read_yaml(path: Path, parse: Callable[[str], Any]) -> Any:
+    """A spec or overlay file parsed, or one ConfigError line naming the file and the line of the mistake."""
+    try:
+        return parse(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, RoundTripYAMLError, UnicodeDecodeError) as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise ConfigError(f"{path}: not valid YAML{f' at line {mark.line + 1}' if mark else ''}") from None
+
+
+def assign(document: dict, parts: list[str], value: Any) -> None:
+    """Set one dotted key, replacing what was there: `promotion.min_metrics={}` empties the mapping.
+
+    This is `dvc exp run -S`'s meaning; overlay files, in contrast, deep-merge section by section.
+    """
+    node = document
+    for part in parts[:-1]:
+        if not isinstance(node.get(part), dict):
+            node[part] = {}
+        node = node[part]
+    node[parts[-1]] = value
 
 
 def _to_builtin(node: Any) -> Any:

@@ -4,6 +4,12 @@ Every earlier stage registered its outputs as it finished; this stage groups the
 validated data, the splits, teacher, evaluation, student, int8 ONNX directory) into a new version of
 `registry.model_name`, and, when `promotion.promote_to` names an alias, runs the declared gates and
 moves that alias only if they all pass. A failed gate is a recorded decision, not a failed stage.
+
+reports/register/model_version.json is the receipt of that registry transaction: version numbers, the
+artifact versions by role and the gate decision. All of it follows from the inputs and the registry's state
+before the run (how many versions it holds, which version holds the alias), nothing from the clock or the
+process: the same inputs on registries in the same state write the same file, so DVC hashes it the same.
+When and by whom is the registry's event log and meta.json (which .dvcignore keeps out of the hash).
 """
 
 import json

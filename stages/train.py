@@ -14,6 +14,9 @@ Outputs, replaced atomically:
     reports/train/history.csv   per evaluation: step, epoch, learning rate, train loss, val metrics (DVC plots)
     reports/metrics/train.json  headline metrics (DVC metrics)
 
+train.use_tuned: the values in models/tune/best_params.yaml (the tune stage's best trial) are merged over the
+train section first; meta.json then shows the merged config and where the values came from ("tuned").
+
 Crash safety: checkpoints go to models/.checkpoints/teacher (every train.eval_steps, newest
 train.keep_checkpoints kept plus the best); a re-run resumes from the last complete one if it was
 written by the same config and data (stages/checkpoints.py), and they are deleted once the stage succeeds.
@@ -34,6 +37,8 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -74,6 +79,7 @@ from stages.modeling import (
 from stages.outputs import Produced, atomic_dirs, atomic_write_text, sha256_path, write_json, write_meta
 from stages.runner import stage_main
 from stages.training_args import DevicePlan, check_metric, plan_device, training_arguments
+from stages.tune_files import BEST_PARAMS, merge_tuned
 
 STAGE = "train"
 CLASSIFICATION = "sequence-classification"
@@ -94,6 +100,7 @@ def run(
     out_dir: Path = TEACHER_DIR,
     reports: Path = REPORTS,
     metrics_path: Path = METRICS_FILE,
+    tuned_params: Path = BEST_PARAMS,
 ) -> Produced:
     started = time.time()
     out_dir, reports, metrics_path = Path(out_dir), Path(reports), Path(metrics_path)
@@ -103,32 +110,25 @@ def run(
             "train.num_processes: run the stage plainly (python -m stages.train) with num_processes set; "
             "it launches torchrun itself, it does not run under torchrun or accelerate launch"
         )
-    check_metric(model_cfg.task, cfg.metric)
-    plan = plan_device(cfg)
-    inputs = input_paths(model_cfg, cfg, Path(augmented_dir), Path(splits_dir), Path(validated_dir))
-    labels = check_inputs(model_cfg, cfg, inputs)
-    base_path = resolve_base_model(model_cfg.base)
-    preflight(model_cfg, cfg, base_path)
+    cfg, tuned = merge_tuned(cfg, Path(tuned_params)) if cfg.use_tuned else (cfg, None)
+    prepared = prepare(model_cfg, cfg, augmented_dir=augmented_dir, splits_dir=splits_dir, validated_dir=validated_dir)
+    inputs, base_path, plan = prepared.inputs, prepared.base_path, prepared.plan
+    if tuned:
+        inputs = {**inputs, "tuned_params": Path(tuned_params)}
 
     checkpoint_dir = checkpoints_dir(out_dir)
-    input_hashes = {name: sha256_path(path) for name, path in inputs.items()}
-    run_hash = config_hash({
-        "model": model_cfg.model_dump(by_alias=True), "train": cfg.model_dump(by_alias=True),
-        "base_path": str(base_path), "inputs": input_hashes,
-    })
+    run_hash = spec_hash(model_cfg, cfg, prepared, extra_inputs={"tuned_params": tuned_params} if tuned else None)
     resume = resume_point(checkpoint_dir, run_hash)
     print(
         f"{STAGE}: {model_cfg.base} ({cfg.method}) on {plan.device} ({plan.precision}), "
         f"{cfg.num_processes} process(es)" + (f"; resuming from {resume}" if resume else "")
+        + (f"; tuned values from {tuned_params}: {', '.join(tuned['keys'])}" if tuned else "")
     )
 
     with atomic_dirs(out_dir, reports) as (out_tmp, reports_tmp):
-        spec = {
-            "model": model_cfg.model_dump(by_alias=True), "train": cfg.model_dump(by_alias=True),
-            "base_path": str(base_path), "inputs": {name: str(path) for name, path in inputs.items()},
-            "labels": labels, "out_dir": str(out_tmp), "checkpoint_dir": str(checkpoint_dir),
-            "resume": str(resume) if resume else None, "run_hash": run_hash,
-        }
+        spec = build_spec(
+            model_cfg, cfg, prepared, out_dir=out_tmp, checkpoint_dir=checkpoint_dir, resume=resume, run_hash=run_hash
+        )
         result = fit(spec) if cfg.num_processes == 1 else launch(spec, cfg.num_processes)
         metrics = headline_metrics(result, cfg.metric)
         write_meta(
@@ -137,7 +137,7 @@ def run(
             inputs=inputs, metrics=metrics, started=started,
             extra={
                 "base_model": {"id": model_cfg.base, "path": str(base_path)},
-                "task": model_cfg.task, "method": cfg.method, "labels": labels,
+                "task": model_cfg.task, "method": cfg.method, "labels": prepared.labels,
                 "parameters": result["parameters"], "device": plan.name, "precision": plan.precision,
                 "num_processes": cfg.num_processes, "throughput": result["throughput"],
                 "memory": {**result["memory"], "stage_peak_rss_mb": _peak_rss_mb(children=True)},
@@ -145,6 +145,7 @@ def run(
                 "stopped_early": result["stopped_early"], "resumed_from": spec["resume"],
                 "config_hash": run_hash, "ranks": result["ranks"], "history": result["history"],
                 "chat_template": result.get("chat_template"), "skipped_examples": result.get("skipped"),
+                **({"tuned": tuned} if tuned else {}),
             },
         )
         (reports_tmp / HISTORY_NAME).write_text(history_csv(result["history"]), encoding="utf-8")
@@ -160,6 +161,58 @@ def run(
         inputs=inputs,
         metrics=metrics,
     )
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What a training run needs besides its config, found (and checked) before any model is trained."""
+
+    inputs: dict[str, Path]
+    labels: list[str] | None
+    base_path: Path
+    plan: DevicePlan
+    input_hashes: dict[str, str]
+
+
+def prepare(
+    model_cfg: ModelConfig,
+    cfg: TrainConfig,
+    *,
+    augmented_dir: Path = AUGMENTED_DIR,
+    splits_dir: Path = SPLITS_DIR,
+    validated_dir: Path = VALIDATED_DIR,
+) -> Prepared:
+    """Check the metric, device, data and base model; the train and tune stages both start here."""
+    check_metric(model_cfg.task, cfg.metric)
+    plan = plan_device(cfg)
+    inputs = input_paths(model_cfg, cfg, Path(augmented_dir), Path(splits_dir), Path(validated_dir))
+    labels = check_inputs(model_cfg, cfg, inputs)
+    base_path = resolve_base_model(model_cfg.base)
+    preflight(model_cfg, cfg, base_path)
+    input_hashes = {name: sha256_path(path) for name, path in inputs.items()}
+    return Prepared(inputs=inputs, labels=labels, base_path=base_path, plan=plan, input_hashes=input_hashes)
+
+
+def spec_hash(model_cfg: ModelConfig, cfg: TrainConfig, prepared: Prepared, extra_inputs=None) -> str:
+    """The hash of everything that determines a training run (checkpoints are resumed only under the same one)."""
+    hashes = {**prepared.input_hashes, **{name: sha256_path(path) for name, path in (extra_inputs or {}).items()}}
+    return config_hash({
+        "model": model_cfg.model_dump(by_alias=True), "train": cfg.model_dump(by_alias=True),
+        "base_path": str(prepared.base_path), "inputs": hashes,
+    })
+
+
+def build_spec(
+    model_cfg: ModelConfig, cfg: TrainConfig, prepared: Prepared, *, out_dir: Path, checkpoint_dir: Path,
+    resume: Path | None, run_hash: str,
+) -> dict:
+    """The plain-data description `fit` trains from (JSON-able: torchrun ranks read it from a file)."""
+    return {
+        "model": model_cfg.model_dump(by_alias=True), "train": cfg.model_dump(by_alias=True),
+        "base_path": str(prepared.base_path), "inputs": {name: str(path) for name, path in prepared.inputs.items()},
+        "labels": prepared.labels, "out_dir": str(out_dir), "checkpoint_dir": str(checkpoint_dir),
+        "resume": str(resume) if resume else None, "run_hash": run_hash,
+    }
 
 
 def input_paths(model_cfg: ModelConfig, cfg: TrainConfig, augmented: Path, splits: Path, validated: Path):
@@ -202,8 +255,11 @@ def preflight(model_cfg: ModelConfig, cfg: TrainConfig, base_path: Path) -> None
 
 # ---- the training itself: runs in this process, or in every rank under torchrun ----
 
-def fit(spec: dict) -> dict:
-    """Train, keep the best checkpoint, write the model directory (rank 0); return what happened."""
+def fit(spec: dict, callbacks: Sequence[TrainerCallback] = ()) -> dict:
+    """Train, keep the best checkpoint, write the model directory (rank 0); return what happened.
+
+    `callbacks` are extra TrainerCallbacks (the tune stage's pruning); an exception one raises ends the training.
+    """
     model_cfg, cfg = ModelConfig.model_validate(spec["model"]), TrainConfig.model_validate(spec["train"])
     classification = model_cfg.task == CLASSIFICATION
     base_path = Path(spec["base_path"])
@@ -223,7 +279,7 @@ def fit(spec: dict) -> dict:
         classification=classification,
     )
     meter = ThroughputMeter()
-    callbacks = [CheckpointMarker(spec["run_hash"]), meter, LogFinalStep()]
+    callbacks = [CheckpointMarker(spec["run_hash"]), meter, LogFinalStep(), *callbacks]
     if cfg.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(cfg.early_stopping_patience, cfg.early_stopping_threshold))
     trainer = Trainer(

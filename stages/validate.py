@@ -21,7 +21,7 @@ import pandas as pd
 from stages.cleaning import Cleaned, clean_table, conflicts, labels_per_text, with_derived_columns
 from stages.config import DataConfig, ValidateConfig
 from stages.errors import StageError
-from stages.gx_suite import counts, failure_table, load_suite, validate_tables
+from stages.gx_suite import counts, failure_summary, failure_table, load_suite, validate_tables
 from stages.io import LABEL, SOURCE_ROW, TEXT, read_labelled_table
 from stages.layout import EXPECTATIONS_DIR, VALIDATED_DIR, metrics_file, reports_dir
 from stages.outputs import Produced, atomic_dirs, atomic_write_text, write_json, write_meta
@@ -157,7 +157,8 @@ def _raise_on_failures(results: dict, tables: dict, files: dict, suite: dict) ->
     messages, details = [], []
     for name in failed:
         bad, evaluated = counts(results[name])
-        messages.append(f"{files[name]}: {bad} of {evaluated} expectations failed")
+        summary = failure_summary(results[name], tables[name][0], suite)
+        messages.append(f"{files[name]}: {bad} of {evaluated} expectations failed: {summary}")
         heading = [f"{files[name]}:"] if len(failed) > 1 else []
         details.append("\n".join([*heading, failure_table(results[name], tables[name][0], suite)]))
     raise StageError("; ".join(messages), detail="\n\n".join(details))

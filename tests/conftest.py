@@ -74,9 +74,8 @@ def _project_files() -> list[str]:
     return [name for name in listing.split("\0") if name and (REPO_ROOT / name).is_file()]
 
 
-@pytest.fixture
-def project_clone(tmp_path) -> Path:
-    clone = tmp_path / "clone"
+def copy_project(clone: Path) -> Path:
+    """The project's files (as a clone of the working tree would hold them) in `clone`, committed to git."""
     for name in _project_files():
         target = clone / name
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -87,12 +86,24 @@ def project_clone(tmp_path) -> Path:
     return clone
 
 
-def dvc(clone: Path, *args: str) -> str:
-    """Run DVC in `clone` with this interpreter's python first on PATH (stages run as `python -m`)."""
+@pytest.fixture
+def project_clone(tmp_path) -> Path:
+    return copy_project(tmp_path / "clone")
+
+
+def dvc_environment() -> dict[str, str]:
+    """This interpreter's python first on PATH (stages run as `python -m`), outside any declared run."""
     env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]))
     env.pop("TUNEFORGE_RUN_ID", None)
+    env.pop("TUNEFORGE_RUN_PARAMETERS", None)
+    return env
+
+
+def dvc(clone: Path, *args: str) -> str:
+    """Run DVC in `clone` (see dvc_environment); fails the test with DVC's output if it fails."""
     result = subprocess.run(
-        [sys.executable, "-m", "dvc", *args], cwd=clone, env=env, capture_output=True, text=True, timeout=900
+        [sys.executable, "-m", "dvc", *args], cwd=clone, env=dvc_environment(), capture_output=True, text=True,
+        timeout=900,
     )
     assert result.returncode == 0, f"dvc {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
     return result.stdout + result.stderr
@@ -113,16 +124,28 @@ def build_tiny_bert_with_minilm_tokenizer(directory: Path) -> Path:
     return directory
 
 
-@pytest.fixture
-def fast_project_clone(project_clone, tmp_path_factory) -> Path:
-    """The project clone with its spec switched to a tiny model and a few steps, committed."""
+def use_fast_spec(clone: Path, model_dir: Path) -> Path:
+    """Switch the clone's spec to a tiny model (built in `model_dir`) and a few steps, and commit it."""
     from stages.overrides import apply_to_params_file
 
-    base = build_tiny_bert_with_minilm_tokenizer(tmp_path_factory.mktemp("tiny-bert"))
-    apply_to_params_file(project_clone / "params.yaml", [
+    base = build_tiny_bert_with_minilm_tokenizer(model_dir)
+    apply_to_params_file(clone / "params.yaml", [
         f"model.base={base}", "train.max_steps=6", "train.eval_steps=3", "train.batch_size=16",
         "distill.max_steps=6", "export.benchmark_runs=5", "export.benchmark_warmup=1",
         "promotion.min_metrics={}",  # a random tiny model cannot reach a real quality bar
     ])
-    git(project_clone, "commit", "-q", "-am", "fast spec for tests")
-    return project_clone
+    git(clone, "commit", "-q", "-am", "fast spec for tests")
+    return clone
+
+
+@pytest.fixture
+def fast_project_clone(project_clone, tmp_path_factory) -> Path:
+    """The project clone with its spec switched to a tiny model and a few steps, committed."""
+    return use_fast_spec(project_clone, tmp_path_factory.mktemp("tiny-bert"))
+
+
+@pytest.fixture(scope="module")
+def module_fast_project_clone(tmp_path_factory) -> Path:
+    """fast_project_clone shared by a module's tests (for modules that build the whole pipeline once)."""
+    clone = copy_project(tmp_path_factory.mktemp("module-clone") / "clone")
+    return use_fast_spec(clone, tmp_path_factory.mktemp("tiny-bert"))

@@ -119,3 +119,15 @@ def test_overlay_file_merges_sections(tmp_path):
     assert resolved.data.label_column == "category"
     assert resolved.data.text_column == "text", "keys the overlay does not name keep their values"
     assert resolved.split.seed == 3
+
+
+def test_set_replaces_the_value_it_names_while_overlays_merge(tmp_path):
+    # `dvc exp run -S promotion.min_metrics={}` empties the mapping; a deep merge would keep the shipped gate.
+    params = tmp_path / "params.yaml"
+    params.write_text((REPO_ROOT / "params.yaml").read_text())
+    assert load_params(params).promotion.min_metrics, "the shipped spec has a metric gate"
+    resolved = apply_to_params_file(params, ["promotion.min_metrics={}"])
+    assert resolved.promotion.min_metrics == {}
+    resolved = apply_to_params_file(params, ["promotion.min_metrics={metrics.accuracy: 0.3}"])
+    assert resolved.promotion.min_metrics == {"metrics.accuracy": 0.3}
+    assert load_params(params).promotion.min_metrics == {"metrics.accuracy": 0.3}

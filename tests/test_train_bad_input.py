@@ -60,7 +60,7 @@ def test_custom_code_is_never_trusted(project, capsys, tmp_path):
     custom = tmp_path / "custom"
     custom.mkdir()
     (custom / "config.json").write_text(json.dumps({"model_type": "my-model", "auto_map": {"AutoConfig": "x.Y"}}))
-    (custom / "model.safetensors").write_bytes(b"")
+    (custom / "model.safetensors").write_bytes(b"\x08" + b"\x00" * 7 + b"{}      ")  # a valid file without tensors
     assert "trust_remote_code is never enabled" in run_main(project, capsys, custom)[1]
 
 

@@ -84,6 +84,14 @@ def stage(
     raise typer.Exit(module.main(["--params", str(params)]))
 
 
+@app.command("tune-worker")
+def tune_worker(params: Path = typer.Option(PARAMS_FILE, help="The pipeline spec")) -> None:
+    """Run trials of the spec's study (tune.storage) until it holds tune.n_trials; writes no outputs."""
+    from stages import tune
+
+    raise typer.Exit(tune.main(["--worker", "--params", str(params)]))
+
+
 @app.command("params")
 def show_params(
     check: bool = typer.Option(False, "--check", help="Only validate params.yaml"),
@@ -159,7 +167,12 @@ def predict(
     from tuneforge import predict as onnx_predict
 
     try:
-        inputs = list(texts or []) + (onnx_predict.read_texts(file) if file else [])
+        inputs = list(texts or [])
+        if file:
+            from_file = onnx_predict.read_texts(file)
+            if not from_file:
+                raise StageError(f"{file}: no texts in it (one text per line; blank lines are skipped)")
+            inputs += from_file
         if not inputs:
             raise StageError("nothing to classify: give texts, or --file FILE with one text per line")
         model = onnx_predict.load(model_dir, variant="fp32" if fp32 else "int8")

