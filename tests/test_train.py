@@ -8,21 +8,13 @@ import pytest
 import torch
 from peft import PeftModel
 from safetensors.torch import load_file
-from train_support import build_tiny_bert, run_train, single_thread, stage_paths, tiny_train, write_classification_data
+from train_support import run_train, stage_paths, tiny_train, write_classification_data
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from stages.config import ModelConfig
 from stages.train import run
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    yield from single_thread()
-
-
-@pytest.fixture(scope="module")
-def tiny_bert(tmp_path_factory):
-    return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture

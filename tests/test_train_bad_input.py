@@ -5,15 +5,10 @@ import json
 import pandas as pd
 import pytest
 import yaml
-from train_support import build_tiny_bert, tiny_train, write_classification_data
+from train_support import tiny_train, write_classification_data
 
 from stages.checkpoints import MARKER
 from stages.train import main
-
-
-@pytest.fixture(scope="module")
-def tiny_bert(tmp_path_factory):
-    return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
 
 
 @pytest.fixture

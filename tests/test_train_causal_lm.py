@@ -8,7 +8,6 @@ import math
 
 import pytest
 import torch
-from train_support import single_thread
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from stages import causal_lm
@@ -17,16 +16,13 @@ from stages.config import ModelConfig, TrainConfig
 from stages.errors import StageError
 from stages.train import run
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 PAIRS = [(f"What is {a} plus {b}?", f"{a} plus {b} is {a + b}.") for a in range(7) for b in range(7)]
 CHAT_TEMPLATE = (
     "{% for m in messages %}{{ '<|' + m['role'] + '|>\\n' + m['content'] }}{% if m['role'] == 'assistant' %}"
     "{{ eos_token }}{% endif %}{{ '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>\\n' }}{% endif %}"
 )
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    yield from single_thread()
 
 
 @pytest.fixture(scope="module")

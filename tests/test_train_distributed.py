@@ -3,20 +3,12 @@
 import json
 
 import pytest
-from train_support import build_tiny_bert, run_train, single_thread, tiny_train, write_classification_data
+from train_support import run_train, tiny_train, write_classification_data
 from transformers import AutoModelForSequenceClassification
 
 from stages.train import weights_digest
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    yield from single_thread()
-
-
-@pytest.fixture(scope="module")
-def tiny_bert(tmp_path_factory):
-    return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_two_processes_train_one_model_and_every_rank_ends_with_the_same_weights(tmp_path, tiny_bert):

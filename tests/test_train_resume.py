@@ -14,22 +14,14 @@ import sys
 import time
 
 import pytest
-from train_support import build_tiny_bert, params_yaml, run_train, single_thread, tiny_train, write_classification_data
+from train_support import params_yaml, run_train, tiny_train, write_classification_data
 
 from stages.checkpoints import MARKER
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 SETTINGS = dict(max_steps=40, eval_steps=5, keep_checkpoints=2, dropout=0.1)
 VAL_LOSS_TOLERANCE = 1e-5
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    yield from single_thread()
-
-
-@pytest.fixture(scope="module")
-def tiny_bert(tmp_path_factory):
-    return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
 
 
 def start_stage(root):

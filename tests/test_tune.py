@@ -10,7 +10,7 @@ import time
 
 import optuna
 import pytest
-from train_support import single_thread, stage_paths, tiny_train
+from train_support import stage_paths, tiny_train
 from tune_support import (
     load_trials,
     make_project,
@@ -22,13 +22,8 @@ from tune_support import (
 from stages.config import ModelConfig
 from stages.tune_files import BEST_PARAMS_NAME
 
-pytestmark = pytest.mark.filterwarnings("ignore")
+pytestmark = [pytest.mark.filterwarnings("ignore"), pytest.mark.usefixtures("one_thread")]
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    yield from single_thread()
 
 
 @pytest.fixture

@@ -9,21 +9,16 @@ import subprocess
 import sys
 
 import pytest
-from train_support import single_thread, stage_paths, tiny_train
+from train_support import stage_paths, tiny_train
 from tune_support import make_project, tune_settings, write_params
 
 from conftest import REPO_ROOT
 from stages import train, tune
 from stages.config import ModelConfig
 
-pytestmark = pytest.mark.filterwarnings("ignore")
+pytestmark = [pytest.mark.filterwarnings("ignore"), pytest.mark.usefixtures("one_thread")]
 OUTPUTS = ("models/tune/best_params.yaml", "reports/tune/study.json", "reports/tune/trials.csv",
            "reports/metrics/tune.json")
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    yield from single_thread()
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from stages.config import ModelConfig, TrainConfig
 from stages.layout import metrics_file, reports_dir
@@ -23,6 +24,18 @@ def single_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test (see single_thread); modules opt in with usefixtures("one_thread")."""
+    yield from single_thread()
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory) -> Path:
+    """A random tiny BERT with a word-level tokenizer, built once per test module."""
+    return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
 
 
 def build_tiny_bert(directory: Path) -> Path:
