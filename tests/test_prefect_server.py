@@ -20,7 +20,7 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from conftest import copy_project, use_fast_spec
 from registry import api
 from stages.config import load_params
-from tuneforge.serve import deploy_all, local_server, serving_environment, start_worker
+from tuneforge.serve import deploy_all, local_server, serving_environment, start_worker, stop
 
 pytestmark = pytest.mark.e2e
 RUN_TIMEOUT_S = 900  # a whole pipeline on the tiny model, on a loaded 2-core box
@@ -79,8 +79,7 @@ def served(tmp_path_factory):
             with temporary_settings(updates={PREFECT_API_URL: env["PREFECT_API_URL"]}):
                 yield repo, root / "worker.log"
         finally:
-            worker.terminate()
-            worker.wait(timeout=30)
+            stop(worker)
             worker_log.close()
 
 

@@ -148,8 +148,7 @@ def serve(port: int = typer.Option(4200, help="Port of the local Prefect server"
         try:
             worker.wait()
         except KeyboardInterrupt:
-            worker.terminate()
-            worker.wait(timeout=30)
+            serving.stop(worker)
 
 
 @app.command()

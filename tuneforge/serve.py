@@ -4,6 +4,7 @@ Everything goes through the `prefect` command line, so that flows/ stays the onl
 """
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -52,16 +53,13 @@ def local_server(env: dict[str, str], port: int, log: Path | None = None):
         env=env,
         stdout=output,
         stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
         wait_until_healthy(env["PREFECT_API_URL"])
         yield server
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop(server)
         if log:
             output.close()
 
@@ -79,6 +77,27 @@ def deploy_all(repo: Path, env: dict[str, str]) -> None:
 
 
 def start_worker(repo: Path, env: dict[str, str], **popen) -> subprocess.Popen:
+    # Its own process group, so that stop() also ends the flow runs the worker started.
     return subprocess.Popen(
-        prefect_command("worker", "start", "--pool", WORK_POOL, "--type", "process"), cwd=repo, env=env, **popen
+        prefect_command("worker", "start", "--pool", WORK_POOL, "--type", "process"), cwd=repo, env=env,
+        start_new_session=True, **popen,
     )
+
+
+def stop(process: subprocess.Popen, grace_s: float = 30.0) -> None:
+    """SIGTERM to the process's group, then SIGKILL if it has not exited after `grace_s`.
+
+    A worker on a loaded machine can take longer than any fixed grace period to shut down; it must never
+    outlive the command that started it, nor leave its flow-run processes behind.
+    """
+    for sent in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(process.pid, sent)
+        except ProcessLookupError:  # the group has exited already
+            pass
+        try:
+            process.wait(timeout=grace_s)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
