@@ -587,6 +587,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     started, began, load_start = datetime.datetime.now(datetime.UTC), time.perf_counter(), os.getloadavg()[0]
+    # Read before anything runs: the commit and versions that are measured, not those present at the end.
+    measured_machine, measured_versions = machine(), versions()
     threads = ["--threads", str(args.threads)]
     with tempfile.TemporaryDirectory(prefix="tuneforge-bench-") as scratch_name:
         scratch = Path(scratch_name)
@@ -613,7 +615,7 @@ def main(argv: list[str] | None = None) -> int:
         context = {
             "quick": args.quick, "runs": runs, "started": started.isoformat(timespec="seconds"),
             "command": shlex.join(["python", "benchmarks/run_all.py", *(argv if argv is not None else sys.argv[1:])]),
-            "machine": machine(), "versions": versions(), "quality": found,
+            "machine": measured_machine, "versions": measured_versions, "quality": found,
             "quality_missing": f"not run: {runs['export_speed'].not_run()} (export_speed's pipeline)",
             "recipe": run_description(quality_dir) if quality_dir else {},
             "cost": run_cost(quality_dir, args.recipe_time_log) if quality_dir else {},
