@@ -85,19 +85,23 @@ def start_worker(repo: Path, env: dict[str, str], **popen) -> subprocess.Popen:
 
 
 def stop(process: subprocess.Popen, grace_s: float = 30.0) -> None:
-    """SIGTERM to the process's group, then SIGKILL if it has not exited after `grace_s`.
+    """SIGTERM to the process's group; SIGKILL to whatever of the group is left once the leader has exited or
+    `grace_s` has passed.
 
     A worker on a loaded machine can take longer than any fixed grace period to shut down; it must never
     outlive the command that started it, nor leave its flow-run processes behind.
     """
-    for sent in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(process.pid, sent)
-        except ProcessLookupError:  # the group has exited already
-            pass
-        try:
-            process.wait(timeout=grace_s)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+    _signal_group(process, signal.SIGTERM)
+    try:
+        process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        pass
+    _signal_group(process, signal.SIGKILL)
+    process.wait()
 
+
+def _signal_group(process: subprocess.Popen, sent: signal.Signals) -> None:
+    try:
+        os.killpg(process.pid, sent)
+    except ProcessLookupError:  # every process of the group has exited
+        pass
