@@ -45,8 +45,8 @@ def measure(dataset: Path, label: str, json_path: Path | None) -> None:
 
     started = time.perf_counter()
     from stages import augment, split, validate
-    from stages.config import parse_params
-    from stages.runner import quiet_libraries
+    from tuneforge.base.spec import parse_params
+    from tuneforge.pipeline.runner import quiet_libraries
 
     quiet_libraries()
     import_s = time.perf_counter() - started

@@ -72,8 +72,8 @@ def main() -> None:
     os.chdir(args.work)
 
     from stages import export
-    from stages.config import ExportConfig, load_params
-    from stages.runner import quiet_libraries
+    from tuneforge.base.spec import ExportConfig, load_params
+    from tuneforge.pipeline.runner import quiet_libraries
 
     quiet_libraries()
     if from_run:
@@ -131,8 +131,8 @@ def main() -> None:
 def train_teacher_and_student(args, dataset: Path) -> dict[str, float]:
     """Train (or with --reuse keep) WORK's teacher and distill its student; seconds per stage that ran."""
     from stages import distill, train
-    from stages.config import DistillConfig, ModelConfig, TrainConfig
-    from stages.latency import torch_threads
+    from tuneforge.base.spec import DistillConfig, ModelConfig, TrainConfig
+    from tuneforge.export.latency import torch_threads
 
     model, train_threads = ModelConfig(), args.train_threads
     train_cfg = TrainConfig(epochs=args.teacher_epochs, max_seq_length=MAX_SEQ_LENGTH, eval_steps=100)

@@ -6,7 +6,7 @@ random 2-layer model on a few hundred rows, not the product.
 
 from pathlib import Path
 
-from tuneforge.testing import build_tiny_bert_with_minilm_tokenizer as tiny_bert  # noqa: F401 - the benchmarks import it from here
+from tests.helpers.tiny_models import build_tiny_bert_with_minilm_tokenizer as tiny_bert  # noqa: F401 - the benchmarks import it from here
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BANKING77 = REPO_ROOT.parent / "shared" / "datasets" / "banking77"

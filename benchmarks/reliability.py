@@ -40,7 +40,7 @@ sys.path[:0] = [str(REPO_ROOT), str(Path(__file__).resolve().parent)]
 
 from reliability_cases import CASES, QUICK_CASES, Case  # noqa: E402
 
-from tuneforge.testing import build_tiny_bert_with_minilm_tokenizer  # noqa: E402
+from tests.helpers.tiny_models import build_tiny_bert_with_minilm_tokenizer  # noqa: E402
 
 TRACEBACK = "Traceback (most recent call last)"
 # Our own error lines: `error: ...` (tuneforge, tuneforge registry) or `<stage>: error: ...` (a stage).
@@ -110,7 +110,7 @@ def project_files() -> list[str]:
 
 
 def make_clone(workdir: Path) -> Path:
-    from stages.overrides import apply_to_params_file
+    from tuneforge.base.overrides import apply_to_params_file
 
     clone = workdir / "clone"
     for name in project_files():

@@ -146,9 +146,9 @@ def training_texts(dataset: Path):
 
 def run_stage(args) -> dict:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from stages.config import ModelConfig, TrainConfig
-    from stages.runner import quiet_libraries
     from stages.train import run
+    from tuneforge.base.spec import ModelConfig, TrainConfig
+    from tuneforge.pipeline.runner import quiet_libraries
 
     quiet_libraries()
     frame, source = training_texts(args.dataset)

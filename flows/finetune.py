@@ -23,13 +23,13 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.runtime import flow_run
 
-from stages.errors import StageError
-from stages.io import check_data_files
-from stages.layout import PARAMS_FILE, metrics_file
-from stages.overrides import apply_to_params_file
+from tuneforge.base.errors import StageError
+from tuneforge.base.layout import PARAMS_FILE, metrics_file
+from tuneforge.base.overrides import apply_to_params_file
+from tuneforge.data.io import check_data_files
 
 STAGE_RETRIES = 2
-RUN_PARAMETERS_ENV = "TUNEFORGE_RUN_PARAMETERS"  # read by stages.outputs.write_meta
+RUN_PARAMETERS_ENV = "TUNEFORGE_RUN_PARAMETERS"  # read by tuneforge.base.outputs.write_meta
 
 
 class StageFailed(RuntimeError):

@@ -2,7 +2,7 @@
 
 Tasks: `check-drift` (stages/monitor.py: three Evidently signals against the production version's model
 and training rows, report written and registered), then only when the batch drifted:
-`prepare-retrain-data` (stages/monitor_retrain.py: the current training file plus the batch's labelled
+`prepare-retrain-data` (tuneforge/monitor/retrain.py: the current training file plus the batch's labelled
 rows in a new folder, pinned to production's test split, passed through validate and split first) and
 `trigger-finetune` (a run of the `finetune` deployment with that folder as its data; it is scheduled, not
 awaited: the work pool's worker runs it). No drift, no retrain. A drifted batch without labels is
@@ -22,9 +22,9 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.deployments import run_deployment
 
-from stages.config import load_params
-from stages.errors import StageError
-from stages.layout import PARAMS_FILE
+from tuneforge.base.errors import StageError
+from tuneforge.base.layout import PARAMS_FILE
+from tuneforge.base.spec import load_params
 
 FINETUNE_DEPLOYMENT = "finetune/finetune"
 ARTIFACT_KEY = "drift-monitor"
@@ -52,7 +52,7 @@ def check_drift(new_data: str | None, repo: str) -> dict:
 
 @task(task_run_name="prepare-retrain-data")
 def prepare_retrain_data(summary: dict, new_data: str, repo: str) -> dict:
-    from stages.monitor_retrain import prepare_retrain_data as prepare
+    from tuneforge.monitor.retrain import prepare_retrain_data as prepare
 
     return _in_repo(repo, prepare, summary, new_data)
 

@@ -50,8 +50,8 @@ from registry.versions import (
     set_alias,
     version_info,
 )
-from stages.config import PromotionConfig, RegistryConfig
-from stages.outputs import sha256_path
+from tuneforge.base.outputs import sha256_path
+from tuneforge.base.spec import PromotionConfig, RegistryConfig
 
 __all__ = [
     "artifacts", "download", "events", "gc", "lineage", "models", "promote", "record_drift_check", "record_stage",

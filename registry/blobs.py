@@ -3,7 +3,7 @@
 A blob is written under a temporary name while its hash is computed from the very bytes written,
 then moved to its content address, so a blob's name always matches its bytes unless someone edits the
 store afterwards -- which `fetch` and `verify` detect. Directory artifacts are a manifest (relative path
--> sha256, size) plus one blob per file; their hash is stages.outputs.sha256_path(dir).
+-> sha256, size) plus one blob per file; their hash is tuneforge.base.outputs.sha256_path(dir).
 """
 
 import hashlib
@@ -101,12 +101,12 @@ def _touch(store: BlobStore, path: str) -> None:
 
 
 def directory_files(directory: Path) -> list[Path]:
-    """Files in the order stages.outputs.sha256_path lists them (sorted Paths, not sorted strings)."""
+    """Files in the order tuneforge.base.outputs.sha256_path lists them (sorted Paths, not sorted strings)."""
     return [child for child in sorted(directory.rglob("*")) if child.is_file()]
 
 
 def listing_sha256(entries: list[FileEntry]) -> str:
-    """The directory hash of stages.outputs.sha256_path, computed from a manifest."""
+    """The directory hash of tuneforge.base.outputs.sha256_path, computed from a manifest."""
     ordered = sorted(entries, key=lambda entry: PurePosixPath(entry.path))
     listing = "".join(f"{entry.path}\t{entry.sha256}\n" for entry in ordered)
     return hashlib.sha256(listing.encode()).hexdigest()

@@ -17,9 +17,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from registry import api
 from registry.versions import VersionInfo
-from stages.config import Params, load_params
-from stages.errors import StageError
-from stages.layout import PARAMS_FILE
+from tuneforge.base.errors import StageError
+from tuneforge.base.layout import PARAMS_FILE
+from tuneforge.base.spec import Params, load_params
 
 app = typer.Typer(
     name="registry",

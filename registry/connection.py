@@ -9,7 +9,7 @@ from sqlalchemy import Engine
 
 from registry.blobs import BlobStore, open_store
 from registry.db import open_database
-from stages.config import RegistryConfig
+from tuneforge.base.spec import RegistryConfig
 
 
 @dataclass(frozen=True)

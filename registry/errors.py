@@ -1,6 +1,6 @@
 """The registry's one failure type: a clear line for the user, raised before anything is changed."""
 
-from stages.errors import StageError
+from tuneforge.base.errors import StageError
 
 
 class RegistryError(StageError):

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from registry.versions import VersionInfo
-from stages.config import PromotionConfig
+from tuneforge.base.spec import PromotionConfig
 
 TOLERANCE = 1e-12
 

@@ -1,6 +1,6 @@
 """record_stage: the one call that registers what a stage produced, with lineage to what it read.
 
-stages/runner.py calls it after a stage's run() succeeds, whether the stage runs under `dvc repro`, the
+tuneforge/pipeline/runner.py calls it after a stage's run() succeeds, whether the stage runs under `dvc repro`, the
 Prefect flow or by hand; a new stage needs no registry code of its own.
 """
 
@@ -27,8 +27,8 @@ from registry.store import (
     find_artifact_by_sha,
     find_artifact_containing,
 )
-from stages.config import RegistryConfig
-from stages.outputs import Produced, git_commit, sha256_path
+from tuneforge.base.outputs import Produced, git_commit, sha256_path
+from tuneforge.base.spec import RegistryConfig
 
 ENTRY_POINTS = ("dvc", "prefect", "cli")
 DATA_SUFFIXES = (".parquet", ".csv", ".jsonl")

@@ -36,15 +36,15 @@ from pathlib import Path
 import pandas as pd
 import pyarrow
 
-from stages.config import AugmentConfig
-from stages.drift import write_drift_report
-from stages.errors import StageError
-from stages.io import LABEL, SOURCE_ROW, TEXT
-from stages.layout import AUGMENTED_DIR, SPLITS_DIR, metrics_file, reports_dir
-from stages.outputs import Produced, atomic_dirs, atomic_write_text, write_meta
-from stages.runner import stage_main
-from stages.text_noise import METHODS
-from stages.textnorm import normalize_text
+from tuneforge.base.errors import StageError
+from tuneforge.base.layout import AUGMENTED_DIR, SPLITS_DIR, metrics_file, reports_dir
+from tuneforge.base.outputs import Produced, atomic_dirs, atomic_write_text, write_meta
+from tuneforge.base.spec import AugmentConfig
+from tuneforge.data.drift import write_drift_report
+from tuneforge.data.io import LABEL, SOURCE_ROW, TEXT
+from tuneforge.data.text_noise import METHODS
+from tuneforge.data.textnorm import normalize_text
+from tuneforge.pipeline.runner import stage_main
 
 STAGE = "augment"
 ORIGIN, METHOD = "origin", "method"

@@ -5,8 +5,8 @@ learns from), data/splits/val.parquet (picks the best checkpoint), data/splits/t
 
 The student keeps `distill.layers` of the teacher's layers (default: a third of them, spread over the
 depth, first and last included) or is built from `distill.student_config`. With `distill.prune_vocab` its
-embedding matrix keeps only the tokens the training data uses (stages/student.py explains the id map).
-Loss: alpha * CE + (1 - alpha) * T^2 * KL on temperature-scaled logits (stages/kd.py); the teacher's
+embedding matrix keeps only the tokens the training data uses (tuneforge/training/student.py explains the id map).
+Loss: alpha * CE + (1 - alpha) * T^2 * KL on temperature-scaled logits (tuneforge/training/kd.py); the teacher's
 logits are computed once, before training. Everything else about training (schedule, evaluation interval,
 the val metric that picks the checkpoint, early stopping, device, precision) follows the `train` section.
 
@@ -31,14 +31,9 @@ import torch
 import transformers
 from transformers import EarlyStoppingCallback, set_seed
 
-from stages import classification_data
-from stages import metrics as classification
-from stages.checkpoints import CheckpointMarker, config_hash, discard, resume_point
-from stages.config import DistillConfig, TrainConfig
-from stages.drift import write_drift_report
-from stages.errors import StageError
-from stages.kd import TEACHER_LOGITS, DistillationTrainer, distillation_collator
-from stages.layout import (
+from stages.train import history_csv, history_rows
+from tuneforge.base.errors import StageError
+from tuneforge.base.layout import (
     AUGMENTED_DIR,
     SPLITS_DIR,
     STUDENT_DIR,
@@ -47,10 +42,16 @@ from stages.layout import (
     metrics_file,
     reports_dir,
 )
-from stages.outputs import Produced, atomic_dirs, atomic_write_text, sha256_path, write_json, write_meta
-from stages.predict_torch import Classifier, load_classifier
-from stages.runner import stage_main
-from stages.student import (
+from tuneforge.base.outputs import Produced, atomic_dirs, atomic_write_text, sha256_path, write_json, write_meta
+from tuneforge.base.spec import DistillConfig, TrainConfig
+from tuneforge.data.drift import write_drift_report
+from tuneforge.evaluation import metrics as classification
+from tuneforge.inference.torch_predictor import Classifier, load_classifier
+from tuneforge.pipeline.runner import stage_main
+from tuneforge.tasks import classification_data
+from tuneforge.training.checkpoints import CheckpointMarker, config_hash, discard, resume_point
+from tuneforge.training.kd import TEACHER_LOGITS, DistillationTrainer, distillation_collator
+from tuneforge.training.student import (
     choose_layers,
     prune_vocabulary,
     require_tokenizer_file,
@@ -61,8 +62,7 @@ from stages.student import (
     vocab_coverage,
     with_id_map,
 )
-from stages.train import history_csv, history_rows
-from stages.training_args import plan_device, training_arguments
+from tuneforge.training.training_args import plan_device, training_arguments
 
 STAGE = "distill"
 REPORTS_DIR = reports_dir(STAGE)

@@ -28,16 +28,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from stages import metrics as m
-from stages.calibration import expected_calibration_error, reliability_bins
-from stages.classification_report import write_classification_report
-from stages.config import EvaluateConfig, RegistryConfig
-from stages.errors import StageError
-from stages.evaluate_plots import confusion_png, matplotlib_missing, reliability_png
-from stages.layout import SPLITS_DIR, TEACHER_DIR, metrics_file, reports_dir
-from stages.outputs import Produced, atomic_dirs, atomic_write_text, sha256_file, write_json, write_meta
-from stages.predict_torch import Classifier, load_classifier, parameter_count, pick_device, predict
-from stages.runner import stage_main
+from tuneforge.base.errors import StageError
+from tuneforge.base.layout import SPLITS_DIR, TEACHER_DIR, metrics_file, reports_dir
+from tuneforge.base.outputs import Produced, atomic_dirs, atomic_write_text, sha256_file, write_json, write_meta
+from tuneforge.base.spec import EvaluateConfig, RegistryConfig
+from tuneforge.evaluation import metrics as m
+from tuneforge.evaluation.calibration import expected_calibration_error, reliability_bins
+from tuneforge.evaluation.plots import confusion_png, matplotlib_missing, reliability_png
+from tuneforge.evaluation.report import write_classification_report
+from tuneforge.inference.torch_predictor import Classifier, load_classifier, parameter_count, pick_device, predict
+from tuneforge.pipeline.runner import stage_main
 
 STAGE = "evaluate"
 TEST_PATH = SPLITS_DIR / "test.parquet"

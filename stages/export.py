@@ -3,10 +3,10 @@
 Inputs: models/student (export.source student) or models/teacher, models/teacher (the baseline of the speed
 report), data/splits/test.parquet (parity and accuracy).
 
-Steps: trace the model with a padded example batch (stages/onnx_export.py), quantize it to dynamic int8,
-then two gates that fail the stage (stages/parity.py): fp32 ONNX vs PyTorch on every test row, and int8 vs
+Steps: trace the model with a padded example batch (tuneforge/export/onnx_export.py), quantize it to dynamic int8,
+then two gates that fail the stage (tuneforge/export/parity.py): fp32 ONNX vs PyTorch on every test row, and int8 vs
 fp32 macro-F1. A failed gate lists the worst rows and writes nothing: previous outputs stay as they were.
-The ONNX graphs are run through tuneforge.predict, the same code that serves the shipped directory.
+The ONNX graphs are run through tuneforge.inference.onnx_predictor, the same code that serves the shipped directory.
 
 Outputs, replaced atomically:
     models/onnx/model.onnx, model.int8.onnx   fp32 and int8 graphs (tokenizer ids in, logits out)
@@ -35,19 +35,19 @@ import numpy as np
 import pandas as pd
 import torch
 
-from stages import metrics as classification
-from stages import model_card, onnx_export, parity
-from stages.config import ExportConfig
-from stages.drift import write_drift_report
-from stages.errors import StageError
 from stages.evaluate import check_labels_known, read_test_split
-from stages.latency import chunks, measure, onnx_runner, torch_runner, torch_threads
-from stages.layout import ONNX_DIR, SPLITS_DIR, STUDENT_DIR, TEACHER_DIR, metrics_file, reports_dir
-from stages.outputs import Produced, atomic_dirs, atomic_write_text, sha256_file, write_json, write_meta
-from stages.predict_torch import Classifier, load_classifier
-from stages.runner import stage_main
-from stages.student import load_student, require_tokenizer_file, with_id_map
-from tuneforge import predict as onnx_predict
+from tuneforge.base.errors import StageError
+from tuneforge.base.layout import ONNX_DIR, SPLITS_DIR, STUDENT_DIR, TEACHER_DIR, metrics_file, reports_dir
+from tuneforge.base.outputs import Produced, atomic_dirs, atomic_write_text, sha256_file, write_json, write_meta
+from tuneforge.base.spec import ExportConfig
+from tuneforge.data.drift import write_drift_report
+from tuneforge.evaluation import metrics as classification
+from tuneforge.export import model_card, onnx_export, parity
+from tuneforge.export.latency import chunks, measure, onnx_runner, torch_runner, torch_threads
+from tuneforge.inference import onnx_predictor as onnx_predict
+from tuneforge.inference.torch_predictor import Classifier, load_classifier
+from tuneforge.pipeline.runner import stage_main
+from tuneforge.training.student import load_student, require_tokenizer_file, with_id_map
 
 STAGE = "export"
 REPORTS_DIR = reports_dir(STAGE)

@@ -4,7 +4,7 @@
 
 The production version is `<registry.model_name>@<monitor.reference_alias>`, resolved through the
 registry: its int8 ONNX model predicts labels, its teacher gives sentence embeddings, and the training
-rows of its splits are the reference. Three signals (stages/monitor_signals.py) are computed by Evidently
+rows of its splits are the reference. Three signals (tuneforge/monitor/signals.py) are computed by Evidently
 in one report; the batch counts as drifted when at least `monitor.min_drifted_signals` of them drift.
 
 Writes, atomically, <monitor.reports_dir>/<batch id>/ (batch id = the first 12 hex digits of the batch's
@@ -25,13 +25,13 @@ import sys
 import time
 from pathlib import Path
 
-from stages.config import MonitorConfig, Params, load_params
-from stages.errors import StageError
-from stages.io import LABEL, TEXT
-from stages.layout import PARAMS_FILE
-from stages.monitor_data import batch_sha256, read_batch, read_reference, sample
-from stages.monitor_signals import PREDICTED, compare, decide, predicted_labels, sentence_embeddings, with_embeddings
-from stages.outputs import Produced, atomic_dirs, atomic_write_text, write_json, write_meta
+from tuneforge.base.errors import StageError
+from tuneforge.base.layout import PARAMS_FILE
+from tuneforge.base.outputs import Produced, atomic_dirs, atomic_write_text, write_json, write_meta
+from tuneforge.base.spec import MonitorConfig, Params, load_params
+from tuneforge.data.io import LABEL, TEXT
+from tuneforge.monitor.data import batch_sha256, read_batch, read_reference, sample
+from tuneforge.monitor.signals import PREDICTED, compare, decide, predicted_labels, sentence_embeddings, with_embeddings
 
 STAGE = "monitor"
 
@@ -221,7 +221,7 @@ def _headed(page: str, summary: dict) -> str:
 
 
 def main(argv=None) -> int:
-    from stages.runner import quiet_libraries
+    from tuneforge.pipeline.runner import quiet_libraries
 
     parser = argparse.ArgumentParser(prog="python -m stages.monitor", description=__doc__.splitlines()[0])
     parser.add_argument("new_data", nargs="?", help="a file or folder of new texts (default: monitor.incoming_dir)")

@@ -16,11 +16,19 @@ import json
 import time
 from pathlib import Path
 
-from stages.config import PromotionConfig, RegistryConfig
-from stages.errors import StageError
-from stages.layout import ONNX_DIR, SPLITS_DIR, STUDENT_DIR, TEACHER_DIR, VALIDATED_DIR, metrics_file, reports_dir
-from stages.outputs import Produced, atomic_dirs, atomic_write_text, write_json, write_meta
-from stages.runner import stage_main
+from tuneforge.base.errors import StageError
+from tuneforge.base.layout import (
+    ONNX_DIR,
+    SPLITS_DIR,
+    STUDENT_DIR,
+    TEACHER_DIR,
+    VALIDATED_DIR,
+    metrics_file,
+    reports_dir,
+)
+from tuneforge.base.outputs import Produced, atomic_dirs, atomic_write_text, write_json, write_meta
+from tuneforge.base.spec import PromotionConfig, RegistryConfig
+from tuneforge.pipeline.runner import stage_main
 
 STAGE = "register"
 REPORTS = reports_dir(STAGE)

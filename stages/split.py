@@ -20,14 +20,14 @@ import pandas as pd
 import pyarrow
 from sklearn.model_selection import train_test_split
 
-from stages.config import SplitConfig
-from stages.drift import write_drift_report
-from stages.errors import StageError
-from stages.io import LABEL, SOURCE_ROW, TEXT
-from stages.layout import SPLIT_NAMES, SPLITS_DIR, VALIDATED_DIR, metrics_file, reports_dir
-from stages.outputs import Produced, atomic_dirs, atomic_write_text, write_meta
-from stages.runner import stage_main
-from stages.textnorm import normalize_text
+from tuneforge.base.errors import StageError
+from tuneforge.base.layout import SPLIT_NAMES, SPLITS_DIR, VALIDATED_DIR, metrics_file, reports_dir
+from tuneforge.base.outputs import Produced, atomic_dirs, atomic_write_text, write_meta
+from tuneforge.base.spec import SplitConfig
+from tuneforge.data.drift import write_drift_report
+from tuneforge.data.io import LABEL, SOURCE_ROW, TEXT
+from tuneforge.data.textnorm import normalize_text
+from tuneforge.pipeline.runner import stage_main
 
 STAGE = "split"
 REPORTS_DIR = reports_dir(STAGE)

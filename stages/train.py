@@ -2,7 +2,7 @@
 
 Inputs (sequence-classification): data/augmented/train.parquet, data/splits/val.parquet, and the label set
 in data/validated/labels.json. Inputs (causal-lm): the JSONL files named in train.causal_lm (see
-stages/causal_lm.py). The base model is resolved offline (stages/modeling.py).
+tuneforge/tasks/causal_lm_data.py). The base model is resolved offline (tuneforge/training/modeling.py).
 
 Outputs, replaced atomically:
     models/teacher/             a plain Hugging Face model directory (config.json with id2label/label2id,
@@ -19,7 +19,7 @@ train section first; meta.json then shows the merged config and where the values
 
 Crash safety: checkpoints go to models/.checkpoints/teacher (every train.eval_steps, newest
 train.keep_checkpoints kept plus the best); a re-run resumes from the last complete one if it was
-written by the same config and data (stages/checkpoints.py), and they are deleted once the stage succeeds.
+written by the same config and data (tuneforge/training/checkpoints.py), and they are deleted once the stage succeeds.
 
 More than one process (train.num_processes > 1): the stage launches its training through torchrun
 (`python -m torch.distributed.run --standalone`, DDP; gloo on CPU, NCCL on GPUs); rank 0 writes the
@@ -53,11 +53,8 @@ from transformers import (
 )
 
 import stages
-from stages import causal_lm, classification_data
-from stages.checkpoints import CheckpointMarker, config_hash, discard, resume_point
-from stages.config import ModelConfig, TrainConfig
-from stages.errors import ConfigError, StageError
-from stages.layout import (
+from tuneforge.base.errors import ConfigError, StageError
+from tuneforge.base.layout import (
     AUGMENTED_DIR,
     SPLITS_DIR,
     TEACHER_DIR,
@@ -66,8 +63,14 @@ from stages.layout import (
     metrics_file,
     reports_dir,
 )
-from stages.methods import apply_method, is_peft_model, merged, peft_config_for
-from stages.modeling import (
+from tuneforge.base.outputs import Produced, atomic_dirs, atomic_write_text, sha256_path, write_json, write_meta
+from tuneforge.base.spec import ModelConfig, TrainConfig
+from tuneforge.pipeline.runner import stage_main
+from tuneforge.tasks import causal_lm_data as causal_lm
+from tuneforge.tasks import classification_data
+from tuneforge.training.checkpoints import CheckpointMarker, config_hash, discard, resume_point
+from tuneforge.training.methods import apply_method, is_peft_model, merged, peft_config_for
+from tuneforge.training.modeling import (
     check_max_seq_length,
     count_parameters,
     load_causal_lm,
@@ -76,15 +79,13 @@ from stages.modeling import (
     load_tokenizer,
     resolve_base_model,
 )
-from stages.outputs import Produced, atomic_dirs, atomic_write_text, sha256_path, write_json, write_meta
-from stages.runner import stage_main
-from stages.training_args import DevicePlan, check_metric, plan_device, training_arguments
-from stages.tune_files import BEST_PARAMS, merge_tuned
+from tuneforge.training.training_args import DevicePlan, check_metric, plan_device, training_arguments
+from tuneforge.tuning.files import BEST_PARAMS, merge_tuned
 
 STAGE = "train"
 CLASSIFICATION = "sequence-classification"
 ADAPTER_DIR = "adapter"
-WORKER_MODULE = "stages.train_worker"
+WORKER_MODULE = "tuneforge.training.worker"
 REPORTS = reports_dir(STAGE)
 METRICS_FILE = metrics_file(STAGE)
 HISTORY_NAME = "history.csv"

@@ -34,9 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stages.config import ModelConfig, TrainConfig, TuneConfig, load_params
-from stages.errors import ConfigError, StageError
-from stages.layout import (
+from tuneforge.base.errors import ConfigError, StageError
+from tuneforge.base.layout import (
     AUGMENTED_DIR,
     PARAMS_FILE,
     SPLITS_DIR,
@@ -45,9 +44,10 @@ from stages.layout import (
     metrics_file,
     reports_dir,
 )
-from stages.outputs import Produced, atomic_dirs, atomic_write_text, write_json, write_meta
-from stages.runner import quiet_libraries, stage_main
-from stages.tune_files import (
+from tuneforge.base.outputs import Produced, atomic_dirs, atomic_write_text, write_json, write_meta
+from tuneforge.base.spec import ModelConfig, TrainConfig, TuneConfig, load_params
+from tuneforge.pipeline.runner import quiet_libraries, stage_main
+from tuneforge.tuning.files import (
     BEST_PARAMS_NAME,
     METRIC_KEYS,
     PLOTS_NAME,
@@ -125,7 +125,7 @@ class Search:
 
     @property
     def direction(self) -> str:
-        from stages.tune_study import direction
+        from tuneforge.tuning.study import direction
 
         return direction(self.metric)
 
@@ -134,8 +134,10 @@ class Search:
         # Imported here: a disabled stage answers at once, without loading torch, transformers or optuna.
         import optuna
 
-        from stages import train, tune_space, tune_study
-        from stages.checkpoints import config_hash
+        from stages import train
+        from tuneforge.training.checkpoints import config_hash
+        from tuneforge.tuning import space as tune_space
+        from tuneforge.tuning import study as tune_study
 
         optuna.logging.set_verbosity(optuna.logging.ERROR)  # trials are reported by our own lines
         base = tune_space.trial_base(train_cfg, cfg, model_cfg.task)
@@ -156,7 +158,8 @@ class Search:
         )
 
     def run(self, *, wait_for_others: bool) -> int:
-        from stages import tune_space, tune_study
+        from tuneforge.tuning import space as tune_space
+        from tuneforge.tuning import study as tune_study
 
         defaults = tune_space.default_values(self.base, self.cfg) if self.cfg.include_defaults else None
         return tune_study.run_trials(
@@ -165,12 +168,12 @@ class Search:
         )
 
     def objective(self, trial) -> float:
-        from stages.tune_trial import run_trial
+        from tuneforge.tuning.trial import run_trial
 
         return run_trial(trial, self)
 
     def result(self, ran: int) -> dict:
-        from stages import tune_report
+        from tuneforge.tuning import report as tune_report
 
         summary = tune_report.summary(self.study, self.metric)
         if summary["best_trial"] is None:

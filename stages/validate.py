@@ -1,6 +1,6 @@
 """Stage `validate`: clean the labelled data, check it with a Great Expectations suite, write it as Parquet.
 
-Cleaning (stages.cleaning) normalises texts, drops empty texts and exact duplicates, and finds texts
+Cleaning (tuneforge.data.cleaning) normalises texts, drops empty texts and exact duplicates, and finds texts
 seen with two or more labels. Training rows whose text is also in the test file are leakage and are
 dropped (validate.drop_test_overlap). The suite (expectations/<suite>.json) then checks what is left;
 its thresholds come from params.yaml as GX suite parameters. On success the conflicting texts, which
@@ -18,14 +18,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from stages.cleaning import Cleaned, clean_table, conflicts, labels_per_text, with_derived_columns
-from stages.config import DataConfig, ValidateConfig
-from stages.errors import StageError
-from stages.gx_suite import counts, failure_summary, failure_table, load_suite, validate_tables
-from stages.io import LABEL, SOURCE_ROW, TEXT, read_labelled_table
-from stages.layout import EXPECTATIONS_DIR, VALIDATED_DIR, metrics_file, reports_dir
-from stages.outputs import Produced, atomic_dirs, atomic_write_text, write_json, write_meta
-from stages.runner import stage_main
+from tuneforge.base.errors import StageError
+from tuneforge.base.layout import EXPECTATIONS_DIR, VALIDATED_DIR, metrics_file, reports_dir
+from tuneforge.base.outputs import Produced, atomic_dirs, atomic_write_text, write_json, write_meta
+from tuneforge.base.spec import DataConfig, ValidateConfig
+from tuneforge.data.cleaning import Cleaned, clean_table, conflicts, labels_per_text, with_derived_columns
+from tuneforge.data.gx_suite import counts, failure_summary, failure_table, load_suite, validate_tables
+from tuneforge.data.io import LABEL, SOURCE_ROW, TEXT, read_labelled_table
+from tuneforge.pipeline.runner import stage_main
 
 STAGE = "validate"
 REPORTS_DIR = reports_dir(STAGE)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tuneforge.testing import build_tiny_bert_with_minilm_tokenizer  # noqa: F401 - tests import it from here
+from tests.helpers.tiny_models import build_tiny_bert_with_minilm_tokenizer  # noqa: F401 - tests import it from here
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BANKING77 = REPO_ROOT.parent / "shared" / "datasets" / "banking77"
@@ -115,7 +115,7 @@ def dvc(clone: Path, *args: str) -> str:
 
 def use_fast_spec(clone: Path, model_dir: Path) -> Path:
     """Switch the clone's spec to a tiny model (built in `model_dir`) and a few steps, and commit it."""
-    from stages.overrides import apply_to_params_file
+    from tuneforge.base.overrides import apply_to_params_file
 
     base = build_tiny_bert_with_minilm_tokenizer(model_dir)
     apply_to_params_file(clone / "params.yaml", [

@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from stages.outputs import Produced, sha256_path
+from tuneforge.base.outputs import Produced, sha256_path
 
 
 def write(path: Path, content: str | bytes) -> Path:

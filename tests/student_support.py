@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from stages.config import DistillConfig, ExportConfig, TrainConfig
+from tuneforge.base.spec import DistillConfig, ExportConfig, TrainConfig
 
 LABELS = ["card", "refund", "transfer"]
 KEYWORDS = {
@@ -142,7 +142,7 @@ def built_project(tmp_path_factory) -> Path:
     tests that change anything work on `copy_project`)."""
     if "root" not in _BUILT:
         from stages import distill, export
-        from stages.latency import torch_threads
+        from tuneforge.export.latency import torch_threads
 
         root = tmp_path_factory.mktemp("student-project")
         write_data(root)
@@ -164,7 +164,7 @@ def copy_project(source: Path, target: Path) -> Path:
 @pytest.fixture
 def one_torch_thread():
     """Tiny models run as fast on one thread, and far faster than on two when other processes busy the cores."""
-    from stages.latency import torch_threads
+    from tuneforge.export.latency import torch_threads
 
     with torch_threads(1):
         yield

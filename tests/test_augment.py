@@ -10,8 +10,8 @@ import pytest
 from conftest import labelled_rows
 from stages import augment
 from stages.augment import BALANCE_PREFIX, augment_frame, run
-from stages.config import AugmentConfig, BalanceConfig, NoiseConfig
-from stages.errors import StageError
+from tuneforge.base.errors import StageError
+from tuneforge.base.spec import AugmentConfig, BalanceConfig, NoiseConfig
 
 METHOD_NAMES = {"char_noise", "word_dropout", "word_swap"}
 OFF = NoiseConfig(probability=0.0, rate=0.1)

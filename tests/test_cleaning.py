@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from stages.cleaning import class_counts, clean_table, conflicts, labels_per_text, with_derived_columns
+from tuneforge.data.cleaning import class_counts, clean_table, conflicts, labels_per_text, with_derived_columns
 
 
 def table(rows: list[tuple]) -> pd.DataFrame:

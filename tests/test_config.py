@@ -6,9 +6,9 @@ import pytest
 import yaml
 
 from conftest import REPO_ROOT
-from stages.config import Params, describe_schema, load_params, parse_params
-from stages.errors import ConfigError
-from stages.overrides import apply_to_params_file, merge, parse_assignment
+from tuneforge.base.errors import ConfigError
+from tuneforge.base.overrides import apply_to_params_file, merge, parse_assignment
+from tuneforge.base.spec import Params, describe_schema, load_params, parse_params
 
 
 def shipped_params() -> list[Path]:

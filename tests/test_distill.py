@@ -23,10 +23,10 @@ from student_support import (
 from transformers import BertConfig, BertForSequenceClassification
 
 from stages import distill
-from stages.config import DistillConfig, parse_params
-from stages.errors import ConfigError, StageError
-from stages.kd import distillation_loss
-from stages.student import (
+from tuneforge.base.errors import ConfigError, StageError
+from tuneforge.base.spec import DistillConfig, parse_params
+from tuneforge.training.kd import distillation_loss
+from tuneforge.training.student import (
     choose_layers,
     default_layer_count,
     load_student,

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from conftest import REPO_ROOT
-from stages.drift import DRIFT_COLUMNS, write_drift_report
-from stages.errors import StageError
+from tuneforge.base.errors import StageError
+from tuneforge.data.drift import DRIFT_COLUMNS, write_drift_report
 
 
 def reference_frame(rows: int = 200) -> pd.DataFrame:
@@ -89,7 +89,7 @@ def test_files_are_byte_identical_across_runs_and_hash_seeds(tmp_path):
         from pathlib import Path
         sys.path.insert(0, {str(REPO_ROOT / "tests")!r})
         from test_drift import reference_frame, shifted_frame
-        from stages.drift import write_drift_report
+        from tuneforge.data.drift import write_drift_report
         write_drift_report(reference_frame(), shifted_frame(), Path(sys.argv[1]), "r", "R")
         """
     )

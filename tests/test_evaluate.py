@@ -16,11 +16,11 @@ from transformers import AutoTokenizer, BertConfig, BertForSequenceClassificatio
 
 from registry import api, record_stage
 from stages import evaluate
-from stages.calibration import expected_calibration_error, reliability_bins
-from stages.config import EvaluateConfig, PromotionConfig, RegistryConfig
-from stages.errors import StageError
-from stages.metrics import mcnemar_test, top_confusions
-from stages.outputs import Produced, sha256_file, sha256_path
+from tuneforge.base.errors import StageError
+from tuneforge.base.outputs import Produced, sha256_file, sha256_path
+from tuneforge.base.spec import EvaluateConfig, PromotionConfig, RegistryConfig
+from tuneforge.evaluation.calibration import expected_calibration_error, reliability_bins
+from tuneforge.evaluation.metrics import mcnemar_test, top_confusions
 
 LABELS = ["card", "transfer", "refund", "login"]
 KEYWORDS = {

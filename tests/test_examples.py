@@ -12,8 +12,8 @@ from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 
 from conftest import REPO_ROOT
-from stages.io import LABEL, TEXT, read_labelled_table
-from stages.textnorm import normalize_text
+from tuneforge.data.io import LABEL, TEXT, read_labelled_table
+from tuneforge.data.textnorm import normalize_text
 
 EXAMPLES = REPO_ROOT / "examples"
 INTENTS = EXAMPLES / "intents.csv"

@@ -21,10 +21,11 @@ from student_support import (
 )
 from transformers import BertConfig, BertForMaskedLM
 
-from stages import export, onnx_export, parity
-from stages.errors import StageError
-from stages.student import load_student
-from tuneforge import predict
+from stages import export
+from tuneforge.base.errors import StageError
+from tuneforge.export import onnx_export, parity
+from tuneforge.inference import onnx_predictor as predict
+from tuneforge.training.student import load_student
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -24,8 +24,8 @@ from prefect.testing.utilities import prefect_test_harness
 
 from conftest import dvc, dvc_environment, git
 from flows.finetune import finetune, last_error_line, run_assignments, stages_in_dependency_order, stale_stages
-from stages.errors import StageError
-from stages.outputs import write_meta
+from tuneforge.base.errors import StageError
+from tuneforge.base.outputs import write_meta
 
 pytestmark = pytest.mark.e2e
 # Keys of the DVC metrics files (reports/metrics/*.json) that measure the machine and the moment rather
@@ -109,7 +109,7 @@ def without_measurements(path: Path) -> dict:
 
 def registry_of(clone: Path, monkeypatch):
     """The clone's registry settings (its URLs are relative to the repo root, where stages run)."""
-    from stages.config import load_params
+    from tuneforge.base.spec import load_params
 
     monkeypatch.chdir(clone)
     return load_params(clone / "params.yaml").registry

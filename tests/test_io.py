@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from conftest import write_csv
-from stages.errors import StageError
-from stages.io import read_labelled_table
+from tuneforge.base.errors import StageError
+from tuneforge.data.io import read_labelled_table
 
 
 def test_csv_rows_keep_their_line_numbers_even_across_quoted_newlines(tmp_path):

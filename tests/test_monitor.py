@@ -13,11 +13,11 @@ from train_support import single_thread
 
 from registry import api
 from stages import monitor, split, validate
-from stages.config import load_params
-from stages.errors import StageError
-from stages.monitor_retrain import prepare_retrain_data
-from stages.outputs import sha256_file
-from stages.overrides import apply_to_params_file
+from tuneforge.base.errors import StageError
+from tuneforge.base.outputs import sha256_file
+from tuneforge.base.overrides import apply_to_params_file
+from tuneforge.base.spec import load_params
+from tuneforge.monitor.retrain import prepare_retrain_data
 
 pytestmark = pytest.mark.e2e
 

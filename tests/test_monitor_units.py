@@ -6,12 +6,12 @@ import pandas as pd
 import pytest
 
 from conftest import REPO_ROOT, write_csv
-from stages.config import MonitorConfig, Params, load_params, parse_params
-from stages.errors import ConfigError, StageError
-from stages.io import read_labelled_table
-from stages.monitor_data import batch_files, batch_sha256, read_batch, sample
-from stages.monitor_retrain import write_at_source_lines
-from stages.monitor_signals import decide
+from tuneforge.base.errors import ConfigError, StageError
+from tuneforge.base.spec import MonitorConfig, Params, load_params, parse_params
+from tuneforge.data.io import read_labelled_table
+from tuneforge.monitor.data import batch_files, batch_sha256, read_batch, sample
+from tuneforge.monitor.retrain import write_at_source_lines
+from tuneforge.monitor.signals import decide
 
 
 def test_params_yaml_states_the_monitor_defaults():

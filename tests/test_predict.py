@@ -1,4 +1,4 @@
-"""`tuneforge predict` and tuneforge/predict.py: a models/onnx directory served by onnxruntime + tokenizers only."""
+"""`tuneforge predict` and tuneforge/inference/onnx_predictor.py: models/onnx run by onnxruntime + tokenizers."""
 
 import json
 import shutil
@@ -15,9 +15,9 @@ from student_support import (
 from typer.testing import CliRunner
 
 from conftest import REPO_ROOT
-from stages.errors import StageError
-from tuneforge import predict
+from tuneforge.base.errors import StageError
 from tuneforge.cli import app
+from tuneforge.inference import onnx_predictor as predict
 
 runner = CliRunner()
 TEXTS = ["my card is stuck at the atm", "where is my refund please", "a wire transfer to my payee"]

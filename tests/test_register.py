@@ -7,9 +7,9 @@ import pytest
 
 from registry import api, record_stage
 from stages import register
-from stages.config import PromotionConfig, RegistryConfig
-from stages.errors import StageError
-from stages.outputs import Produced
+from tuneforge.base.errors import StageError
+from tuneforge.base.outputs import Produced
+from tuneforge.base.spec import PromotionConfig, RegistryConfig
 
 ROLE_METRICS = {
     "validated": {"success": True},

@@ -14,8 +14,8 @@ from registry.errors import RegistryError
 from registry.lineage import sources
 from registry.names import parse_ref, safe_name, validate_name
 from registry.schema import Artifact, Event, Run
-from stages.config import PromotionConfig
-from stages.outputs import Produced, sha256_file, sha256_path
+from tuneforge.base.outputs import Produced, sha256_file, sha256_path
+from tuneforge.base.spec import PromotionConfig
 
 pytest_plugins = ["registry_fixtures"]  # the registry_config fixture: SQLite, and PostgreSQL when configured
 
@@ -51,7 +51,7 @@ def test_record_stage_registers_outputs_with_kinds_hashes_and_meta(registry_conf
     assert [(r.name, r.version, r.kind) for r in refs] == [
         ("validate.validated", 1, "dataset"), ("validate.reports", 1, "report"), ("validate.metrics", 1, "metrics"),
     ]
-    assert refs[0].sha256 == sha256_path(Path("data/validated"))  # directory hash agrees with stages.outputs
+    assert refs[0].sha256 == sha256_path(Path("data/validated"))  # directory hash agrees with tuneforge.base.outputs
     assert refs[2].sha256 == sha256_file(Path("reports/metrics/validate.json"))
     shown = api.show("validate.validated", config=registry_config)
     assert shown["metadata"] == json.loads(Path("data/validated/meta.json").read_text())

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from registry import api, blobs, record_stage
 from registry.cli import app
-from stages.outputs import Produced, sha256_file
+from tuneforge.base.outputs import Produced, sha256_file
 
 pytest_plugins = ["registry_fixtures"]
 REPO_ROOT = Path(__file__).resolve().parents[1]

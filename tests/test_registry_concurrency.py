@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from registry import api, record_stage
-from stages.outputs import Produced
+from tuneforge.base.outputs import Produced
 
 pytest_plugins = ["registry_fixtures"]
 WORKERS = 20

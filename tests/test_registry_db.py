@@ -17,8 +17,8 @@ from registry import api
 from registry.db import create_registry_engine, current_revision, head_revision, open_database, upgrade
 from registry.errors import RegistryError
 from registry.schema import Base
-from stages.config import RegistryConfig
-from stages.outputs import Produced
+from tuneforge.base.outputs import Produced
+from tuneforge.base.spec import RegistryConfig
 
 pytest_plugins = ["registry_fixtures"]
 

@@ -4,12 +4,13 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import REPO_ROOT, build_tiny_bert_with_minilm_tokenizer, labelled_rows, write_csv
-from stages import modeling, validate
-from stages.config import DataConfig, ValidateConfig
-from stages.errors import ConfigError, StageError
-from stages.io import read_labelled_table
-from stages.overrides import apply_to_params_file
+from stages import validate
+from tuneforge.base.errors import ConfigError, StageError
+from tuneforge.base.overrides import apply_to_params_file
+from tuneforge.base.spec import DataConfig, ValidateConfig
 from tuneforge.cli import app
+from tuneforge.data.io import read_labelled_table
+from tuneforge.training import modeling
 
 
 def test_a_csv_row_with_more_cells_than_the_header_is_refused_with_its_line(tmp_path):

@@ -1,11 +1,11 @@
-"""tuneforge.serve.stop: the Prefect server and worker never outlive `tuneforge serve` or a test, nor leave the
+"""tuneforge.orchestration.stop: the Prefect server and worker never outlive `tuneforge serve` or a test, nor leave the
 processes they started behind (real processes, no Prefect needed)."""
 
 import subprocess
 import time
 from pathlib import Path
 
-from tuneforge.serve import stop
+from tuneforge.orchestration import stop
 
 
 def alive(pid: int) -> bool:

@@ -8,11 +8,11 @@ import pandas as pd
 import pytest
 
 from stages import split
-from stages.config import SplitConfig
-from stages.drift import write_drift_report
-from stages.errors import StageError
-from stages.outputs import sha256_path
-from stages.textnorm import normalize_text
+from tuneforge.base.errors import StageError
+from tuneforge.base.outputs import sha256_path
+from tuneforge.base.spec import SplitConfig
+from tuneforge.data.drift import write_drift_report
+from tuneforge.data.textnorm import normalize_text
 
 SPLITS = Path("data/splits")
 REPORTS = Path("reports/split")

@@ -5,7 +5,7 @@ import unicodedata
 
 import pytest
 
-from stages.text_noise import QWERTY_NEIGHBOURS, char_noise, word_dropout, word_swap
+from tuneforge.data.text_noise import QWERTY_NEIGHBOURS, char_noise, word_dropout, word_swap
 
 SENTENCE = "my card payment was declined twice at the shop yesterday and I need it fixed"
 LONG = " ".join(

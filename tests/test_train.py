@@ -11,8 +11,8 @@ from safetensors.torch import load_file
 from train_support import run_train, stage_paths, tiny_train, write_classification_data
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from stages.config import ModelConfig
 from stages.train import run
+from tuneforge.base.spec import ModelConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

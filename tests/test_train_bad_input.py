@@ -7,8 +7,8 @@ import pytest
 import yaml
 from train_support import tiny_train, write_classification_data
 
-from stages.checkpoints import MARKER
 from stages.train import main
+from tuneforge.training.checkpoints import MARKER
 
 
 @pytest.fixture

@@ -10,11 +10,17 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from stages import causal_lm
-from stages.causal_lm import DEFAULT_CHAT_TEMPLATE, IGNORE_INDEX, encode_conversation, pack, read_conversations
-from stages.config import ModelConfig, TrainConfig
-from stages.errors import StageError
 from stages.train import run
+from tuneforge.base.errors import StageError
+from tuneforge.base.spec import ModelConfig, TrainConfig
+from tuneforge.tasks import causal_lm_data as causal_lm
+from tuneforge.tasks.causal_lm_data import (
+    DEFAULT_CHAT_TEMPLATE,
+    IGNORE_INDEX,
+    encode_conversation,
+    pack,
+    read_conversations,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

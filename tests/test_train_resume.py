@@ -16,7 +16,7 @@ import time
 import pytest
 from train_support import params_yaml, run_train, tiny_train, write_classification_data
 
-from stages.checkpoints import MARKER
+from tuneforge.training.checkpoints import MARKER
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -77,7 +77,7 @@ def test_sigkill_then_rerun_resumes_and_matches_an_uninterrupted_run(tmp_path, t
 
 
 def test_a_checkpoint_cut_short_by_a_crash_is_discarded_not_resumed(tmp_path):
-    from stages.checkpoints import resume_point
+    from tuneforge.training.checkpoints import resume_point
 
     directory = tmp_path / "checkpoints"
     complete, partial = directory / "checkpoint-5", directory / "checkpoint-10"

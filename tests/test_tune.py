@@ -19,8 +19,8 @@ from tune_support import (
     tune_settings,
 )
 
-from stages.config import ModelConfig
-from stages.tune_files import BEST_PARAMS_NAME
+from tuneforge.base.spec import ModelConfig
+from tuneforge.tuning.files import BEST_PARAMS_NAME
 
 pytestmark = [pytest.mark.filterwarnings("ignore"), pytest.mark.usefixtures("one_thread")]
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
@@ -125,7 +125,7 @@ def test_disabled_search_writes_a_file_saying_so_and_trains_nothing(project):
     assert not (root / "reports/tune/plots.html").exists()
     assert produced.inputs == {}
 
-    from stages.errors import ConfigError
+    from tuneforge.base.errors import ConfigError
 
     with pytest.raises(ConfigError, match="says the search is disabled"):
         train_with_tuned(root, base)
@@ -134,7 +134,7 @@ def test_disabled_search_writes_a_file_saying_so_and_trains_nothing(project):
 
 def test_params_yaml_mirrors_the_tune_defaults():
     from conftest import REPO_ROOT
-    from stages.config import Params, load_params
+    from tuneforge.base.spec import Params, load_params
 
     shipped = load_params(REPO_ROOT / "params.yaml").model_dump(by_alias=True)
     assert shipped["tune"] == Params().model_dump(by_alias=True)["tune"]

@@ -14,7 +14,7 @@ from tune_support import make_project, tune_settings, write_params
 
 from conftest import REPO_ROOT
 from stages import train, tune
-from stages.config import ModelConfig
+from tuneforge.base.spec import ModelConfig
 
 pytestmark = [pytest.mark.filterwarnings("ignore"), pytest.mark.usefixtures("one_thread")]
 OUTPUTS = ("models/tune/best_params.yaml", "reports/tune/study.json", "reports/tune/trials.csv",

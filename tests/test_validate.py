@@ -15,9 +15,9 @@ import yaml
 
 from conftest import REPO_ROOT, labelled_rows, write_csv
 from stages import validate
-from stages.config import DataConfig, ValidateConfig
-from stages.errors import StageError
-from stages.outputs import sha256_path
+from tuneforge.base.errors import StageError
+from tuneforge.base.outputs import sha256_path
+from tuneforge.base.spec import DataConfig, ValidateConfig
 
 OUTPUTS = ("data/validated", "reports/validate", "reports/metrics/validate.json")
 

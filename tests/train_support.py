@@ -6,8 +6,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from stages.config import ModelConfig, TrainConfig
-from stages.layout import metrics_file, reports_dir
+from tuneforge.base.layout import metrics_file, reports_dir
+from tuneforge.base.spec import ModelConfig, TrainConfig
 
 CLASSES = 3
 

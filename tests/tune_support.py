@@ -9,7 +9,7 @@ import yaml
 from train_support import build_tiny_bert, tiny_train, write_classification_data
 
 from conftest import REPO_ROOT
-from stages.layout import metrics_file, reports_dir
+from tuneforge.base.layout import metrics_file, reports_dir
 
 # Learning rates from "barely moves" to "fast" for the random tiny BERT: at the first evaluations the slow
 # ones clearly lag the median, so the median pruner has something to prune. Val loss, not accuracy: on 12
@@ -54,7 +54,7 @@ def stage_paths(root: Path) -> dict:
 
 def run_tune(root: Path, tune: dict, base: Path, **train):
     from stages import tune as tune_stage
-    from stages.config import ModelConfig, TuneConfig
+    from tuneforge.base.spec import ModelConfig, TuneConfig
 
     return tune_stage.run(
         TuneConfig.model_validate(tune), ModelConfig(base=str(base)), tiny_train(**train), **stage_paths(root)

@@ -13,8 +13,8 @@ from rich.console import Console
 from rich.table import Table
 
 from registry.cli import app as registry_app
-from stages.errors import StageError
-from stages.layout import PARAMS_FILE
+from tuneforge.base.errors import StageError
+from tuneforge.base.layout import PARAMS_FILE
 
 app = typer.Typer(help="Declarative fine-tuning pipeline with a model registry.", no_args_is_help=True)
 err = Console(stderr=True)
@@ -55,8 +55,8 @@ def run(
     params: Path = typer.Option(PARAMS_FILE, help="The pipeline spec"),
 ) -> None:
     """Run the whole pipeline through `dvc repro` (stages that are up to date are skipped)."""
-    from stages.io import check_data_files
-    from stages.overrides import apply_to_params_file
+    from tuneforge.base.overrides import apply_to_params_file
+    from tuneforge.data.io import check_data_files
 
     try:
         pipeline_stages()
@@ -98,7 +98,7 @@ def show_params(
     params: Path = typer.Option(PARAMS_FILE, help="The pipeline spec"),
 ) -> None:
     """Print every key of the spec with its default and meaning, or validate params.yaml with --check."""
-    from stages.config import describe_schema, load_params
+    from tuneforge.base.spec import describe_schema, load_params
 
     if check:
         try:
@@ -134,7 +134,7 @@ def summary() -> None:
 @app.command()
 def serve(port: int = typer.Option(4200, help="Port of the local Prefect server")) -> None:
     """Start a local Prefect server and a worker, and deploy prefect.yaml: the schedules then fire here."""
-    from tuneforge import serve as serving
+    from tuneforge import orchestration as serving
 
     repo = Path.cwd()
     if not (repo / "prefect.yaml").is_file():
@@ -163,7 +163,7 @@ def predict(
     """Classify texts with an exported model (onnxruntime + tokenizers only): labels with scores."""
     import json
 
-    from tuneforge import predict as onnx_predict
+    from tuneforge.inference import onnx_predictor as onnx_predict
 
     try:
         inputs = list(texts or [])

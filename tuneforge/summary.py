@@ -10,7 +10,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from stages.layout import ONNX_DIR, STUDENT_DIR, TEACHER_DIR, metrics_file, reports_dir
+from tuneforge.base.layout import ONNX_DIR, STUDENT_DIR, TEACHER_DIR, metrics_file, reports_dir
 
 HEADLINE_LIMIT = 6
 MIB = 2**20

@@ -1,0 +1,160 @@
+"""How a stage writes: all outputs appear at once or not at all, each beside a meta.json.
+
+A stage builds its out directories under temporary names and only renames them into place once
+everything succeeded, so a failure leaves the previous outputs exactly as they were.
+"""
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from tuneforge.base.errors import StageError
+
+TRACKED_LIBRARIES = (
+    "tuneforge", "torch", "transformers", "peft", "great-expectations", "evidently",
+    "pandas", "pyarrow", "scikit-learn", "dvc", "prefect", "onnx", "onnxruntime",
+)
+# Set by whatever started the stage for a run of several stages (the Prefect flow): the run's id (the one the
+# registry records) and a JSON object of what the run was asked for (overrides, data_dir, promote_to).
+RUN_ID_ENV, RUN_PARAMETERS_ENV = "TUNEFORGE_RUN_ID", "TUNEFORGE_RUN_PARAMETERS"
+
+
+@dataclass(frozen=True)
+class Produced:
+    """What a stage's run() returns: its outputs and inputs by name, and its headline metrics."""
+
+    stage: str
+    outputs: dict[str, Path]
+    inputs: dict[str, Path]
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+@contextlib.contextmanager
+def atomic_dirs(*targets: Path) -> Iterator[list[Path]]:
+    """Yield fresh temporary directories; on success each replaces its target, on failure all vanish."""
+    token = uuid.uuid4().hex[:8]
+    staging = [target.with_name(f".{target.name}.tmp-{token}") for target in targets]
+    try:
+        for path in staging:
+            path.mkdir(parents=True)
+        yield staging
+        for path, target in zip(staging, targets, strict=True):
+            _replace(path, target)
+    finally:
+        for path in staging:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _replace(new: Path, target: Path) -> None:
+    old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
+    if target.exists():
+        target.rename(old)
+    new.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    temporary.write_text(text, encoding="utf-8")
+    temporary.replace(path)
+
+
+def write_json(path: Path, payload: Any) -> None:
+    path.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def sha256_path(path: Path) -> str:
+    """A file's sha256, or for a directory the sha256 of its sorted (relative path, file hash) listing."""
+    path = Path(path)
+    if path.is_file():
+        return sha256_file(path)
+    listing = "".join(
+        f"{child.relative_to(path).as_posix()}\t{sha256_file(child)}\n"
+        for child in sorted(path.rglob("*"))
+        if child.is_file()
+    )
+    return hashlib.sha256(listing.encode()).hexdigest()
+
+
+def library_versions() -> dict[str, str]:
+    versions = {}
+    for name in TRACKED_LIBRARIES:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            versions[name] = metadata.version(name)
+    return versions
+
+
+def git_commit() -> str | None:
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip() or None
+
+
+def write_meta(
+    directory: Path,
+    *,
+    stage: str,
+    config: dict[str, Any],
+    inputs: dict[str, Path],
+    metrics: dict[str, Any],
+    started: float,
+    extra: dict[str, Any] | None = None,
+) -> None:
+    """meta.json: the record the registry reads (resolved config, versions, input hashes, metrics, time)."""
+    write_json(
+        directory / "meta.json",
+        {
+            "stage": stage,
+            "config": config,
+            "inputs": {name: {"path": str(p), "sha256": sha256_path(p)} for name, p in inputs.items()},
+            "metrics": metrics,
+            "libraries": library_versions(),
+            "git_commit": git_commit(),
+            "wall_time_s": round(time.time() - started, 3),
+            # User + system CPU seconds of this process and its finished children so far, imports included:
+            # under dvc repro each stage is its own process, so this is the stage's CPU cost.
+            "cpu_time_s": round(sum(os.times()[:4]), 3),
+            **run_record(),
+            **(extra or {}),
+        },
+    )
+
+
+def run_record() -> dict[str, Any]:
+    """{"run": {id, parameters}} when the stage runs inside a declared run (the flow), else {}.
+
+    meta.json is what the registry stores with each artifact, so a flow run's overrides end up recorded
+    beside what they produced; meta.json stays out of DVC's hashes, so they never change dvc.lock."""
+    run_id, raw = os.environ.get(RUN_ID_ENV), os.environ.get(RUN_PARAMETERS_ENV)
+    if not run_id and not raw:
+        return {}
+    try:
+        parameters = json.loads(raw) if raw else {}
+    except ValueError:
+        parameters = None
+    if not isinstance(parameters, dict):
+        raise StageError(f"{RUN_PARAMETERS_ENV}: not a JSON object: {raw[:80]!r}")
+    return {"run": {"id": run_id, "parameters": parameters}}

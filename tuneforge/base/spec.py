@@ -1,0 +1,771 @@
+"""The typed schema of params.yaml: every field, its default and a one-line description live here.
+
+Unknown keys, wrong types and out-of-range values are refused with the dotted path of the key, e.g.
+`split.val_fraction: must be in (0, 1), got 1.2`. Types are strict: YAML already gives native types,
+so a quoted number where a number belongs is a mistake worth reporting, not coercing.
+"""
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+from tuneforge.base.errors import ConfigError
+
+SUPPORTED_EXTENSIONS = (".csv", ".jsonl", ".parquet")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def _open_unit(value: float) -> float:
+    if not 0 < value < 1:
+        raise ValueError("must be in (0, 1)")
+    return value
+
+
+def _closed_unit(value: float) -> float:
+    if not 0 <= value <= 1:
+        raise ValueError("must be in [0, 1]")
+    return value
+
+
+def _safe_name(value: str) -> str:
+    # Names become file names (expectations/<suite>.json): no separators, no "..", bounded length.
+    if not _NAME.match(value) or ".." in value:
+        raise ValueError("must be 1-64 letters, digits, '_', '-' or '.', starting with a letter or digit")
+    return value
+
+
+def _data_file(value: str) -> str:
+    suffix = Path(value).suffix.lower()
+    if suffix not in SUPPORTED_EXTENSIONS:
+        raise ValueError(
+            f"unsupported file extension '{suffix or '(none)'}' (use {', '.join(SUPPORTED_EXTENSIONS)})"
+        )
+    return value
+
+
+OpenFraction = Annotated[float, AfterValidator(_open_unit)]
+Probability = Annotated[float, AfterValidator(_closed_unit)]
+SafeName = Annotated[str, AfterValidator(_safe_name)]
+DataFile = Annotated[str, AfterValidator(_data_file)]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, validate_default=True)
+
+
+class DataConfig(Section):
+    dir: str = Field("examples", description="Folder holding the input files (a DVC dependency as a whole).")
+    train_file: DataFile = Field(
+        "intents.csv", description="Labelled file inside `dir` (.csv, .jsonl or .parquet) that is split."
+    )
+    test_file: DataFile | None = Field(
+        None, description="Optional separate test file inside `dir`; when set it is the test split as is."
+    )
+    text_column: str = Field("text", min_length=1, description="Column holding the input text.")
+    label_column: str = Field("label", min_length=1, description="Column holding the class label.")
+    labels: list[str] | None = Field(
+        None, description="Declared label set; null infers it from the training file and records it."
+    )
+
+    @property
+    def train_path(self) -> Path:
+        return Path(self.dir) / self.train_file
+
+    @property
+    def test_path(self) -> Path | None:
+        return Path(self.dir) / self.test_file if self.test_file else None
+
+
+class ValidateConfig(Section):
+    suite: SafeName = Field(
+        "text_classification", description="Great Expectations suite, loaded from expectations/<suite>.json."
+    )
+    min_text_chars: int = Field(2, ge=1, description="Shortest text accepted, in characters, after cleaning.")
+    max_text_chars: int = Field(2000, ge=1, description="Longest text accepted, in characters, after cleaning.")
+    min_examples_per_class: int = Field(10, ge=1, description="Fewest training examples a class may have.")
+    max_duplicate_share: Probability = Field(
+        0.01, description="Largest share of rows whose text also appears with another label (they are dropped)."
+    )
+    drop_test_overlap: bool = Field(
+        True, description="Drop training rows whose text is in the test file (else overlap fails validation)."
+    )
+
+    @model_validator(mode="after")
+    def _bounds_ordered(self):
+        if self.min_text_chars > self.max_text_chars:
+            raise ValueError(
+                f"min_text_chars ({self.min_text_chars}) must not exceed max_text_chars ({self.max_text_chars})"
+            )
+        return self
+
+
+class SplitConfig(Section):
+    val_fraction: OpenFraction = Field(0.1, description="Share of the labelled file held out for validation.")
+    test_fraction: OpenFraction = Field(
+        0.1, description="Share held out for test; ignored when data.test_file is given."
+    )
+    seed: int = Field(42, description="Seed of the stratified shuffle.")
+
+    @model_validator(mode="after")
+    def _fractions_leave_training_data(self):
+        total = self.val_fraction + self.test_fraction
+        if total >= 1:
+            raise ValueError(f"val_fraction + test_fraction must be < 1, got {total:g}")
+        return self
+
+
+class NoiseConfig(Section):
+    probability: Probability = Field(0.0, description="Chance that this method is applied to a variant.")
+    rate: Probability = Field(0.1, description="Share of characters or words it touches when applied.")
+
+
+class BalanceConfig(Section):
+    enabled: bool = Field(True, description="Top minority classes up to `target` with augmented variants.")
+    target: int | None = Field(
+        None, ge=1, description="Examples per class after balancing; null: the largest class's count after variants."
+    )
+
+
+class AugmentConfig(Section):
+    enabled: bool = Field(True, description="Off copies the train split through unchanged.")
+    seed: int = Field(13, description="Seed of every random choice, so augmentation is deterministic.")
+    variants_per_row: int = Field(1, ge=0, le=20, description="Augmented variants made from each train row.")
+    char_noise: NoiseConfig = Field(
+        NoiseConfig(probability=0.3, rate=0.04),
+        description="Adjacent-key typos, character deletions and swaps.",
+    )
+    word_dropout: NoiseConfig = Field(
+        NoiseConfig(probability=0.3, rate=0.1), description="Drop words at random (never all of them)."
+    )
+    word_swap: NoiseConfig = Field(
+        NoiseConfig(probability=0.3, rate=0.1), description="Swap neighbouring words."
+    )
+    balance: BalanceConfig = Field(BalanceConfig(), description="Class balancing of the train split.")
+
+
+DEFAULT_PEFT = {"peft_type": "LORA", "r": 8, "lora_alpha": 16, "lora_dropout": 0.1, "target_modules": None}
+
+
+def _below_one(value: float) -> float:
+    if not 0 <= value < 1:
+        raise ValueError("must be in [0, 1)")
+    return value
+
+
+_EXPONENT_NUMBER = re.compile(r"^[-+]?[0-9]+(\.[0-9]*)?[eE][-+]?[0-9]+$")
+
+
+def _exponent_number(value: Any) -> Any:
+    # YAML 1.1 (PyYAML) reads `2e-4` (no dot) as a string; it is how everyone writes a learning rate.
+    if isinstance(value, str) and _EXPONENT_NUMBER.match(value.strip()):
+        return float(value)
+    return value
+
+
+Number = Annotated[float, BeforeValidator(_exponent_number)]
+UnitInterval = Annotated[Number, AfterValidator(_below_one)]
+
+
+class ModelConfig(Section):
+    base: str = Field(
+        "sentence-transformers/all-MiniLM-L6-v2", min_length=1,
+        description="Base model: a Hugging Face id or a local directory, always resolved offline.",
+    )
+    task: Literal["sequence-classification", "causal-lm"] = Field(
+        "sequence-classification", description="sequence-classification (labelled text) or causal-lm (chat JSONL)."
+    )
+
+
+class CausalLmConfig(Section):
+    train_file: str | None = Field(
+        None, description="JSONL of {instruction, response} or {messages} rows (model.task: causal-lm only)."
+    )
+    val_file: str | None = Field(None, description="JSONL in the same format, scored by perplexity.")
+    packing: bool = Field(False, description="Concatenate examples into full max_seq_length blocks.")
+
+
+class TrainConfig(Section):
+    method: Literal["full", "frozen", "lora", "peft"] = Field(
+        "full", description="full, frozen (head only), lora, or peft (any peft method from `peft`)."
+    )
+    peft: dict[str, Any] = Field(
+        DEFAULT_PEFT, description="peft config passed to peft as is (method lora or peft); needs peft_type."
+    )
+    freeze_layers: int = Field(
+        0, ge=0, description="Keep the embeddings and the bottom N layers frozen (method full only)."
+    )
+    learning_rate: Number = Field(2e-4, gt=0, description="Peak learning rate (2e-4 suits MiniLM full tuning).")
+    lr_scheduler: Literal["linear", "cosine", "constant_with_warmup"] = Field(
+        "linear", description="Learning-rate schedule after warm-up."
+    )
+    warmup_ratio: UnitInterval = Field(0.1, description="Share of the training steps spent warming up.")
+    weight_decay: Number = Field(0.01, ge=0, description="AdamW weight decay (not on biases and LayerNorm).")
+    max_grad_norm: Number = Field(1.0, ge=0, description="Gradient clipping norm; 0 disables clipping.")
+    gradient_accumulation_steps: int = Field(1, ge=1, description="Batches accumulated per optimizer step.")
+    optimizer: Literal["adamw_torch", "adamw_torch_fused", "adafactor", "sgd", "adagrad", "rmsprop"] = Field(
+        "adamw_torch", description="Optimizer, by its transformers name."
+    )
+    dropout: UnitInterval | None = Field(
+        None, description="Override every dropout probability of the model; null keeps the model's own."
+    )
+    label_smoothing: UnitInterval = Field(0.0, description="Label smoothing of the classification loss.")
+    epochs: Number = Field(3.0, gt=0, description="Passes over the training data (unless max_steps is set).")
+    max_steps: int | None = Field(None, ge=1, description="Optimizer steps to run; overrides epochs when set.")
+    batch_size: int = Field(32, ge=1, description="Training examples per batch on each process.")
+    eval_batch_size: int = Field(64, ge=1, description="Examples per batch when evaluating on val.")
+    max_seq_length: int = Field(
+        128, ge=8, description="Longest input in tokens (longer ones are truncated); batches pad dynamically."
+    )
+    group_by_length: bool = Field(False, description="Batch texts of similar length together (less padding).")
+    seed: int = Field(42, description="Seed of initialisation, data order and dropout.")
+    eval_steps: int = Field(
+        50, ge=1, description="Evaluate on val and write a checkpoint every N optimizer steps, and at the end."
+    )
+    keep_checkpoints: int = Field(
+        2, ge=1, description="Newest checkpoints kept for resuming after a crash (the best is kept as well)."
+    )
+    metric: Literal["accuracy", "macro_f1", "loss", "perplexity"] = Field(
+        "macro_f1", description="Val metric that picks the best checkpoint and drives early stopping."
+    )
+    early_stopping_patience: int | None = Field(
+        3, ge=1, description="Stop after N evaluations without improvement; null never stops early."
+    )
+    early_stopping_threshold: Number = Field(
+        0.0, ge=0, description="Smallest change of the metric that counts as an improvement."
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when available, else CPU.")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="auto: bf16 on CUDA where supported, else fp16; fp32 on CPU."
+    )
+    num_processes: int = Field(
+        1, ge=1, le=64, description="Processes of data-parallel training (DDP; gloo on CPU) via torchrun."
+    )
+    causal_lm: CausalLmConfig = Field(CausalLmConfig(), description="Data and packing for model.task causal-lm.")
+    use_tuned: bool = Field(
+        False, description="Merge the tune stage's best values (models/tune/best_params.yaml) over this section."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        peft_type = self.peft.get("peft_type")
+        if not isinstance(peft_type, str) or not peft_type:
+            raise ValueError("peft: needs a peft_type (e.g. LORA, IA3)")
+        if self.method == "lora" and peft_type.upper() != "LORA":
+            raise ValueError(f"method lora needs peft.peft_type LORA, got {peft_type} (use method: peft)")
+        if self.freeze_layers and self.method != "full":
+            raise ValueError(f"freeze_layers applies to method full only, got method {self.method}")
+        return self
+
+
+# train keys a search space may name (peft.* are keys of train.peft, methods lora/peft only).
+TUNABLE_KEYS = (
+    "learning_rate", "lr_scheduler", "warmup_ratio", "weight_decay", "max_grad_norm", "gradient_accumulation_steps",
+    "optimizer", "dropout", "label_smoothing", "epochs", "batch_size", "freeze_layers",
+    "peft.r", "peft.lora_alpha", "peft.lora_dropout",
+)
+DEFAULT_SPACE = {
+    "learning_rate": {"type": "float", "low": 5e-5, "high": 1e-3, "log": True},
+    "weight_decay": {"type": "float", "low": 0.0, "high": 0.1},
+    "warmup_ratio": {"type": "float", "low": 0.0, "high": 0.2},
+    "label_smoothing": {"type": "float", "low": 0.0, "high": 0.2},
+    "batch_size": {"type": "categorical", "choices": [16, 32, 64]},
+    "lr_scheduler": {"type": "categorical", "choices": ["linear", "cosine"]},
+}
+
+
+class SearchDimension(Section):
+    type: Literal["float", "int", "categorical"] = Field(
+        ..., description="float (uniform, or log-uniform with log), int (integers), or categorical (choices)."
+    )
+    low: Number | None = Field(None, description="float/int: smallest value (inclusive).")
+    high: Number | None = Field(None, description="float/int: largest value (inclusive); must exceed low.")
+    log: bool = Field(False, description="float/int: sample on a log scale (low must be > 0).")
+    step: Number | None = Field(
+        None, gt=0, description="float/int: spacing of the values (finite set: what the grid sampler needs)."
+    )
+    choices: list[str | int | float | bool | None] | None = Field(
+        None, description="categorical: the values tried (at least one, no repeats)."
+    )
+
+    @model_validator(mode="after")
+    def _well_formed(self):
+        if self.type == "categorical":
+            if self.low is not None or self.high is not None or self.log or self.step is not None:
+                raise ValueError("type categorical takes choices only (no low, high, log or step)")
+            if not self.choices:
+                raise ValueError("empty choices: give at least one value")
+            if len({repr(choice) for choice in self.choices}) != len(self.choices):
+                raise ValueError(f"choices repeat a value: {self.choices}")
+            return self
+        if self.choices is not None:
+            raise ValueError(f"choices applies to type categorical only, not {self.type}")
+        if self.low is None or self.high is None:
+            raise ValueError(f"type {self.type} needs low and high")
+        if self.low >= self.high:
+            raise ValueError(f"empty range: low ({self.low:g}) must be below high ({self.high:g})")
+        if self.log and self.low <= 0:
+            raise ValueError(f"log needs low > 0, got {self.low:g}")
+        if self.log and self.step is not None:
+            raise ValueError("step and log cannot be combined")
+        if self.type == "int" and not all(float(v).is_integer() for v in (self.low, self.high, self.step or 1)):
+            raise ValueError("type int needs whole numbers for low, high and step")
+        if self.step is not None and not _divides(self.step, self.high - self.low):
+            raise ValueError(f"step ({self.step:g}) must divide high - low ({self.high - self.low:g})")
+        return self
+
+    def grid_points(self) -> list | None:
+        """Every value of a finite dimension (categorical, int, float with step); None for a continuous one."""
+        if self.type == "categorical":
+            return list(self.choices)
+        if self.type == "int" and not self.log:
+            return list(range(int(self.low), int(self.high) + 1, int(self.step or 1)))
+        if self.type == "float" and self.step is not None:
+            count = round((self.high - self.low) / self.step) + 1
+            return [round(self.low + i * self.step, 12) for i in range(count)]
+        return None
+
+
+def _divides(step: float, span: float) -> bool:
+    ratio = span / step
+    return abs(ratio - round(ratio)) < 1e-9
+
+
+def _tunable_space(space: dict[str, SearchDimension | None]) -> dict[str, SearchDimension | None]:
+    unknown = [name for name in space if name not in TUNABLE_KEYS]
+    if unknown:
+        raise ValueError(f"unknown parameter '{unknown[0]}' (tunable: {', '.join(TUNABLE_KEYS)})")
+    return space
+
+
+def _study_storage(value: str) -> str:
+    # A study that several workers share and a re-run resumes lives in a database file or server.
+    if not (value.startswith("sqlite:///") or re.match(r"^postgresql(\+[a-z0-9_]+)?://", value)):
+        raise ValueError("must be sqlite:///<file> or postgresql[+driver]://user:password@host/db")
+    return value
+
+
+class TrialBudget(Section):
+    max_steps: int | None = Field(
+        None, ge=1, description="Optimizer steps of every trial (null: train.max_steps / train.epochs)."
+    )
+    epochs: Number | None = Field(
+        None, gt=0, description="Epochs of every trial when max_steps is null (null: train's)."
+    )
+    eval_steps: int | None = Field(
+        None, ge=1, description="Evaluate (and report to the pruner) every N steps in a trial (null: train's)."
+    )
+
+
+class TuneConfig(Section):
+    enabled: bool = Field(False, description="Run the search; off writes a best_params.yaml that says so, at once.")
+    sampler: Literal["grid", "random", "tpe"] = Field(
+        "tpe", description="grid (every point of a finite space), random, or tpe (Bayesian, Optuna's TPE)."
+    )
+    pruner: Literal["none", "median", "hyperband"] = Field(
+        "median", description="Stop unpromising trials early on their intermediate val metric: none, median, hyperband."
+    )
+    n_trials: int = Field(
+        20, ge=1, description="Trials the study holds when done (complete or pruned), over all workers and re-runs."
+    )
+    timeout_s: Number | None = Field(
+        None, gt=0, description="Time budget of one process: no new trial starts after it; null: no limit."
+    )
+    metric: Literal["accuracy", "macro_f1", "loss", "perplexity"] | None = Field(
+        None, description="Val metric optimised (maximise accuracy/macro_f1, minimise loss); null: train.metric."
+    )
+    seed: int = Field(42, description="Seed of the sampler (trial k samples with seed + k: reproducible, resumable).")
+    include_defaults: bool = Field(
+        True, description="First trial: the train section's own values, so the default recipe is measured too."
+    )
+    budget: TrialBudget = Field(TrialBudget(), description="Per-trial length (the default recipe trial gets it too).")
+    space: Annotated[dict[str, SearchDimension | None], AfterValidator(_tunable_space)] = Field(
+        DEFAULT_SPACE,
+        description="Tunable train key (peft.r for train.peft.r) -> its distribution; null leaves a key out.",
+    )
+    storage: Annotated[str, AfterValidator(_study_storage)] = Field(
+        "sqlite:///.tuneforge/optuna.db",
+        description="Study database: a SQLite file, or postgresql+psycopg://... that workers on many machines share.",
+    )
+    study_name: SafeName | None = Field(
+        None, description="Study to create or resume; null: tune-<hash of data, model, train and space>."
+    )
+    tpe_startup_trials: int = Field(10, ge=0, description="tpe: trials sampled at random before TPE takes over.")
+    pruner_startup_trials: int = Field(2, ge=0, description="median: trials that complete before any is pruned.")
+    pruner_warmup_steps: int = Field(0, ge=0, description="median: optimizer steps before a trial may be pruned.")
+    hyperband_min_resource: int = Field(
+        1, ge=1, description="hyperband: optimizer steps every trial runs before it may be stopped."
+    )
+    hyperband_reduction_factor: int = Field(3, ge=2, description="hyperband: 1/factor of trials go on per rung.")
+    stale_after_s: int = Field(
+        600, ge=4, description="A running trial without a heartbeat this long (a killed worker) is failed and redone."
+    )
+    busy_timeout_s: float = Field(60.0, gt=0, description="SQLite: how long a writer waits for another's lock.")
+    connect_timeout_s: int = Field(5, ge=1, description="Seconds to wait for a database server before giving up.")
+
+    @model_validator(mode="after")
+    def _searchable(self):
+        space = self.search_space()
+        if not space:
+            if self.enabled:
+                raise ValueError("space: empty; declare at least one parameter to search")
+            return self
+        if self.sampler != "grid":
+            return self
+        size = 1
+        for name, dimension in space.items():
+            points = dimension.grid_points()
+            if points is None:
+                raise ValueError(
+                    f"space.{name}: the grid sampler needs a finite set of values: give a step (without log) "
+                    "or use type categorical"
+                )
+            size *= len(points)
+        if self.include_defaults:
+            raise ValueError(
+                "include_defaults: not with the grid sampler, which runs grid points only "
+                "(put the default values among the grid's values instead)"
+            )
+        if self.n_trials > size:
+            raise ValueError(f"n_trials ({self.n_trials}) exceeds the grid's {size} points")
+        return self
+
+    def search_space(self) -> dict[str, SearchDimension]:
+        """The declared dimensions, without those an overlay switched off with null."""
+        return {name: dimension for name, dimension in self.space.items() if dimension is not None}
+
+
+class EvaluateConfig(Section):
+    batch_size: int = Field(64, ge=1, description="Test examples per inference batch.")
+    max_seq_length: int = Field(
+        128, ge=8, description="Longest input in tokens (longer ones are truncated); keep it equal to train's."
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when available, else CPU.")
+    calibration_bins: int = Field(
+        15, ge=2, le=100, description="Equal-width confidence bins of the expected calibration error."
+    )
+    top_confusions: int = Field(10, ge=0, description="Most frequent (true, predicted) confusions listed.")
+    examples_per_confusion: int = Field(
+        3, ge=0, description="Test texts shown per listed confusion (the most confident mistakes)."
+    )
+    compare_alias: SafeName | None = Field(
+        "production",
+        description="Alias of registry.model_name evaluated on the same test split; null turns the comparison off.",
+    )
+    compare_role: SafeName = Field(
+        "teacher", description="Role of the compared version that holds its Hugging Face model directory."
+    )
+    significance_level: OpenFraction = Field(
+        0.05, description="McNemar p-value below which the two models' accuracies are called different."
+    )
+
+
+def _layer_indices(value: list[int]) -> list[int]:
+    if not value:
+        raise ValueError("keep at least one layer (or null)")
+    if any(layer < 0 for layer in value) or len(set(value)) != len(value):
+        raise ValueError("must be distinct layer indices >= 0")
+    return value
+
+
+class DistillConfig(Section):
+    layers: Annotated[list[int], AfterValidator(_layer_indices)] | None = Field(
+        None, description="Teacher layers (0-based) the student keeps; null: num_layers spread over the depth."
+    )
+    num_layers: int | None = Field(
+        None, ge=1, description="Layers kept when `layers` is null; null: a third of the teacher's, rounded up."
+    )
+    student_config: dict[str, Any] | None = Field(
+        None,
+        description="Instead of keeping layers: the teacher's config with these keys changed (passed to "
+        "transformers as is); weights whose name and shape match the teacher's are copied, the rest are fresh.",
+    )
+    prune_vocab: bool = Field(
+        True, description="Keep only the embedding rows of tokens the training data uses; others read as unknown."
+    )
+    alpha: Probability = Field(
+        0.5, description="Weight of cross-entropy on the true labels; 1 - alpha weighs the KL to the teacher."
+    )
+    temperature: Number = Field(
+        2.0, gt=0, description="Softmax temperature of the distillation term (the term is scaled by T squared)."
+    )
+    learning_rate: Number = Field(2e-4, gt=0, description="Peak learning rate of the student.")
+    epochs: Number = Field(5.0, gt=0, description="Passes over the training data (unless max_steps is set).")
+    max_steps: int | None = Field(None, ge=1, description="Optimizer steps to run; overrides epochs when set.")
+    batch_size: int = Field(32, ge=1, description="Training examples per batch.")
+    seed: int = Field(42, description="Seed of data order and dropout.")
+
+
+class ExportConfig(Section):
+    source: Literal["student", "teacher"] = Field(
+        "student", description="Model shipped in models/onnx: the distilled student or the teacher itself."
+    )
+    opset: int = Field(17, ge=14, le=20, description="ONNX opset of the exported graph.")
+    max_seq_length: int = Field(
+        128, ge=8, description="Longest input in tokens at inference (longer ones are truncated); keep it equal "
+        "to train's."
+    )
+    batch_size: int = Field(64, ge=1, description="Test examples per batch in the parity checks.")
+    max_abs_diff: Number = Field(
+        1e-3, gt=0, description="Gate: largest |logit difference| of fp32 ONNX vs PyTorch on the test split."
+    )
+    max_f1_drop: Number = Field(
+        1.0, ge=0, description="Gate: largest drop of macro-F1, in points, of int8 vs fp32 ONNX on the test split."
+    )
+    per_channel: bool = Field(True, description="Quantize weights per output channel instead of per tensor.")
+    worst_rows: int = Field(10, ge=1, description="Rows listed when a parity gate fails (the worst ones).")
+    benchmark_runs: int = Field(200, ge=1, description="Batch-1 inferences timed per model in the speed report.")
+    benchmark_warmup: int = Field(20, ge=0, description="Untimed inferences before each model is timed.")
+    throughput_batch_size: int = Field(32, ge=1, description="Batch size of the throughput measurement.")
+    threads: int | None = Field(
+        None, ge=1, description="CPU threads of PyTorch and onnxruntime in the speed report; null: all cores."
+    )
+
+
+class RegistryConfig(Section):
+    enabled: bool = Field(True, description="Record every stage's outputs in the registry after it succeeds.")
+    model_name: SafeName = Field(
+        "classifier", description="Registered model that a pipeline run's versions belong to (and are compared with)."
+    )
+    url: str = Field(
+        "sqlite:///.tuneforge/registry.db",
+        description="SQLAlchemy URL of the registry database (a SQLite file, or postgresql+psycopg://...).",
+    )
+    artifacts: str = Field(
+        ".tuneforge/artifacts", description="Root of the content-addressed blob store: folder or fsspec URL."
+    )
+    cache: str = Field(
+        ".tuneforge/cache", description="Local folder where resolved model versions are placed, verified."
+    )
+    busy_timeout_s: float = Field(
+        60.0, gt=0, description="How long a SQLite writer waits for another writer's lock before failing."
+    )
+    connect_timeout_s: int = Field(
+        5, ge=1, description="Seconds to wait for a database server before reporting it unreachable."
+    )
+
+
+class PromotionConfig(Section):
+    min_metrics: dict[str, float] = Field(
+        {"metrics.macro_f1": 0.5}, description="Least value of each version metric (role.metric) to promote."
+    )
+    primary_metric: str = Field(
+        "metrics.macro_f1", min_length=1, description="Metric a candidate must improve on (higher is better)."
+    )
+    min_improvement: float = Field(
+        0.0,
+        description="Least gain in primary_metric over the alias's holder, measured on the same test split.",
+    )
+    test_split_role: SafeName = Field(
+        "test_split", description="Role of the test split artifact whose hash both versions must share."
+    )
+    test_split_file: str | None = Field(
+        "test.parquet", description="File whose hash is compared when that artifact is a folder; null: whole."
+    )
+    parity_flag: str | None = Field(
+        "onnx_int8.parity_passed",
+        description="Metric that must be true: the int8 ONNX model matches the model; null turns it off.",
+    )
+    validation_flag: str | None = Field(
+        "validated.success",
+        description="Metric that must be true: the data passed validation; null turns it off.",
+    )
+    drift_metric: str | None = Field(
+        "test_split.drift_share.test_vs_train", description="Drift share metric to bound; null turns it off."
+    )
+    max_drift_share: Probability = Field(0.5, description="Largest drift_metric value a promotion accepts.")
+    promote_to: SafeName | None = Field(
+        None, description="Alias the register stage moves to each new version whose gates pass; null: none."
+    )
+
+
+# Evidently's drift tests by the column type they accept (evidently.legacy.calculations.stattests).
+NumericDriftTest = Literal[
+    "ks", "wasserstein", "psi", "kl_div", "jensenshannon", "hellinger", "anderson", "cramer_von_mises", "ed", "es",
+    "mannw", "empirical_mmd", "t_test",
+]
+CategoricalDriftTest = Literal["chisquare", "jensenshannon", "psi", "kl_div", "hellinger", "TVD", "z", "g_test",
+                               "fisher_exact"]
+MonitorSignal = Literal["descriptors", "predictions", "embeddings"]
+
+
+class DescriptorDriftConfig(Section):
+    method: NumericDriftTest | None = Field(
+        None, description="Evidently test of each text descriptor; null: Evidently's choice by sample size."
+    )
+    threshold: float | None = Field(None, description="Threshold of that test; null: the test's own default.")
+    drift_share: Probability = Field(
+        0.5, description="Share of the descriptors (length, word count, non-letter %) that must drift."
+    )
+
+
+class PredictionDriftConfig(Section):
+    method: CategoricalDriftTest | None = Field(
+        None, description="Evidently test of the predicted-label distribution; null: Evidently's choice by size."
+    )
+    threshold: float | None = Field(None, description="Threshold of that test; null: the test's own default.")
+
+
+class EmbeddingDriftConfig(Section):
+    threshold: float = Field(
+        0.55, gt=0, lt=1, description="ROC AUC of Evidently's domain classifier (reference vs new) that is drift."
+    )
+    bootstrap: bool | None = Field(
+        None, description="Compare the ROC AUC with random guesses' 95th percentile instead of `threshold`; "
+        "null: when the reference sample has fewer than 1,000 rows (Evidently's rule)."
+    )
+    plot: bool = Field(
+        False, description="Add Evidently's t-SNE picture of both samples to the HTML (slow: a minute per 1,000 rows)."
+    )
+
+
+class MonitorConfig(Section):
+    reference_alias: SafeName = Field(
+        "production", description="Alias of registry.model_name whose model and training data new data meets."
+    )
+    model_role: SafeName = Field("onnx_int8", description="Role of that version holding the shipped ONNX directory.")
+    embedding_role: SafeName = Field(
+        "teacher", description="Role holding the Hugging Face model whose mean-pooled hidden states are the embeddings."
+    )
+    reference_role: SafeName = Field("test_split", description="Role holding the training reference data.")
+    reference_file: SafeName = Field(
+        "train.parquet", description="File inside that role's folder: the rows the model learnt from."
+    )
+    incoming_dir: str = Field(
+        "data/incoming", min_length=1, description="Where new batches arrive: the nightly deployment's new_data."
+    )
+    retrain_dir: str = Field(
+        "data/retrain", min_length=1, description="Where merged training data for a triggered retrain is written."
+    )
+    reports_dir: str = Field(
+        "reports/monitor", min_length=1, description="Where each check's HTML and JSON report is written."
+    )
+    signals: list[MonitorSignal] = Field(
+        ["descriptors", "predictions", "embeddings"], min_length=1, description="Drift signals computed and counted."
+    )
+    min_drifted_signals: int = Field(
+        2, ge=1, description="How many of `signals` must drift for the batch to count as drifted (1: any)."
+    )
+    descriptors: DescriptorDriftConfig = Field(
+        DescriptorDriftConfig(), description="Evidently text descriptors, reference vs new."
+    )
+    predictions: PredictionDriftConfig = Field(
+        PredictionDriftConfig(), description="The production model's predicted-label distribution, reference vs new."
+    )
+    embeddings: EmbeddingDriftConfig = Field(
+        EmbeddingDriftConfig(), description="Evidently's embedding drift (domain classifier) on sentence embeddings."
+    )
+    min_new_rows: int = Field(20, ge=2, description="Fewest non-empty new texts a check accepts.")
+    max_new_rows: int = Field(1000, ge=2, description="New texts compared at most (a seeded sample beyond that).")
+    max_reference_rows: int = Field(1000, ge=2, description="Reference rows compared at most (a seeded sample).")
+    seed: int = Field(0, description="Seed of both samples.")
+    batch_size: int = Field(32, ge=1, description="Texts per inference batch (ONNX predictions and embeddings).")
+    max_seq_length: int = Field(128, ge=8, description="Longest input in tokens for the embeddings.")
+
+    @model_validator(mode="after")
+    def _enough_signals(self):
+        if len(set(self.signals)) != len(self.signals):
+            raise ValueError(f"signals must not repeat, got {self.signals}")
+        if self.min_drifted_signals > len(self.signals):
+            raise ValueError(
+                f"min_drifted_signals ({self.min_drifted_signals}) exceeds the {len(self.signals)} signals computed"
+            )
+        return self
+
+
+class Params(Section):
+    data: DataConfig = Field(DataConfig(), description="Where the labelled data is and which columns to read.")
+    validate_: ValidateConfig = Field(
+        ValidateConfig(), alias="validate", description="Cleaning and Great Expectations validation."
+    )
+    split: SplitConfig = Field(SplitConfig(), description="Stratified train/val/test split.")
+    augment: AugmentConfig = Field(AugmentConfig(), description="Augmentation of the train split only.")
+    model: ModelConfig = Field(ModelConfig(), description="The base model and the task it is tuned for.")
+    train: TrainConfig = Field(TrainConfig(), description="Fine-tuning: method and hyperparameters.")
+    tune: TuneConfig = Field(TuneConfig(), description="Hyperparameter search over train keys (Optuna).")
+    evaluate: EvaluateConfig = Field(
+        EvaluateConfig(), description="Test-split metrics, calibration, and the comparison with production."
+    )
+    distill: DistillConfig = Field(DistillConfig(), description="Knowledge distillation into a smaller student.")
+    export: ExportConfig = Field(
+        ExportConfig(), description="ONNX export, int8 quantization, parity gates and the speed report."
+    )
+    registry: RegistryConfig = Field(RegistryConfig(), description="Where artifacts and records are kept.")
+    promotion: PromotionConfig = Field(PromotionConfig(), description="Gates a version passes for an alias.")
+    monitor: MonitorConfig = Field(
+        MonitorConfig(), description="Drift monitor: new data vs production's training data; retrain on drift."
+    )
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
+
+
+def parse_params(raw: Any, source: str = "params.yaml") -> Params:
+    """Validate a params mapping; every problem is reported by its dotted path."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: must be a mapping of sections, got {type(raw).__name__}")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        lines = [_describe(error) for error in exc.errors()]
+        raise ConfigError(f"{source}: {lines[0]}", detail="\n".join(lines[1:])) from None
+
+
+def load_params(path: Path | str = "params.yaml") -> Params:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: params file not found")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        where = getattr(exc, "problem_mark", None)
+        at = f" at line {where.line + 1}" if where else ""
+        raise ConfigError(f"{path}: not valid YAML{at}") from None
+    return parse_params(raw, source=str(path))
+
+
+def _describe(error: dict) -> str:
+    path = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        allowed = _allowed_keys(error["loc"][:-1])
+        return f"{path}: unknown key (expected one of: {', '.join(allowed)})"
+    if kind == "missing":
+        return f"{path}: required"
+    message = error["msg"].removeprefix("Value error, ").replace("Input should be", "must be")
+    # Section-level checks (a whole mapping as input) already say what they saw.
+    if "got" not in message and not isinstance(error["input"], dict):
+        message = f"{message}, got {error['input']!r}"
+    return f"{path}: {message}"
+
+
+def _allowed_keys(loc: tuple) -> list[str]:
+    model: type[BaseModel] = Params
+    for part in loc:
+        field = _field_by_key(model, part)
+        annotation = field.annotation if field else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return [field.alias or name for name, field in model.model_fields.items()]
+
+
+def _field_by_key(model: type[BaseModel], key: Any):
+    for name, field in model.model_fields.items():
+        if key in (name, field.alias):
+            return field
+    return None
+
+
+def describe_schema() -> dict[str, dict[str, tuple[Any, str]]]:
+    """Every section's fields with default and description (used by docs and `tuneforge params`)."""
+    sections = {}
+    for name, field in Params.model_fields.items():
+        model = field.annotation
+        sections[field.alias or name] = {
+            key: (sub.default, sub.description or "") for key, sub in model.model_fields.items()
+        }
+    return sections

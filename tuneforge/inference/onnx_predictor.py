@@ -1,0 +1,166 @@
+"""Predictions from a shipped models/onnx directory with plain onnxruntime + tokenizers (no torch, no transformers).
+
+The directory holds model.int8.onnx (the default) and model.onnx, tokenizer.json (truncation and padding
+are part of it), and labels.json ({"labels": [...]}, label i is logit i). The graph takes the tokenizer's
+ids as they are: a student with a pruned vocabulary remaps them inside the graph.
+
+Every way a directory can be unusable (missing, no tokenizer, a tokenizer that does not fit the model,
+a corrupt ONNX file, labels that do not match the model's outputs) is one StageError line.
+"""
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tuneforge.base.errors import StageError
+
+MODEL_FILES = {"int8": "model.int8.onnx", "fp32": "model.onnx"}
+TOKENIZER_FILE = "tokenizer.json"
+LABELS_FILE = "labels.json"
+TOKEN_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+@dataclass(frozen=True)
+class OnnxClassifier:
+    session: object  # onnxruntime.InferenceSession
+    tokenizer: object  # tokenizers.Tokenizer, with truncation and padding enabled
+    labels: list[str]
+    input_names: list[str]
+    path: Path
+
+
+def create_session(model_path: Path, threads: int | None = None):
+    """An onnxruntime CPU session, or a StageError naming the file when it is missing or not a valid model."""
+    import onnxruntime
+
+    model_path = Path(model_path)
+    if not model_path.is_file():
+        raise StageError(f"{model_path}: no such file")
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3  # errors only: the warnings are about graph optimisations, not for users
+    if threads:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    try:
+        return onnxruntime.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime's errors (InvalidProtobuf, Fail, ...) derive from Exception only
+        raise StageError(f"{model_path}: not a valid ONNX model ({_first_line(exc)})") from None
+
+
+def load(directory: Path, *, variant: str = "int8", threads: int | None = None) -> OnnxClassifier:
+    """The classifier in a models/onnx directory: `variant` int8 (model.int8.onnx) or fp32 (model.onnx)."""
+    directory = Path(directory)
+    if variant not in MODEL_FILES:
+        raise StageError(f"unknown model variant '{variant}' (use {' or '.join(MODEL_FILES)})")
+    if not directory.is_dir():
+        raise StageError(f"{directory}: no such model directory")
+    labels = read_labels(directory / LABELS_FILE)
+    tokenizer = load_tokenizer(directory / TOKENIZER_FILE)
+    session = create_session(directory / MODEL_FILES[variant], threads)
+    input_names = [item.name for item in session.get_inputs()]
+    unknown = [name for name in input_names if name not in TOKEN_INPUTS]
+    if unknown or "input_ids" not in input_names:
+        raise StageError(f"{directory / MODEL_FILES[variant]}: not a text classifier graph (inputs {input_names})")
+    check_fits(directory / MODEL_FILES[variant], session, tokenizer, labels)
+    return OnnxClassifier(session=session, tokenizer=tokenizer, labels=labels, input_names=input_names, path=directory)
+
+
+def read_labels(path: Path) -> list[str]:
+    if not path.is_file():
+        raise StageError(f"{path}: no such file (the label names of the model's outputs)")
+    try:
+        labels = json.loads(path.read_text(encoding="utf-8"))["labels"]
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        raise StageError(f'{path}: not a label file ({{"labels": [...]}})') from None
+    if not isinstance(labels, list) or len(labels) < 2:
+        raise StageError(f"{path}: needs a list of at least two labels")
+    return [str(label) for label in labels]
+
+
+def load_tokenizer(path: Path):
+    from tokenizers import Tokenizer
+
+    if not path.is_file():
+        raise StageError(f"{path}: no such file; the directory needs the model's tokenizer")
+    try:
+        tokenizer = Tokenizer.from_file(str(path))
+    except Exception as exc:  # the tokenizers library raises its own Exception subclass
+        raise StageError(f"{path}: not a readable tokenizer ({_first_line(exc)})") from None
+    if tokenizer.padding is None:
+        raise StageError(f"{path}: has no padding settings; export the model again (python -m stages.export)")
+    return tokenizer
+
+
+def check_fits(model_path: Path, session, tokenizer, labels: list[str]) -> None:
+    """The tokenizer's ids must index the graph's embedding, and the outputs must match labels.json."""
+    outputs = session.get_outputs()[0].shape
+    if len(outputs) != 2 or (isinstance(outputs[1], int) and outputs[1] != len(labels)):
+        raise StageError(f"{model_path}: the model has {outputs[1]} outputs but labels.json names {len(labels)}")
+    metadata = session.get_modelmeta().custom_metadata_map
+    vocabulary = int(metadata.get("vocab_size", 0) or 0)
+    if vocabulary and tokenizer.get_vocab_size(with_added_tokens=True) > vocabulary:
+        raise StageError(
+            f"{model_path}: tokenizer does not match the model: it has "
+            f"{tokenizer.get_vocab_size(with_added_tokens=True)} tokens but the model takes ids below {vocabulary}"
+        )
+
+
+def encode(classifier: OnnxClassifier, texts: Sequence[str]) -> dict[str, np.ndarray]:
+    """The graph's inputs for a batch: int64 arrays padded to the batch's longest text."""
+    encodings = classifier.tokenizer.encode_batch([str(text) for text in texts])
+    columns = {
+        "input_ids": [e.ids for e in encodings],
+        "attention_mask": [e.attention_mask for e in encodings],
+        "token_type_ids": [e.type_ids for e in encodings],
+    }
+    return {name: np.asarray(columns[name], dtype=np.int64) for name in classifier.input_names}
+
+
+def logits(classifier: OnnxClassifier, texts: Sequence[str], *, batch_size: int = 32) -> np.ndarray:
+    """(rows, labels) logits in the order of `texts`; batches group texts of similar length (less padding)."""
+    texts = [str(text) for text in texts]
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    out = np.zeros((len(texts), len(classifier.labels)), dtype=np.float32)
+    for start in range(0, len(order), batch_size):
+        rows = order[start:start + batch_size]
+        out[rows] = classifier.session.run(None, encode(classifier, [texts[i] for i in rows]))[0]
+    return out
+
+
+def softmax(values: np.ndarray) -> np.ndarray:
+    shifted = np.exp(values - values.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def predict(classifier: OnnxClassifier, texts: Sequence[str], *, batch_size: int = 32, top_k: int = 1) -> list[dict]:
+    """One {text, label, score, top: [{label, score}, ...]} per text; score is the softmax probability."""
+    if not texts:
+        return []
+    probabilities = softmax(logits(classifier, texts, batch_size=batch_size).astype(np.float64))
+    top_k = max(1, min(top_k, len(classifier.labels)))
+    results = []
+    for text, row in zip(texts, probabilities, strict=True):
+        best = np.argsort(-row, kind="stable")[:top_k]
+        top = [{"label": classifier.labels[i], "score": round(float(row[i]), 6)} for i in best]
+        results.append({"text": str(text), "label": top[0]["label"], "score": top[0]["score"], "top": top})
+    return results
+
+
+def read_texts(path: Path) -> list[str]:
+    """One text per line; blank lines are skipped."""
+    path = Path(path)
+    if not path.is_file():
+        raise StageError(f"{path}: no such file")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise StageError(f"{path}: not UTF-8 text") from None
+    return [line.strip() for line in lines if line.strip()]
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,175 @@
+"""Batched inference with a Hugging Face sequence-classification directory, checked before it is trusted.
+
+Loading refuses, with one line each: a missing directory, a directory that is not a model, weights that
+are not safetensors, a model without a trained classification head, a tokenizer that is missing or whose
+token ids do not fit the model's embedding matrix. Weights are read from safetensors only and
+`trust_remote_code` is never enabled.
+"""
+
+import contextlib
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import transformers
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+from tuneforge.base.errors import StageError
+
+SAFETENSORS_FILES = ("model.safetensors", "model.safetensors.index.json")
+TOKENIZER_FILES = (
+    "tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "tokenizer.model", "spiece.model",
+    "sentencepiece.bpe.model",
+)
+
+
+@dataclass(frozen=True)
+class Classifier:
+    model: torch.nn.Module
+    tokenizer: object
+    labels: list[str]  # labels[i] is the class of logit i (the config's id2label)
+    path: Path
+    device: torch.device
+
+
+@dataclass(frozen=True)
+class Predictions:
+    probabilities: np.ndarray  # (rows, labels), softmax of the logits
+    seconds: float
+
+    @property
+    def predicted_index(self) -> np.ndarray:
+        return self.probabilities.argmax(axis=1)
+
+    @property
+    def confidence(self) -> np.ndarray:
+        return self.probabilities.max(axis=1)
+
+
+def pick_device(choice: str) -> torch.device:
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise StageError("evaluate.device: cuda was asked for but no CUDA device is available (use auto or cpu)")
+    if choice == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(choice)
+
+
+def check_classifier_dir(path: Path, missing_hint: str) -> Path:
+    """One StageError line unless `path` is a model directory with a config and safetensors weights."""
+    path = Path(path)
+    if not path.exists():
+        raise StageError(f"{path}: no such model directory; {missing_hint}")
+    if not path.is_dir() or not (path / "config.json").is_file():
+        raise StageError(f"{path}: not a model directory (no config.json)")
+    if not any((path / name).is_file() for name in SAFETENSORS_FILES):
+        raise StageError(f"{path}: no safetensors weights (model.safetensors); pickled weights are never loaded")
+    return path
+
+
+def load_sequence_classifier(path: Path, config):
+    """from_pretrained from safetensors only, refusing a checkpoint that lacks weights (they would be random)."""
+    with _quiet_transformers():
+        try:
+            model, info = AutoModelForSequenceClassification.from_pretrained(
+                path, config=config, use_safetensors=True, trust_remote_code=False, dtype=torch.float32,
+                output_loading_info=True,
+            )
+        except (ValueError, OSError, KeyError, RuntimeError) as exc:
+            raise StageError(f"{path}: cannot load it as a sequence classifier: {_first_line(exc)}") from None
+    if info["missing_keys"]:
+        # from_pretrained fills absent weights with random ones; a random head would be evaluated silently.
+        missing = ", ".join(sorted(info["missing_keys"])[:3])
+        raise StageError(f"{path}: weights missing from the checkpoint (not a trained classifier?): {missing}")
+    return model
+
+
+def load_classifier(path: Path, device: torch.device, *, missing_hint: str) -> Classifier:
+    """The model, tokenizer and labels of a sequence-classification directory, or one StageError line."""
+    path = check_classifier_dir(path, missing_hint)
+    try:
+        config = AutoConfig.from_pretrained(path, trust_remote_code=False)
+    except (ValueError, OSError, KeyError) as exc:
+        raise StageError(f"{path}: cannot read config.json: {_first_line(exc)}") from None
+    tokenizer = _load_tokenizer(path)
+    model = load_sequence_classifier(path, config)
+    _check_tokenizer_fits(path, tokenizer, model)
+    if tokenizer.pad_token is None:
+        if tokenizer.eos_token is None:
+            raise StageError(f"{path}: its tokenizer has neither a pad nor an eos token")
+        tokenizer.pad_token = tokenizer.eos_token
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    labels = [str(config.id2label[i]) for i in range(config.num_labels)]
+    model.to(device).eval()
+    return Classifier(model=model, tokenizer=tokenizer, labels=labels, path=path, device=device)
+
+
+def _load_tokenizer(path: Path):
+    # Without its files transformers 5 builds an empty tokenizer of the config's type (special tokens only)
+    # instead of failing: every text would become [CLS] [UNK] ... and be scored as if that were fine.
+    if not any((path / name).is_file() for name in TOKENIZER_FILES):
+        raise StageError(
+            f"{path}: no usable tokenizer in the model directory (none of {', '.join(TOKENIZER_FILES[:3])}, ...)"
+        )
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
+    except (ValueError, OSError, KeyError, TypeError) as exc:
+        raise StageError(f"{path}: no usable tokenizer in the model directory: {_first_line(exc)}") from None
+    if tokenizer is None or isinstance(tokenizer, bool):
+        raise StageError(f"{path}: no usable tokenizer in the model directory")
+    return tokenizer
+
+
+def _check_tokenizer_fits(path: Path, tokenizer, model) -> None:
+    """Every id the tokenizer can emit must index a row of the embedding matrix (a tokenizer from another
+    model would otherwise crash mid-run, or worse, read the wrong rows)."""
+    rows = model.get_input_embeddings().num_embeddings
+    size = len(tokenizer)
+    if size > rows:
+        raise StageError(
+            f"{path}: tokenizer does not match the model: it has {size} tokens but the embedding matrix has "
+            f"{rows} rows"
+        )
+
+
+def predict(classifier: Classifier, texts: Sequence[str], *, batch_size: int, max_length: int) -> Predictions:
+    """Softmax probabilities for `texts`, in their order. Texts are batched by length (less padding)."""
+    started = time.perf_counter()
+    texts = [str(text) for text in texts]
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    probabilities = np.zeros((len(texts), len(classifier.labels)), dtype=np.float64)
+    with torch.no_grad():
+        for start in range(0, len(order), batch_size):
+            rows = order[start:start + batch_size]
+            batch = classifier.tokenizer(
+                [texts[i] for i in rows], padding=True, truncation=True, max_length=max_length, return_tensors="pt"
+            ).to(classifier.device)
+            logits = classifier.model(**batch).logits.float()
+            probabilities[rows] = torch.softmax(logits, dim=-1).cpu().double().numpy()
+    return Predictions(probabilities=probabilities, seconds=time.perf_counter() - started)
+
+
+def parameter_count(classifier: Classifier) -> int:
+    return sum(p.numel() for p in classifier.model.parameters())
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+@contextlib.contextmanager
+def _quiet_transformers():
+    # Loading reports (and draws a progress bar for) every weight; only failures matter here.
+    before, bars = transformers.logging.get_verbosity(), transformers.logging.is_progress_bar_enabled()
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        transformers.logging.set_verbosity(before)
+        if bars:
+            transformers.logging.enable_progress_bar()

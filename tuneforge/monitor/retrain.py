@@ -1,0 +1,136 @@
+"""Training data for a retrain the drift monitor triggers: the current training file plus the batch's
+labelled rows, in a new folder under monitor.retrain_dir that the finetune flow points `data.dir` at.
+
+    <monitor.retrain_dir>/<batch id>/merged_train.parquet   data.train_file's rows + the new labelled rows
+    <monitor.retrain_dir>/<batch id>/<test file>            the test split, pinned (data.test_file)
+
+The test split is pinned so that the retrained model is scored on the same test rows as the production
+model: the promotion gates compare two versions only on the same test split (by the hash of the split
+stage's test.parquet). It is a byte copy of the current data.test_file when the spec names one, else the
+production version's own test split (`promotion.test_split_file` of its `promotion.test_split_role`)
+written as test.jsonl with every row on its original line number (blank lines between): validate
+numbers rows by line, so the split stage writes back a byte-identical test.parquet.
+Training rows whose text is a test text (after normalisation and casefolding, as the split stage
+compares texts) are left out, and new rows whose text is already in the training data are not added twice.
+
+Before anything is written where the flow will look, the folder is run through the validate and split
+stages in a scratch directory: data those stages refuse never reaches a retrain.
+"""
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from stages.split import text_key
+from tuneforge.base.errors import StageError
+from tuneforge.base.layout import EXPECTATIONS_DIR
+from tuneforge.base.outputs import atomic_dirs
+from tuneforge.base.spec import Params
+from tuneforge.data.io import LABEL, SOURCE_ROW, TEXT, read_labelled_table
+from tuneforge.monitor.data import batch_sha256, read_batch
+
+TRAIN_FILE, PINNED_TEST_FILE = "merged_train.parquet", "test.jsonl"
+
+
+def prepare_retrain_data(params: Params, summary: dict, new_data: Path | str) -> dict:
+    """Write the merged folder for a drifted batch; returns {"status", "rows", and when status is
+    "prepared": "data_dir", "overrides"}. Status "labels needed": the batch has no labelled rows;
+    "nothing new": every labelled text is already in the training data."""
+    new_data = Path(new_data)
+    data = params.data
+    batch = read_batch(new_data, data)
+    if batch_sha256(new_data) != summary["batch"]["sha256"]:
+        raise StageError(f"{new_data}: changed since the drift check; run the monitor on it again")
+    labelled = batch[batch[LABEL].notna()]
+    if labelled.empty:
+        return {"status": "labels needed", "rows": {"new": len(batch), "new_labelled": 0}}
+
+    current = read_labelled_table(data.train_path, data.text_column, data.label_column)[[TEXT, LABEL]]
+    test_name, test = pinned_test_split(params, summary)
+    test_keys = set(test[TEXT].fillna("").map(text_key))
+    current_keys = current[TEXT].fillna("").map(text_key)
+    new_keys = labelled[TEXT].map(text_key)
+    fresh = labelled[~new_keys.isin(set(current_keys)) & ~new_keys.isin(test_keys)]
+    fresh = fresh[~fresh[TEXT].map(text_key).duplicated()]
+    rows = {"new": len(batch), "new_labelled": len(labelled), "added": len(fresh), "test": len(test)}
+    if fresh.empty:
+        return {"status": "nothing new", "rows": rows}
+    train = pd.concat([current[~current_keys.isin(test_keys)], fresh[[TEXT, LABEL]]], ignore_index=True)
+    rows["train"] = len(train)
+
+    target = Path(params.monitor.retrain_dir) / summary["batch"]["id"]
+    with atomic_dirs(target) as (staging,):
+        train.rename(columns={TEXT: data.text_column, LABEL: data.label_column}).to_parquet(
+            staging / TRAIN_FILE, index=False
+        )
+        if data.test_path is not None:
+            shutil.copyfile(data.test_path, staging / test_name)
+        else:
+            write_at_source_lines(test, staging / test_name, data.text_column, data.label_column)
+        check_with_data_stages(params, staging, test_name, shown_as=target)
+    return {
+        "status": "prepared", "rows": rows, "data_dir": str(target),
+        "overrides": [f"data.train_file={TRAIN_FILE}", f"data.test_file={test_name}"],
+    }
+
+
+def pinned_test_split(params: Params, summary: dict) -> tuple[str, pd.DataFrame]:
+    """(file name in the merged folder, its rows: text, label, source_row) of the pinned test split."""
+    data = params.data
+    if data.test_path is not None:
+        return data.test_path.name, read_labelled_table(data.test_path, data.text_column, data.label_column)
+    from registry import api
+
+    promotion = params.promotion
+    folder = api.resolve(summary["production"]["ref"], config=params.registry) / promotion.test_split_role
+    path = folder / (promotion.test_split_file or "test.parquet") if folder.is_dir() else folder
+    try:
+        frame = pd.read_parquet(path)
+    except (OSError, ValueError) as exc:
+        raise StageError(
+            f"{summary['production']['ref']}: its test split ({path.name}) is not readable: {str(exc).splitlines()[0]}"
+        ) from None
+    if TEXT not in frame.columns or LABEL not in frame.columns:
+        raise StageError(f"{summary['production']['ref']}: its test split ({path.name}) has no text and label columns")
+    return PINNED_TEST_FILE, frame
+
+
+def write_at_source_lines(frame: pd.DataFrame, path: Path, text_column: str, label_column: str) -> None:
+    """JSONL with each row on line `source_row` (blank lines between), or dense when rows have no usable
+    line numbers: read back by tuneforge.data.io, every row gets its source_row again."""
+    records = [json.dumps({text_column: text, label_column: label}, ensure_ascii=False)
+               for text, label in zip(frame[TEXT], frame[LABEL], strict=True)]
+    numbers = frame[SOURCE_ROW].tolist() if SOURCE_ROW in frame.columns else []
+    if numbers and all(isinstance(n, int) and n >= 1 for n in numbers) and len(set(numbers)) == len(numbers):
+        lines = [""] * max(numbers)
+        for number, record in zip(numbers, records, strict=True):
+            lines[number - 1] = record
+    else:
+        lines = records
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def check_with_data_stages(params: Params, folder: Path, test_file: str, *, shown_as: Path) -> None:
+    """Run validate and split on the folder in a scratch directory; their refusal is one StageError line."""
+    from stages import split, validate
+
+    data = params.data.model_copy(update={"dir": str(folder), "train_file": TRAIN_FILE, "test_file": test_file})
+    with tempfile.TemporaryDirectory(prefix="tuneforge-monitor-") as scratch:
+        scratch = Path(scratch)
+        stage = "validate"
+        try:
+            validate.run(
+                data, params.validate_, out_dir=scratch / "validated", reports=scratch / "validate",
+                metrics_path=scratch / "validate.json", expectations_dir=EXPECTATIONS_DIR,
+            )
+            stage = "split"
+            split.run(
+                params.split, validated_dir=scratch / "validated", out_dir=scratch / "splits",
+                reports=scratch / "split", metrics_path=scratch / "split.json",
+            )
+        except StageError as exc:
+            message = exc.message.replace(str(folder), str(shown_as))
+            raise StageError(f"merged data {shown_as}: the {stage} stage refuses it: {message}") from None

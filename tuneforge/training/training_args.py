@@ -1,0 +1,108 @@
+"""The spec's `train` section as Hugging Face TrainingArguments, and the device and precision it runs with."""
+
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import TrainingArguments
+
+from tuneforge.base.errors import ConfigError
+from tuneforge.base.spec import TrainConfig
+
+# train.metric -> (Trainer's eval metric name, greater is better). Perplexity is exp(loss): the same ranking.
+BEST_METRIC = {
+    "accuracy": ("accuracy", True),
+    "macro_f1": ("macro_f1", True),
+    "loss": ("loss", False),
+    "perplexity": ("loss", False),
+}
+TASK_METRICS = {
+    "sequence-classification": ("accuracy", "macro_f1", "loss"),
+    "causal-lm": ("loss", "perplexity"),
+}
+
+
+@dataclass(frozen=True)
+class DevicePlan:
+    device: str  # "cuda" or "cpu"
+    precision: str  # "fp32", "bf16" or "fp16"
+    name: str  # what it is, for meta.json
+
+
+def plan_device(cfg: TrainConfig) -> DevicePlan:
+    """Auto: CUDA when available (bf16 where the GPU supports it, else fp16), else CPU in fp32."""
+    cuda = torch.cuda.is_available()
+    if cfg.device == "cuda" and not cuda:
+        raise ConfigError("train.device: cuda, but no CUDA device is available (use auto or cpu)")
+    device = "cuda" if cfg.device == "cuda" or (cfg.device == "auto" and cuda) else "cpu"
+    precision = cfg.precision
+    if precision == "auto":
+        precision = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if device == "cuda" else "fp32"
+    if precision == "fp16" and device == "cpu":
+        raise ConfigError("train.precision: fp16 needs a CUDA device (on CPU use fp32 or bf16)")
+    if precision == "bf16" and device == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ConfigError("train.precision: bf16 is not supported by this GPU (use fp16 or auto)")
+    if device == "cuda" and cfg.num_processes > torch.cuda.device_count():
+        raise ConfigError(
+            f"train.num_processes: {cfg.num_processes} exceeds the {torch.cuda.device_count()} visible GPU(s)"
+        )
+    name = torch.cuda.get_device_name(0) if device == "cuda" else (platform.processor() or platform.machine())
+    return DevicePlan(device=device, precision=precision, name=f"{device}: {name}")
+
+
+def check_metric(task: str, metric: str) -> None:
+    if metric not in TASK_METRICS[task]:
+        raise ConfigError(
+            f"train.metric: {metric} does not apply to model.task {task} (use one of: {', '.join(TASK_METRICS[task])})"
+        )
+
+
+def training_arguments(
+    cfg: TrainConfig, *, output_dir: Path, plan: DevicePlan, world_size: int, classification: bool
+) -> TrainingArguments:
+    metric, greater_is_better = BEST_METRIC[cfg.metric]
+    return TrainingArguments(
+        output_dir=str(output_dir),
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.eval_batch_size,
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps or -1,
+        learning_rate=cfg.learning_rate,
+        lr_scheduler_type=cfg.lr_scheduler,
+        # transformers 5 has no warmup_ratio: a float in [0, 1) given as warmup_steps is a share of the steps.
+        warmup_steps=float(cfg.warmup_ratio),
+        weight_decay=cfg.weight_decay,
+        max_grad_norm=cfg.max_grad_norm,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        optim=cfg.optimizer,
+        label_smoothing_factor=cfg.label_smoothing,
+        train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        # Evaluation, checkpoints and the logged training loss share one interval: the best checkpoint
+        # is always one that exists on disk, and every history row has a training loss beside its val scores.
+        eval_strategy="steps",
+        eval_steps=cfg.eval_steps,
+        save_strategy="steps",
+        save_steps=cfg.eval_steps,
+        save_total_limit=cfg.keep_checkpoints,
+        logging_strategy="steps",
+        logging_steps=cfg.eval_steps,
+        load_best_model_at_end=True,
+        metric_for_best_model=metric,
+        greater_is_better=greater_is_better,
+        # Classification needs the logits for accuracy and F1; a language model is scored by its loss alone.
+        prediction_loss_only=not classification,
+        use_cpu=plan.device == "cpu",
+        bf16=plan.precision == "bf16",
+        fp16=plan.precision == "fp16",
+        ddp_backend=("nccl" if plan.device == "cuda" else "gloo") if world_size > 1 else None,
+        dataloader_num_workers=0,
+        dataloader_pin_memory=plan.device == "cuda",
+        report_to="none",
+        disable_tqdm=False,
+        log_level="warning",
+        # The stage writes the final model itself (merged, with its tokenizer); checkpoints are for resuming.
+        push_to_hub=False,
+    )
