@@ -1,4 +1,4 @@
-"""The drift monitor's three signals, computed by Evidently in one report (reference = the production
+"""The drift monitor's three signals, shown in one Evidently report (reference = the production
 version's training rows, current = the new batch):
 
 - descriptors: Evidently's text descriptors (length in characters, word count, share of non-letter
@@ -37,6 +37,7 @@ from stages.io import TEXT
 PREDICTED = "predicted_label"
 EMBEDDING = "embedding"
 PERMUTATION = "permutation"
+PERMUTATIONS_PER_BATCH = 1000  # resamples scored at once: bounds memory at resamples up to 100,000
 DESCRIPTORS = ("text_length", "word_count", "non_letter_pct")
 # Evidently's own rule for when the embedding test bootstraps (EmbeddingsDriftMetric's default).
 BOOTSTRAP_BELOW_ROWS = 1000
@@ -101,7 +102,7 @@ def prediction_drift(reference: Sequence[str], new: Sequence[str], cfg: Predicti
     result = permutation_test(
         (codes[:len(reference)], codes[len(reference):]), _label_distance(len(labels)),
         permutation_type="independent", vectorized=True, n_resamples=cfg.resamples, alternative="greater",
-        rng=np.random.default_rng(seed),
+        batch=PERMUTATIONS_PER_BATCH, rng=np.random.default_rng(seed),
     )
     return {
         "drifted": bool(result.pvalue < cfg.level), "method": PERMUTATION,
