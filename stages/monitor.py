@@ -4,8 +4,9 @@
 
 The production version is `<registry.model_name>@<monitor.reference_alias>`, resolved through the
 registry: its int8 ONNX model predicts labels, its teacher gives sentence embeddings, and the training
-rows of its splits are the reference. Three signals (tuneforge/monitor/signals.py) are computed by Evidently
-in one report; the batch counts as drifted when at least `monitor.min_drifted_signals` of them drift.
+rows of its splits are the reference. Three signals (tuneforge/monitor/signals.py), each with Evidently's
+report (the predicted labels are tested by a permutation test of their Jensen-Shannon distance); the
+batch counts as drifted when at least `monitor.min_drifted_signals` of them drift.
 
 Writes, atomically, <monitor.reports_dir>/<batch id>/ (batch id = the first 12 hex digits of the batch's
 sha256 and the production version, e.g. 3f2a9c01d4e7-v4):
@@ -151,6 +152,8 @@ def headline(summary: dict) -> dict:
         metrics["descriptors_drift_share"] = signals["descriptors"]["drift_share"]
     if "predictions" in signals:
         metrics["predictions_score"] = signals["predictions"]["score"]
+        if "p_value" in signals["predictions"]:
+            metrics["predictions_p_value"] = signals["predictions"]["p_value"]
     if "embeddings" in signals:
         metrics["embeddings_roc_auc"] = signals["embeddings"]["score"]
     return metrics
@@ -184,6 +187,12 @@ def signal_lines(summary: dict) -> list[str]:
             )
             share, needed = signal['drift_share'], signal['required_share']
             detail = f"{share:.0%} of descriptors drifted (needs {needed:.0%}): {columns}"
+        elif name == "predictions" and signal["method"] == "permutation":
+            detail = (
+                f"predicted labels' Jensen-Shannon distance {signal['score']:.3g}, permutation p-value "
+                f"{signal['p_value']:.3g} (drift below {signal['level']:g}, i.e. a distance above "
+                f"{signal['threshold']:.3g}; {signal['labels']} labels, {signal['resamples']} permutations)"
+            )
         elif name == "predictions":
             detail = f"predicted labels {signal['method']} {signal['score']:.3g} (threshold {signal['threshold']})"
         else:

@@ -55,6 +55,11 @@ def test_held_out_rows_of_the_same_source_are_not_flagged(checked):
     assert descriptors["drift_share"] == 0
     assert all(column["score"] > 0.05 for column in descriptors["columns"].values()), "K-S p-values"
     assert summary["signals"]["embeddings"]["score"] < 0.65, "a domain classifier cannot tell them apart"
+    predictions = summary["signals"]["predictions"]
+    assert (predictions["method"], predictions["statistic"]) == ("permutation", "Jensen-Shannon distance")
+    assert (predictions["level"], predictions["resamples"]) == (0.05, 1000)
+    assert predictions["drifted"] is False and 0 <= predictions["score"] <= predictions["threshold"]
+    assert predictions["p_value"] >= 0.05
 
 
 def test_shifted_data_is_flagged_by_descriptors_and_embeddings(checked):
@@ -67,7 +72,9 @@ def test_shifted_data_is_flagged_by_descriptors_and_embeddings(checked):
     assert columns["text_length"]["score"] < 1e-10, "K-S p-value of 80 long letters vs short messages"
     assert summary["signals"]["embeddings"]["score"] > 0.95
     # The tiny production model predicts one class whatever it reads: its label distribution cannot move.
-    assert summary["signals"]["predictions"]["drifted"] is False
+    predictions = summary["signals"]["predictions"]
+    assert predictions["drifted"] is False
+    assert (predictions["labels"], predictions["score"], predictions["p_value"]) == (1, 0.0, 1.0)
 
 
 def test_a_folder_batch_without_labels_is_checked_and_its_other_files_ignored(checked):
@@ -85,8 +92,18 @@ def test_report_is_written_and_registered_against_the_production_version(checked
     assert sorted(p.name for p in report.iterdir()) == ["drift.html", "drift.json", "meta.json", "summary.json"]
     page = (report / "drift.html").read_text()
     assert "DRIFT: 2 of 3 signals drifted (2 needed)" in page and "text_length" in page
+    assert "Jensen-Shannon distance 0, permutation p-value 1 (drift below 0.05, i.e. a distance above 0;" in page
     saved = json.loads((report / "drift.json").read_text())
     assert saved["drift"] is True and any(m["config"]["type"].endswith(":ValueDrift") for m in saved["metrics"])
+    assert saved["signals"]["predictions"] == summary["signals"]["predictions"]
+    # Evidently's column on the page: the same distance, against the permutation test's critical distance.
+    column = next(m for m in saved["metrics"] if m["config"].get("column") == "predicted_label")
+    assert (column["config"]["method"], column["value"]) == ("jensenshannon", 0.0)
+    assert column["config"]["threshold"] > summary["signals"]["predictions"]["threshold"] == 0.0
+    assert [t["status"] for t in saved["tests"] if t["metric_config"]["params"].get("column") == "predicted_label"
+            ] == ["SUCCESS"], "the page's verdict on the column is the permutation test's"
+    meta = json.loads((report / "meta.json").read_text())
+    assert meta["metrics"]["predictions_p_value"] == 1.0
 
     params = load_params("params.yaml")
     registered = summary["registered"]

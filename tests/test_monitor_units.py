@@ -25,7 +25,13 @@ def test_params_yaml_states_the_monitor_defaults():
          "monitor: min_drifted_signals (3) exceeds the 2 signals computed"),
         ({"signals": ["embeddings", "embeddings"], "min_drifted_signals": 1}, "signals must not repeat"),
         ({"signals": ["sentiment"]}, "monitor.signals.0: must be 'descriptors', 'predictions' or 'embeddings'"),
-        ({"predictions": {"method": "ks"}}, "monitor.predictions.method: must be 'chisquare'"),
+        ({"predictions": {"method": "ks"}}, "monitor.predictions.method: must be 'permutation', 'chisquare'"),
+        ({"predictions": {"threshold": 0.1}}, "monitor.predictions: threshold applies to Evidently's tests; "
+         "the permutation test's is level"),
+        ({"predictions": {"level": 0}}, "monitor.predictions.level: must be in (0, 1)"),
+        ({"predictions": {"resamples": 10}}, "monitor.predictions.resamples: must be greater than or equal to 99"),
+        ({"predictions": {"level": 0.001, "resamples": 999}}, "monitor.predictions: level 0.001 needs at least "
+         "1000 resamples, got 999"),
         ({"embeddings": {"threshold": 1.5}}, "monitor.embeddings.threshold: must be less than 1"),
         ({"reference_file": "../../etc/passwd"}, "monitor.reference_file: must be 1-64 letters"),
     ],

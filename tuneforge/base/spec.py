@@ -5,9 +5,10 @@ Unknown keys, wrong types and out-of-range values are refused with the dotted pa
 so a quoted number where a number belongs is a mistake worth reporting, not coercing.
 """
 
+import math
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
@@ -601,11 +602,34 @@ class DescriptorDriftConfig(Section):
     )
 
 
+# "permutation": the monitor's own test of the predicted labels; the others are Evidently's tests by name.
+PredictionDriftTest = Literal[("permutation",) + get_args(CategoricalDriftTest)]
+
+
 class PredictionDriftConfig(Section):
-    method: CategoricalDriftTest | None = Field(
-        None, description="Evidently test of the predicted-label distribution; null: Evidently's choice by size."
+    method: PredictionDriftTest = Field(
+        "permutation", description="permutation: Jensen-Shannon distance with a permutation p-value (holds for "
+        "many labels); or an Evidently test by name (its chi-square fires on same-distribution data then)."
     )
-    threshold: float | None = Field(None, description="Threshold of that test; null: the test's own default.")
+    level: OpenFraction = Field(
+        0.05, description="Permutation p-value below which the labels drift: the share of healthy batches flagged."
+    )
+    resamples: int = Field(
+        1000, ge=99, le=100_000, description="Random permutations of the pooled rows behind the p-value (seeded)."
+    )
+    threshold: float | None = Field(
+        None, description="Threshold of the Evidently test that `method` names; null: its default. "
+        "The permutation test uses `level`."
+    )
+
+    @model_validator(mode="after")
+    def _threshold_is_evidently_only(self):
+        if self.method == "permutation" and self.threshold is not None:
+            raise ValueError("threshold applies to Evidently's tests; the permutation test's is level")
+        if self.level * (self.resamples + 1) <= 1:  # p-values start at 1 / (resamples + 1)
+            raise ValueError(f"level {self.level} needs at least {math.floor(1 / self.level - 1) + 1} resamples, "
+                             f"got {self.resamples}")
+        return self
 
 
 class EmbeddingDriftConfig(Section):

@@ -1,11 +1,17 @@
-"""The drift monitor's three signals, computed by Evidently in one report (reference = the production
+"""The drift monitor's three signals, shown in one Evidently report (reference = the production
 version's training rows, current = the new batch):
 
 - descriptors: Evidently's text descriptors (length in characters, word count, share of non-letter
   characters), each tested reference vs new; the signal drifts when at least `drift_share` of them do.
   Sentiment and OOV are left out on purpose: they download NLTK data at run time.
-- predictions: the production int8 ONNX model's predicted-label distribution, tested reference vs new
-  (Evidently picks chi-square below 1,000 rows and Jensen-Shannon above, unless the spec names a test).
+- predictions: the production int8 ONNX model's predicted-label distribution, reference vs new, by a
+  permutation test (prediction_drift): the Jensen-Shannon distance between the two label distributions,
+  and its p-value against the distances of random re-splits of the pooled rows into the same two sizes.
+  It holds for any number of labels, also when most expected counts are small or zero; Evidently's
+  chi-square (its choice below 1,000 rows) takes the reference shares as exact and, with 77 or 150
+  labels and 1,000 rows a side, flags nearly every same-distribution batch. Evidently's page still shows
+  the column, as its Jensen-Shannon distance against the permutation test's critical distance. A spec
+  may name an Evidently test instead (predictions.method); then Evidently's verdict counts.
 - embeddings: the production model's own sentence embeddings (the mean-pooled last hidden state of its
   teacher) compared by Evidently's model-based embedding drift: a domain classifier learns to tell
   reference from new on half the rows, and its ROC AUC on the other half is the score (0.5: it cannot
@@ -25,11 +31,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tuneforge.base.spec import MonitorConfig
+from tuneforge.base.spec import MonitorConfig, PredictionDriftConfig
 from tuneforge.data.io import TEXT
 
 PREDICTED = "predicted_label"
 EMBEDDING = "embedding"
+PERMUTATION = "permutation"
+PERMUTATIONS_PER_BATCH = 1000  # resamples scored at once: bounds memory at resamples up to 100,000
 DESCRIPTORS = ("text_length", "word_count", "non_letter_pct")
 # Evidently's own rule for when the embedding test bootstraps (EmbeddingsDriftMetric's default).
 BOOTSTRAP_BELOW_ROWS = 1000
@@ -79,14 +87,67 @@ def with_embeddings(frame: pd.DataFrame, embeddings: np.ndarray) -> pd.DataFrame
     return pd.concat([frame, columns], axis=1)
 
 
+def prediction_drift(reference: Sequence[str], new: Sequence[str], cfg: PredictionDriftConfig, *, seed: int) -> dict:
+    """Whether the predicted-label distribution moved from `reference` to `new`, by a permutation test.
+
+    The statistic is the Jensen-Shannon distance (natural log) between the two samples' label shares.
+    Under "no drift" both samples come from one distribution, so any split of the pooled rows into the two
+    sizes is as likely as the observed one: the p-value is the share of `cfg.resamples` seeded random
+    splits whose distance reaches the observed one (scipy's permutation_test, which counts the observed
+    split too). Nothing assumes large expected counts, so rare and unseen labels cannot make it fire.
+    """
+    from scipy.stats import permutation_test
+
+    labels, codes = np.unique(np.asarray([*map(str, reference), *map(str, new)]), return_inverse=True)
+    result = permutation_test(
+        (codes[:len(reference)], codes[len(reference):]), _label_distance(len(labels)),
+        permutation_type="independent", vectorized=True, n_resamples=cfg.resamples, alternative="greater",
+        batch=PERMUTATIONS_PER_BATCH, rng=np.random.default_rng(seed),
+    )
+    return {
+        "drifted": bool(result.pvalue < cfg.level), "method": PERMUTATION,
+        "statistic": "Jensen-Shannon distance", "score": float(result.statistic), "p_value": float(result.pvalue),
+        "level": cfg.level, "resamples": cfg.resamples, "labels": len(labels),
+        "threshold": _critical_distance(result.null_distribution, cfg.level),
+    }
+
+
+def _critical_distance(null: np.ndarray, level: float) -> float:
+    """The distance a batch must exceed to drift: p = (1 + #null >= d) / (resamples + 1) < level exactly
+    when d is above the k-th largest null distance, k = ceil(level * (resamples + 1) - 1)."""
+    k = math.ceil(round(level * (len(null) + 1) - 1, 9))  # >= 1: the config asks for enough resamples
+    return float(np.sort(null)[-k])
+
+
+def _label_distance(n_labels: int):
+    """statistic(x, y, axis) for scipy's permutation_test: Jensen-Shannon distance of the label counts of
+    two arrays of label codes, for every resample at once (codes along `axis`, resamples along the rest)."""
+    from scipy.spatial.distance import jensenshannon
+
+    def counts(codes: np.ndarray) -> np.ndarray:
+        rows = codes.reshape(-1, codes.shape[-1]).astype(np.intp)
+        offsets = n_labels * np.arange(len(rows))[:, None]  # row r counts into bins r*n_labels ...
+        flat = np.bincount((rows + offsets).ravel(), minlength=len(rows) * n_labels)
+        return flat.reshape(len(rows), n_labels)
+
+    def statistic(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
+        x, y = np.moveaxis(np.asarray(x), axis, -1), np.moveaxis(np.asarray(y), axis, -1)
+        return jensenshannon(counts(x), counts(y), axis=-1).reshape(x.shape[:-1])
+
+    return statistic
+
+
 def compare(reference: pd.DataFrame, current: pd.DataFrame, cfg: MonitorConfig) -> tuple[dict, str, dict]:
     """(Evidently's JSON, its HTML page, the signals) for frames with column text, plus predicted_label
     for the predictions signal and embedding_NNNN columns for the embeddings signal."""
     embedding_method = _embedding_method(cfg, reference_rows=len(reference))
     emb_columns = [column for column in reference.columns if column.startswith(f"{EMBEDDING}_")]
+    permutation = None
+    if "predictions" in cfg.signals and cfg.predictions.method == PERMUTATION:
+        permutation = prediction_drift(reference[PREDICTED], current[PREDICTED], cfg.predictions, seed=cfg.seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        snapshot = _run_report(reference, current, cfg, emb_columns, embedding_method)
+        snapshot = _run_report(reference, current, cfg, emb_columns, embedding_method, permutation)
         if snapshot is None:  # embeddings alone, without the picture: nothing for Evidently's page to show
             evidently_json, page = {"metrics": [], "tests": []}, EMPTY_PAGE
         else:
@@ -103,7 +164,7 @@ def compare(reference: pd.DataFrame, current: pd.DataFrame, cfg: MonitorConfig) 
             }
         if "predictions" in cfg.signals:
             signals["predictions"] = {
-                **columns[PREDICTED],
+                **(permutation or columns[PREDICTED]),
                 "reference": _shares(reference[PREDICTED]), "new": _shares(current[PREDICTED]),
             }
         if "embeddings" in cfg.signals:
@@ -137,7 +198,8 @@ def _embedding_method(cfg: MonitorConfig, *, reference_rows: int):
     return ModelDriftMethod(threshold=cfg.embeddings.threshold, bootstrap=bootstrap)
 
 
-def _run_report(reference, current, cfg: MonitorConfig, emb_columns: list[str], embedding_method):
+def _run_report(reference, current, cfg: MonitorConfig, emb_columns: list[str], embedding_method,
+                permutation: dict | None):
     from evidently import DataDefinition, Dataset, Report
     from evidently.descriptors import NonLetterCharacterPercentage, TextLength, WordCount
     from evidently.metrics import EmbeddingsDrift
@@ -158,7 +220,14 @@ def _run_report(reference, current, cfg: MonitorConfig, emb_columns: list[str], 
         return Dataset.from_pandas(frame.reset_index(drop=True), data_definition=definition, descriptors=descriptors)
 
     methods, thresholds = {}, {}
-    for column, signal in [(name, cfg.descriptors) for name in DESCRIPTORS] + [(PREDICTED, cfg.predictions)]:
+    tested = [(name, cfg.descriptors) for name in DESCRIPTORS]
+    if permutation is not None:  # the page shows the same distance against the permutation test's critical one
+        # Evidently's Jensen-Shannon test drifts at distance >= threshold, the permutation test above it.
+        methods[PREDICTED] = "jensenshannon"
+        thresholds[PREDICTED] = float(np.nextafter(permutation["threshold"], math.inf))
+    elif "predictions" in cfg.signals:
+        tested.append((PREDICTED, cfg.predictions))
+    for column, signal in tested:
         if signal.method is not None:
             methods[column] = signal.method
         if signal.threshold is not None:
