@@ -31,7 +31,6 @@ import torch
 import transformers
 from transformers import EarlyStoppingCallback, set_seed
 
-from stages.train import history_csv, history_rows
 from tuneforge.base.errors import StageError
 from tuneforge.base.layout import (
     AUGMENTED_DIR,
@@ -48,7 +47,7 @@ from tuneforge.data.drift import write_drift_report
 from tuneforge.evaluation import metrics as classification
 from tuneforge.inference.torch_predictor import Classifier, load_classifier
 from tuneforge.pipeline.runner import stage_main
-from tuneforge.tasks import classification_data
+from tuneforge.tasks import classification_data, text_classification
 from tuneforge.training.checkpoints import CheckpointMarker, config_hash, discard, resume_point
 from tuneforge.training.kd import TEACHER_LOGITS, DistillationTrainer, distillation_collator
 from tuneforge.training.student import (
@@ -62,6 +61,7 @@ from tuneforge.training.student import (
     vocab_coverage,
     with_id_map,
 )
+from tuneforge.training.telemetry import history_csv, history_rows
 from tuneforge.training.training_args import plan_device, training_arguments
 
 STAGE = "distill"
@@ -139,7 +139,7 @@ def run(
     state = trainer.state
 
     scores = retention(teacher, student, id_map, encoded, splits, plan.device, train_cfg.eval_batch_size)
-    history = history_rows(state.log_history, classification=True)
+    history = history_rows(state.log_history, text_classification.val_scores)
     best_scores = next((row for row in history if row["step"] == state.best_global_step), {})
     parameters = {"teacher": count(teacher.model), "student": count(student)}
     parameters["ratio"] = round(parameters["student"] / parameters["teacher"], 6)
@@ -250,7 +250,7 @@ def remapped(examples: list[dict], id_map: torch.Tensor | None) -> list[dict]:
 
 
 def make_trainer(cfg, train_cfg, plan, student, tokenizer, sets, id_map, checkpoint_dir, run_hash):
-    args = training_arguments(train_cfg, output_dir=checkpoint_dir, plan=plan, world_size=1, classification=True)
+    args = training_arguments(train_cfg, output_dir=checkpoint_dir, plan=plan, world_size=1, scored=True)
     # The teacher's logits are a batch key the model's forward does not take: the Trainer must keep it.
     args.remove_unused_columns = False
     callbacks = [CheckpointMarker(run_hash)]

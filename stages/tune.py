@@ -4,7 +4,7 @@ Inputs: those of the train stage (data/augmented/train.parquet, data/splits/val.
 data/validated/labels.json) and the `tune`, `model` and `train` sections of params.yaml.
 
 Each trial takes the train section, applies the per-trial budget (tune.budget) and the values the sampler
-chose for tune.space, and trains with stages.train.fit into a temporary directory that is deleted
+chose for tune.space, and trains with tuneforge.training.fit into a temporary directory that is deleted
 afterwards; a callback reports the val metric at every evaluation and the pruner may stop the trial there.
 With tune.include_defaults the first trial is the train section's own values: the default recipe measured
 under the same budget.
@@ -109,7 +109,8 @@ class Search:
     cfg: TuneConfig
     model_cfg: ModelConfig
     base: TrainConfig  # the train section every trial starts from (budget and metric applied)
-    prepared: Any  # stages.train.Prepared: checked inputs, base model path, input hashes
+    task: Any  # tuneforge.tasks.Task of model.task
+    prepared: Any  # tuneforge.training.fit.Prepared: checked inputs, base model path, input hashes
     study: Any  # optuna.Study
     spec: str  # sha256 of what determines a trial; the default study name is made from it
     storage_shown: str
@@ -134,16 +135,19 @@ class Search:
         # Imported here: a disabled stage answers at once, without loading torch, transformers or optuna.
         import optuna
 
-        from stages import train
+        from tuneforge.tasks import get_task, require
         from tuneforge.training.checkpoints import config_hash
+        from tuneforge.training.fit import prepare
         from tuneforge.tuning import space as tune_space
         from tuneforge.tuning import study as tune_study
 
         optuna.logging.set_verbosity(optuna.logging.ERROR)  # trials are reported by our own lines
-        base = tune_space.trial_base(train_cfg, cfg, model_cfg.task)
+        task = get_task(model_cfg.task)
+        require(task, STAGE)
+        base = tune_space.trial_base(train_cfg, cfg, task)
         tune_space.check_space(cfg, base)
-        prepared = train.prepare(
-            model_cfg, base, augmented_dir=augmented_dir, splits_dir=splits_dir, validated_dir=validated_dir
+        prepared = prepare(
+            model_cfg, base, task, augmented_dir=augmented_dir, splits_dir=splits_dir, validated_dir=validated_dir
         )
         spec = config_hash({
             "model": model_cfg.model_dump(by_alias=True), "train": base.model_dump(by_alias=True),
@@ -153,7 +157,7 @@ class Search:
         storage = tune_study.open_storage(cfg)
         study = tune_study.open_study(storage, tune_study.study_name(cfg, spec), base.metric, spec, cfg, base.max_steps)
         return cls(
-            cfg=cfg, model_cfg=model_cfg, base=base, prepared=prepared, study=study, spec=spec,
+            cfg=cfg, model_cfg=model_cfg, base=base, task=task, prepared=prepared, study=study, spec=spec,
             storage_shown=tune_study.masked(cfg.storage), scratch=checkpoints_dir(scratch),
         )
 

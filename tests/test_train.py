@@ -157,7 +157,7 @@ def test_gradient_accumulation_matches_the_larger_batch(project, tiny_bert):
 
 
 def test_hyperparameters_reach_the_trainer(project, tiny_bert, monkeypatch):
-    from stages import train as train_module
+    from tuneforge.training import fit as train_module
 
     seen = {}
     real = train_module.training_arguments
@@ -186,7 +186,7 @@ def test_a_failed_run_leaves_the_previous_model_untouched(project, tiny_bert, mo
     teacher = project / "models/teacher"
     before = {p.name: p.read_bytes() for p in teacher.iterdir()}
 
-    from stages import train as train_module
+    from tuneforge.training import fit as train_module
 
     def crash(*args, **kwargs):
         raise RuntimeError("disk full")

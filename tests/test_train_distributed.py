@@ -6,7 +6,7 @@ import pytest
 from train_support import run_train, tiny_train, write_classification_data
 from transformers import AutoModelForSequenceClassification
 
-from stages.train import weights_digest
+from tuneforge.training.fit import weights_digest
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

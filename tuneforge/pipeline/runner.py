@@ -11,6 +11,7 @@ from tuneforge.base.errors import StageError
 from tuneforge.base.layout import PARAMS_FILE
 from tuneforge.base.outputs import Produced
 from tuneforge.base.spec import Params, load_params
+from tuneforge.tasks import get_task, require
 
 
 def quiet_libraries() -> None:
@@ -33,6 +34,7 @@ def stage_main(
     quiet_libraries()
     try:
         params = load_params(args.params)
+        require(get_task(params.model.task), name)  # a stage the task does not go through refuses it here
         _check_registry(params)  # an unreachable registry fails before any output is replaced
         produced = run_with(params)
         recorded = _record(produced, params)

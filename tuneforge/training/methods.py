@@ -17,19 +17,20 @@ from torch import nn
 from tuneforge.base.errors import ConfigError
 from tuneforge.base.spec import TrainConfig
 
-PEFT_TASK_TYPES = {"sequence-classification": "SEQ_CLS", "causal-lm": "CAUSAL_LM"}
 _SHOWN_MODULE_NAMES = 40
 
 
-def apply_method(model, cfg: TrainConfig, task: str):
-    """The model to train: `model` itself with some parameters frozen, or a peft model wrapping it."""
+def apply_method(model, cfg: TrainConfig, task):
+    """The model to train: `model` itself with some parameters frozen, or a peft model wrapping it.
+
+    `task` is the tuneforge.tasks.Task of model.task (its peft task type, whether it trains a head)."""
     if cfg.method == "full":
         if cfg.freeze_layers:
             freeze_bottom_layers(model, cfg.freeze_layers)
         return model
     if cfg.method == "frozen":
-        if task != "sequence-classification":
-            raise ConfigError("train.method: frozen trains a classification head; use lora for model.task causal-lm")
+        if not task.trains_a_head:
+            raise ConfigError(f"train.method: frozen trains a new head; use lora for model.task {task.name}")
         backbone = model.base_model
         for parameter in backbone.parameters():
             parameter.requires_grad = False
@@ -37,11 +38,11 @@ def apply_method(model, cfg: TrainConfig, task: str):
     return wrap_with_peft(model, cfg.peft, task)
 
 
-def peft_config_for(block: dict, task: str):
+def peft_config_for(block: dict, task):
     """peft's config object from the spec's `peft` block; task_type is filled in from model.task if absent."""
     raw = copy.deepcopy(dict(block))
     raw["peft_type"] = str(raw["peft_type"]).upper()
-    raw.setdefault("task_type", PEFT_TASK_TYPES[task])
+    raw.setdefault("task_type", task.peft_task_type)
     try:
         config = peft.get_peft_config(raw)
     except KeyError as exc:
@@ -57,7 +58,7 @@ def peft_config_for(block: dict, task: str):
     return config
 
 
-def wrap_with_peft(model, block: dict, task: str):
+def wrap_with_peft(model, block: dict, task):
     config = peft_config_for(block, task)
     try:
         return peft.get_peft_model(model, config)

@@ -17,12 +17,6 @@ BEST_METRIC = {
     "loss": ("loss", False),
     "perplexity": ("loss", False),
 }
-TASK_METRICS = {
-    "sequence-classification": ("accuracy", "macro_f1", "loss"),
-    "causal-lm": ("loss", "perplexity"),
-}
-
-
 @dataclass(frozen=True)
 class DevicePlan:
     device: str  # "cuda" or "cpu"
@@ -51,15 +45,16 @@ def plan_device(cfg: TrainConfig) -> DevicePlan:
     return DevicePlan(device=device, precision=precision, name=f"{device}: {name}")
 
 
-def check_metric(task: str, metric: str) -> None:
-    if metric not in TASK_METRICS[task]:
+def check_metric(task, metric: str, key: str) -> None:
+    """`task` is the tuneforge.tasks.Task the stage holds: its metrics are the ones train/tune may select on."""
+    if metric not in task.metrics:
         raise ConfigError(
-            f"train.metric: {metric} does not apply to model.task {task} (use one of: {', '.join(TASK_METRICS[task])})"
+            f"{key}: {metric} does not apply to model.task {task.name} (use one of: {', '.join(task.metrics)})"
         )
 
 
 def training_arguments(
-    cfg: TrainConfig, *, output_dir: Path, plan: DevicePlan, world_size: int, classification: bool
+    cfg: TrainConfig, *, output_dir: Path, plan: DevicePlan, world_size: int, scored: bool
 ) -> TrainingArguments:
     metric, greater_is_better = BEST_METRIC[cfg.metric]
     return TrainingArguments(
@@ -93,7 +88,7 @@ def training_arguments(
         metric_for_best_model=metric,
         greater_is_better=greater_is_better,
         # Classification needs the logits for accuracy and F1; a language model is scored by its loss alone.
-        prediction_loss_only=not classification,
+        prediction_loss_only=not scored,  # no compute_metrics: the loss is the score
         use_cpu=plan.device == "cpu",
         bf16=plan.precision == "bf16",
         fp16=plan.precision == "fp16",

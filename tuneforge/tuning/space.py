@@ -12,19 +12,18 @@ from pydantic import ValidationError
 
 from tuneforge.base.errors import ConfigError
 from tuneforge.base.spec import SearchDimension, TrainConfig, TuneConfig
-from tuneforge.training.training_args import TASK_METRICS
+from tuneforge.training.training_args import check_metric
 from tuneforge.tuning.files import overlay
 
 PEFT_METHODS = ("lora", "peft")
 
 
-def trial_base(train: TrainConfig, tune: TuneConfig, task: str) -> TrainConfig:
-    """The train section every trial starts from: the per-trial budget and the study's metric applied."""
+def trial_base(train: TrainConfig, tune: TuneConfig, task) -> TrainConfig:
+    """The train section every trial starts from: the per-trial budget and the study's metric applied.
+
+    `task` is the tuneforge.tasks.Task of model.task: its metrics are the ones a study may optimise."""
     metric = tune.metric or train.metric
-    if metric not in TASK_METRICS[task]:
-        raise ConfigError(
-            f"tune.metric: {metric} does not apply to model.task {task} (use one of: {', '.join(TASK_METRICS[task])})"
-        )
+    check_metric(task, metric, "tune.metric")
     if train.num_processes != 1:
         raise ConfigError(
             f"train.num_processes: {train.num_processes}, but each trial trains in one process; set it to 1 "

@@ -1,4 +1,4 @@
-"""One trial: the train section with the trial's values, trained by stages.train.fit, pruned on its evaluations.
+"""One trial: the train section with the trial's values, trained by tuneforge.training.fit, pruned on its evaluations.
 
 The trial's model and checkpoints go to a temporary directory under models/.checkpoints/tune that is deleted
 when the trial ends, however it ends (complete, pruned, failed): the tune stage produces no model.
@@ -10,8 +10,9 @@ import tempfile
 import optuna
 from transformers import TrainerCallback
 
-from stages import train
 from tuneforge.base.errors import StageError
+from tuneforge.training.fit import build_spec, fit, preflight, spec_hash
+from tuneforge.training.telemetry import perplexity
 from tuneforge.training.training_args import BEST_METRIC
 from tuneforge.tuning import space as tune_space
 
@@ -32,7 +33,7 @@ class PruneOnEvaluate(TrainerCallback):
         if value is None or math.isnan(value):
             return
         if self.metric == "perplexity":
-            value = train._perplexity(value)
+            value = perplexity(value)
         step = state.global_step
         self.trial.report(value, step)
         if self.trial.should_prune():
@@ -62,14 +63,14 @@ def run_trial(trial: optuna.Trial, search) -> float:
 
 def _train(trial: optuna.Trial, search, values: dict) -> float:
     cfg = tune_space.apply_values(search.base, values)
-    train.preflight(search.model_cfg, cfg, search.prepared.base_path)
+    preflight(search.model_cfg, cfg, search.prepared.base_path, search.task)
     search.scratch.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=search.scratch, prefix=f"trial-{trial.number}-") as scratch:
-        spec = train.build_spec(
+        spec = build_spec(
             search.model_cfg, cfg, search.prepared, out_dir=f"{scratch}/model", checkpoint_dir=f"{scratch}/checkpoints",
-            resume=None, run_hash=train.spec_hash(search.model_cfg, cfg, search.prepared),
+            resume=None, run_hash=spec_hash(search.model_cfg, cfg, search.prepared),
         )
-        result = train.fit(spec, callbacks=[PruneOnEvaluate(trial, search.metric)])
+        result = fit(spec, search.task, callbacks=[PruneOnEvaluate(trial, search.metric)])
     trial.set_user_attr("best_step", result["best"]["step"])
     trial.set_user_attr("global_step", result["global_step"])
     value = result["best"]["value"]

@@ -1,7 +1,7 @@
-"""One rank of a multi-process training run: `torchrun ... -m tuneforge.training.worker SPEC.json`.
+"""One rank of a multi-process training run: `torchrun ... -m tuneforge.pipeline.train_worker SPEC.json`.
 
 The train stage writes SPEC.json (resolved config, paths, resume point) and launches this module through
-torchrun; each rank runs stages.train.fit. Every rank writes rank-<n>.json (its weight digest and peak
+torchrun; each rank runs tuneforge.training.fit.fit. Every rank writes rank-<n>.json (its weight digest and peak
 memory) beside the spec, and rank 0 also writes result.json, which the stage reads back.
 """
 
@@ -13,16 +13,18 @@ from tuneforge.base.errors import StageError
 from tuneforge.base.outputs import write_json
 from tuneforge.pipeline.runner import quiet_libraries
 
+quiet_libraries()  # before transformers is imported: it reads the environment once
+
+from tuneforge.tasks import get_task  # noqa: E402
+from tuneforge.training.fit import fit  # noqa: E402
+
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     spec_path = Path(argv[0])
-    quiet_libraries()
-    from stages.train import fit  # after quiet_libraries: importing transformers reads the environment
-
     spec = json.loads(spec_path.read_text(encoding="utf-8"))
     try:
-        result = fit(spec)
+        result = fit(spec, get_task(spec["model"]["task"]))
     except StageError as exc:
         print(f"train: error: {exc.message}", file=sys.stderr)
         return exc.exit_code
