@@ -41,7 +41,7 @@ def test_a_base_model_without_tokenizer_files_is_refused(tiny_model, tmp_path):
     assert modeling.resolve_base_model(str(bare)) == bare  # config and weights are fine
     with pytest.raises(StageError) as caught:
         modeling.load_tokenizer(bare, str(bare))
-    assert one_line(caught).startswith(f"model.base: {bare}: {bare}: no usable tokenizer (none of tokenizer.json, ")
+    assert one_line(caught).startswith(f"model.base: {bare}: no usable tokenizer (none of tokenizer.json, ")
 
 
 def test_a_tokenizer_config_without_a_vocabulary_is_refused_after_loading(tiny_model, tmp_path):
