@@ -109,6 +109,27 @@ def jsonl_with_broken_line(clone: Path) -> None:
     write(clone, "examples/intents.jsonl", "\n".join([*lines, '{"text": "broken, "label": "x"', *lines]) + "\n")
 
 
+def jsonl_with_object_text(clone: Path) -> None:
+    lines = [json.dumps({"text": f"how do I top up {i}", "label": "top_up"}) for i in range(2)]
+    nested = json.dumps({"text": {"nested": "my card was declined"}, "label": "card_declined"})
+    write(clone, "examples/intents.jsonl", "\n".join([*lines, nested, *lines]) + "\n")
+
+
+def parquet_with_list_texts(clone: Path) -> None:
+    import pyarrow
+    import pyarrow.parquet
+
+    texts = pyarrow.array([["my card was declined"], ["Hey, my card has not arrived"]], pyarrow.list_(pyarrow.string()))
+    table = pyarrow.table({"text": texts, "label": ["card_declined", "card_arrival"]})
+    (clone / "examples").mkdir(exist_ok=True)
+    pyarrow.parquet.write_table(table, clone / "examples/intents.parquet")
+
+
+def text_over_the_csv_field_limit(rows: list[str]) -> list[str]:
+    # 200,000 characters on line 4: past the csv module's 131,072, and past validate.max_text_chars.
+    return rows[:3] + [f'"my card was declined {"again and again " * 12_500}",card_declined'] + rows[3:]
+
+
 def model_copy(clone: Path, name: str, keep: Callable[[str], bool]) -> Path:
     """A copy of the pipeline's base model (model.base of params.yaml) with only the files `keep` accepts."""
     base = Path(yaml.safe_load((clone / "params.yaml").read_text())["model"]["base"])
@@ -123,6 +144,12 @@ def model_copy(clone: Path, name: str, keep: Callable[[str], bool]) -> Path:
 def model_without_weights(clone: Path) -> None:
     model_copy(clone, "no-weights", lambda name: name != "model.safetensors")
     edit_params(clone, model__base="bad/no-weights")
+
+
+def model_without_tokenizer(clone: Path) -> None:
+    # Only config.json and the weights: transformers 5 would build an empty tokenizer (every word [UNK]).
+    model_copy(clone, "no-tokenizer", lambda name: name in ("config.json", "model.safetensors"))
+    edit_params(clone, model__base="bad/no-tokenizer")
 
 
 def model_pickle_only(clone: Path) -> None:
@@ -200,6 +227,17 @@ CASES = [
                params(data__train_file="intents.parquet"))),
     Case("jsonl_broken_line", "files", "tuneforge stage validate", ("examples/intents.jsonl", "line 3", "JSON"),
          steps(jsonl_with_broken_line, params(data__train_file="intents.jsonl"))),
+    Case("jsonl_text_not_a_string", "files", "tuneforge stage validate",
+         ("examples/intents.jsonl", "line 3", "'text'", "an object, not a string"),
+         steps(jsonl_with_object_text, params(data__train_file="intents.jsonl"))),
+    Case("parquet_text_list", "files", "python -m stages.validate",
+         ("examples/intents.parquet", "row 1", "'text'", "a list, not a string"),
+         steps(parquet_with_list_texts, params(data__train_file="intents.parquet"))),
+    Case("csv_text_over_field_limit", "files", "python -m stages.validate",
+         ("examples/intents.csv", "max_text_chars", "line 4"), replace_data(text_over_the_csv_field_limit)),
+    Case("csv_duplicate_column", "files", "tuneforge stage validate",
+         ("examples/intents.csv", "column 'text' appears 2 times"),
+         replace_data(lambda rows: ["text,label,text", *[row + ",again" for row in rows[1:]]])),
     # params
     Case("unknown_key", "params", "python -m stages.split", ("split.sed", "unknown key"), params(split__sed=3)),
     Case("wrong_type", "params", "tuneforge stage train", ("train.batch_size",), params(train__batch_size="32")),
@@ -230,6 +268,8 @@ CASES = [
          model_without_weights),
     Case("model_pickle_bin_only", "models", "dvc repro --single-item train", ("model.base", "safetensors"),
          model_pickle_only),
+    Case("model_dir_without_tokenizer", "models", "python -m stages.train",
+         ("model.base", "bad/no-tokenizer", "no usable tokenizer"), model_without_tokenizer),
     Case("max_seq_length_over_limit", "models", "tuneforge stage train", ("train.max_seq_length", "4096"),
          params(train__max_seq_length=4096)),
     Case("corrupted_safetensors", "models", "python -m stages.train", ("model.base", "bad/corrupt-model"),
@@ -260,6 +300,8 @@ CASES = [
     Case("predict_no_input", "predict", "tuneforge predict models/onnx", ("nothing to classify",), needs_model=True),
     Case("predict_empty_file", "predict", "tuneforge predict models/onnx --file bad/empty.txt",
          ("bad/empty.txt", "no texts"), file("bad/empty.txt", "\n\n"), needs_model=True),
+    Case("predict_file_is_a_directory", "predict", "tuneforge predict models/onnx --file examples",
+         ("examples", "is a directory")),
     Case("predict_corrupt_onnx", "predict", "tuneforge predict bad/onnx 'my card was declined'",
          ("bad/onnx/model.int8.onnx",), corrupt_onnx, needs_model=True),
 ]
@@ -271,4 +313,5 @@ QUICK_CASES = (
     "parquet_not_parquet", "jsonl_broken_line", "out_of_range_dvc", "unknown_stage", "malformed_yaml_run",
     "overlay_malformed", "unsafe_model_name", "model_pickle_bin_only", "corrupted_safetensors",
     "unknown_model_ref", "unreachable_registry_stage", "malformed_ref", "predict_missing_onnx_dir",
+    "jsonl_text_not_a_string", "csv_text_over_field_limit", "model_dir_without_tokenizer",
 )

@@ -27,6 +27,7 @@ from tuneforge.base.errors import StageError
 from tuneforge.base.layout import PARAMS_FILE, metrics_file
 from tuneforge.base.overrides import apply_to_params_file
 from tuneforge.data.io import check_data_files
+from tuneforge.pipeline.run_lock import checkout_lock
 
 STAGE_RETRIES = 2
 RUN_PARAMETERS_ENV = "TUNEFORGE_RUN_PARAMETERS"  # read by tuneforge.base.outputs.write_meta
@@ -189,11 +190,20 @@ def finetune(
     assignments = run_assignments(overrides, data_dir, promote_to)
     run_parameters = {"overrides": list(overrides or []), "data_dir": data_dir, "promote_to": promote_to}
     try:
-        apply_to_params_file(
-            repo_path / PARAMS_FILE, assignments, verify=lambda params: check_data_files(params.data, repo_path)
-        )
+        # The checkout's run lock, from writing params.yaml until the last stage: a `tuneforge run` or another
+        # flow run in this checkout is refused meanwhile. The stages DVC starts do not take it.
+        with checkout_lock(repo_path, command=f"finetune flow run {flow_run.get_id()}"):
+            apply_to_params_file(
+                repo_path / PARAMS_FILE, assignments,
+                verify=lambda params: check_data_files(params.data, repo_path),
+            )
+            return _reproduce_all(repo_path, run_parameters)
     except StageError as exc:
         raise ValueError(exc.message) from None
+
+
+def _reproduce_all(repo_path: Path, run_parameters: dict) -> dict:
+    """Every stage in dependency order, each through DVC; the metrics table artifact; the outcomes."""
     order, stale = stages_in_dependency_order(repo_path), stale_stages(repo_path)
     outcomes: list[StageOutcome] = []
     for stage in order:

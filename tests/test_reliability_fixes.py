@@ -38,7 +38,8 @@ def test_a_failed_expectation_is_named_on_the_error_line_itself(in_tmp_dir):
         validate.run(DataConfig(dir="in", train_file="train.csv"), ValidateConfig(),
                      expectations_dir=REPO_ROOT / "expectations")
     assert caught.value.message == (
-        "in/train.csv: 1 of 10 expectations failed: class_count >= 10 examples per class: 3 of 39 rows (7.7%), "
+        "in/train.csv: 1 of 10 expectations failed: class_count >= 10 examples per class "
+        "(validate.min_examples_per_class): 3 of 39 rows (7.7%), "
         "first at line 38: 'rare case 0' (rare, 3 rows in the class)"
     )
     assert not (in_tmp_dir / "data").exists()

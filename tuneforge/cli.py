@@ -15,6 +15,7 @@ from rich.table import Table
 from registry.cli import app as registry_app
 from tuneforge.base.errors import StageError
 from tuneforge.base.layout import PARAMS_FILE
+from tuneforge.pipeline.run_lock import checkout_lock
 
 app = typer.Typer(help="Declarative fine-tuning pipeline with a model registry.", no_args_is_help=True)
 err = Console(stderr=True)
@@ -58,13 +59,16 @@ def run(
     from tuneforge.base.overrides import apply_to_params_file
     from tuneforge.data.io import check_data_files
 
+    command = [sys.executable, "-m", "dvc", "repro", *(["--force"] if force else [])]
     try:
         pipeline_stages()
-        apply_to_params_file(params, list(set_), list(config), verify=lambda spec: check_data_files(spec.data))
+        # From writing params.yaml until dvc.lock is written: another run in between would mix the two.
+        with checkout_lock():
+            apply_to_params_file(params, list(set_), list(config), verify=lambda spec: check_data_files(spec.data))
+            returncode = subprocess.run(command, env=_environment_for_stages()).returncode
     except StageError as exc:
         raise _fail(exc) from None
-    command = [sys.executable, "-m", "dvc", "repro", *(["--force"] if force else [])]
-    raise typer.Exit(subprocess.run(command, env=_environment_for_stages()).returncode)
+    raise typer.Exit(returncode)
 
 
 @app.command()
@@ -81,7 +85,12 @@ def stage(
         err.print(f"error: unknown stage '{name}'; dvc.yaml has: {', '.join(known)}", markup=False)
         raise typer.Exit(2)
     module = importlib.import_module(f"stages.{name}")
-    raise typer.Exit(module.main(["--params", str(params)]))
+    try:
+        with checkout_lock():
+            returncode = module.main(["--params", str(params)])
+    except StageError as exc:
+        raise _fail(exc) from None
+    raise typer.Exit(returncode)
 
 
 @app.command("tune-worker")

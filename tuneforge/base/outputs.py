@@ -5,6 +5,7 @@ everything succeeded, so a failure leaves the previous outputs exactly as they w
 """
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
@@ -41,8 +42,13 @@ class Produced:
 
 @contextlib.contextmanager
 def atomic_dirs(*targets: Path) -> Iterator[list[Path]]:
-    """Yield fresh temporary directories; on success each replaces its target, on failure all vanish."""
-    token = uuid.uuid4().hex[:8]
+    """Yield fresh temporary directories; on success each replaces its target, on failure all vanish.
+
+    A process killed outright (SIGKILL, OOM, power loss) cannot clean up: what it left beside a target is
+    removed here, the next time a stage writes that target."""
+    for target in targets:
+        remove_stale_siblings(target)
+    token = _owned_token()
     staging = [target.with_name(f".{target.name}.tmp-{token}") for target in targets]
     try:
         for path in staging:
@@ -55,8 +61,45 @@ def atomic_dirs(*targets: Path) -> Iterator[list[Path]]:
             shutil.rmtree(path, ignore_errors=True)
 
 
+def _owned_token() -> str:
+    """`<pid>-<random>`: the pid says whose a temporary directory is, so a dead owner's can be told apart."""
+    return f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+def remove_stale_siblings(target: Path) -> list[Path]:
+    """Remove the `.NAME.tmp-*` and `.NAME.old-*` siblings of `target` whose owning process is gone.
+
+    One that names no pid predates pid-named temporaries and has no live owner either. A live owner's
+    (another stage writing the same target right now) is left alone."""
+    target = Path(target)
+    if not target.parent.is_dir():
+        return []
+    removed = []
+    for kind in ("tmp", "old"):
+        for path in target.parent.glob(f".{glob.escape(target.name)}.{kind}-*"):
+            owner = path.name.rpartition(f".{kind}-")[2].partition("-")[0]
+            if owner.isdigit() and _process_alive(int(owner)):
+                continue
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: nothing is sent, only whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, owned by someone else
+    return True
+
+
 def _replace(new: Path, target: Path) -> None:
-    old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
+    old = target.with_name(f".{target.name}.old-{_owned_token()}")
     if target.exists():
         target.rename(old)
     new.rename(target)
@@ -65,7 +108,8 @@ def _replace(new: Path, target: Path) -> None:
 
 def atomic_write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    remove_stale_siblings(path)
+    temporary = path.with_name(f".{path.name}.tmp-{_owned_token()}")
     temporary.write_text(text, encoding="utf-8")
     temporary.replace(path)
 

@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from tuneforge.base.errors import StageError
+from tuneforge.base.spec import ValidateConfig
 from tuneforge.data.cleaning import CLASS_COUNT, LABELS_PER_TEXT
 from tuneforge.data.io import LABEL, SOURCE_ROW, TEXT
 
@@ -145,9 +146,26 @@ def failure_summary(result: dict, frame: pd.DataFrame, suite: dict, limit: int =
     parts = []
     for failure in failed[:limit]:
         kind, column, observed, expected = _summary_cells(failure, len(frame))
+        keys = _bound_keys(suite, failure)
+        named = f" ({', '.join(keys)})" if keys else ""
         first = _offending_rows(failure, rows_by_line)[:1]
-        parts.append(f"{column or kind} {expected}: {observed}" + (f", first at {first[0]}" if first else ""))
+        parts.append(f"{column or kind} {expected}{named}: {observed}" + (f", first at {first[0]}" if first else ""))
     return "; ".join(parts) + (f"; and {len(failed) - limit} more" if len(failed) > limit else "")
+
+
+def _bound_keys(suite: dict, failure: dict) -> list[str]:
+    """The params.yaml keys a failed expectation's bounds come from (`validate.max_text_chars`), so the line
+    says which setting a too-long text or a too-small class is measured against."""
+    config = failure["expectation_config"]
+    wanted = _key(config["type"], config["kwargs"])
+    entry = next((e for e in suite["expectations"] if _key(e.get("type"), e.get("kwargs", {})) == wanted), {})
+    keys = []
+    for bound in ("min_value", "max_value"):
+        value = entry.get("kwargs", {}).get(bound)
+        name = value.get("$PARAMETER") if isinstance(value, dict) else None
+        if name in ValidateConfig.model_fields:
+            keys.append(f"validate.{name}")
+    return keys
 
 
 def _failed_in_suite_order(result: dict, suite: dict) -> list[dict]:

@@ -4,13 +4,19 @@
 JSONL file (the CSV header is line 1), the 1-based row number in a Parquet file.
 """
 
+import contextlib
 import csv
 import io
 import json
+from collections import Counter
+from collections.abc import Iterator
+from numbers import Number
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow
+import pyarrow.parquet
 
 from tuneforge.base.errors import StageError
 from tuneforge.base.spec import SUPPORTED_EXTENSIONS
@@ -40,6 +46,7 @@ def read_labelled_table(
     else:
         text = _decode_utf8(path)
         records, columns = _read_csv(path, text) if suffix == ".csv" else _read_jsonl(path, text)
+    unit = "row" if suffix == ".parquet" else "line"
     for role, column in (("data.text_column", text_column), ("data.label_column", label_column)):
         if column not in columns and (label_required or role == "data.text_column"):
             raise StageError(
@@ -49,19 +56,49 @@ def read_labelled_table(
         raise StageError(f"{path}: has a header but no data rows")
     return pd.DataFrame(
         {
-            TEXT: [_as_text(row.get(text_column)) for _, row in records],
-            LABEL: [_as_text(row.get(label_column)) for _, row in records],
+            TEXT: [
+                _as_text(row.get(text_column), where=(path, unit, line, "data.text_column", text_column))
+                for line, row in records
+            ],
+            LABEL: [
+                _as_text(row.get(label_column), where=(path, unit, line, "data.label_column", label_column),
+                         numbers=True)
+                for line, row in records
+            ],
             SOURCE_ROW: [line for line, _ in records],
         }
     )
 
 
-def _as_text(value) -> str | None:
-    if value is None or (isinstance(value, float) and value != value):
+def _as_text(value, *, where: tuple, numbers: bool = False) -> str | None:
+    """A cell as a string, None when missing. Anything else (a list, an object, bytes; a number or a boolean
+    unless `numbers`) is refused with its file and line: str() would turn it into a text nobody wrote
+    ("['Hey, my card...']", "{'nested': ...}", "True"). Labels may be numbers (intent 3 is the label "3")."""
+    if value is None or value is pd.NA or (isinstance(value, float) and value != value):
         return None
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))  # numeric labels read from Parquet as floats stay "3", not "3.0"
-    return str(value)
+    if isinstance(value, str):
+        return value
+    if numbers and isinstance(value, Number):
+        if isinstance(value, float) and value.is_integer():
+            return str(int(value))  # numeric labels read from Parquet as floats stay "3", not "3.0"
+        return str(value)
+    path, unit, line, key, column = where
+    wanted = "a string or a number" if numbers else "a string"
+    raise StageError(f"{path}: {unit} {line}: column '{column}' ({key}) holds {_kind(value)}, not {wanted}")
+
+
+def _kind(value) -> str:
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list | tuple | np.ndarray):
+        return "a list"
+    if isinstance(value, bool | np.bool_):
+        return "a boolean"
+    if isinstance(value, Number):
+        return "a number"
+    if isinstance(value, bytes | bytearray):
+        return "bytes"
+    return f"a {type(value).__name__}"
 
 
 def _decode_utf8(path: Path) -> str:
@@ -76,11 +113,30 @@ def _decode_utf8(path: Path) -> str:
 
 
 def _read_csv(path: Path, text: str) -> tuple[list[tuple[int, dict]], list[str]]:
+    with _field_limit(len(text)):
+        return _read_csv_rows(path, text)
+
+
+@contextlib.contextmanager
+def _field_limit(limit: int) -> Iterator[None]:
+    """Lift the csv module's field limit (128 KiB) to the file's own length: the whole file is in memory
+    already, and a long text is then refused by the validate stage as longer than validate.max_text_chars,
+    on its line, instead of as "malformed CSV"."""
+    before = csv.field_size_limit()
+    csv.field_size_limit(max(before, limit))
+    try:
+        yield
+    finally:
+        csv.field_size_limit(before)
+
+
+def _read_csv_rows(path: Path, text: str) -> tuple[list[tuple[int, dict]], list[str]]:
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = next(reader, None)
         if not header or not any(cell.strip() for cell in header):
             raise StageError(f"{path}: no header row")
+        _refuse_duplicate_columns(path, header, "the header (line 1)")
         records, line = [], reader.line_num
         for cells in reader:
             start, line = line + 1, reader.line_num  # a quoted field may span lines: report where it starts
@@ -104,9 +160,13 @@ def _read_jsonl(path: Path, text: str) -> tuple[list[tuple[int, dict]], list[str
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            row = json.loads(line, object_pairs_hook=_keys_once)
         except json.JSONDecodeError as exc:
             raise StageError(f"{path}: line {number} is not valid JSON ({exc.msg})") from None
+        except _DuplicateKey as exc:
+            raise StageError(
+                f"{path}: line {number}: key '{exc.key}' appears twice in one JSON object (keys must be unique)"
+            ) from None
         if not isinstance(row, dict):
             raise StageError(f"{path}: line {number} is not a JSON object")
         columns.update(dict.fromkeys(row))
@@ -116,8 +176,37 @@ def _read_jsonl(path: Path, text: str) -> tuple[list[tuple[int, dict]], list[str
     return records, list(columns)
 
 
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str):
+        super().__init__(key)
+        self.key = key
+
+
+def _keys_once(pairs: list[tuple[str, object]]) -> dict:
+    """json's object_pairs_hook: a repeated key would otherwise keep its last value silently."""
+    row = {}
+    for key, value in pairs:
+        if key in row:
+            raise _DuplicateKey(key)
+        row[key] = value
+    return row
+
+
+def _refuse_duplicate_columns(path: Path, columns: list[str], where: str) -> None:
+    """Two columns of one name: one of them would be dropped silently (or the reader fails obscurely)."""
+    # Blank names are left alone: spreadsheets export trailing empty columns ("text,label,,").
+    repeated = [name for name, count in Counter(columns).items() if count > 1 and str(name).strip()]
+    if repeated:
+        raise StageError(
+            f"{path}: column '{repeated[0]}' appears {columns.count(repeated[0])} times in {where}; "
+            "column names must be unique"
+        )
+
+
 def _read_parquet(path: Path) -> tuple[list[tuple[int, dict]], list[str]]:
     try:
+        # The schema first: pandas fails on a repeated column name with an error that does not say so.
+        _refuse_duplicate_columns(path, pyarrow.parquet.read_schema(path).names, "the schema")
         frame = pd.read_parquet(path)
     except (pyarrow.ArrowException, OSError, ValueError) as exc:
         raise StageError(f"{path}: not a readable Parquet file ({str(exc).splitlines()[0]})") from None

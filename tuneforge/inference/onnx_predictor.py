@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from tuneforge.base.errors import StageError
+from tuneforge.inference.tokenizer_check import require_tokenizer
 
 MODEL_FILES = {"int8": "model.int8.onnx", "fp32": "model.onnx"}
 TOKENIZER_FILE = "tokenizer.json"
@@ -83,12 +84,13 @@ def read_labels(path: Path) -> list[str]:
 def load_tokenizer(path: Path):
     from tokenizers import Tokenizer
 
-    if not path.is_file():
-        raise StageError(f"{path}: no such file; the directory needs the model's tokenizer")
+    path = Path(path)
+    require_tokenizer(path.parent, files=(path.name,))
     try:
         tokenizer = Tokenizer.from_file(str(path))
     except Exception as exc:  # the tokenizers library raises its own Exception subclass
         raise StageError(f"{path}: not a readable tokenizer ({_first_line(exc)})") from None
+    require_tokenizer(path.parent, files=(path.name,), tokenizer=tokenizer)
     if tokenizer.padding is None:
         raise StageError(f"{path}: has no padding settings; export the model again (python -m stages.export)")
     return tokenizer
@@ -152,8 +154,11 @@ def predict(classifier: OnnxClassifier, texts: Sequence[str], *, batch_size: int
 def read_texts(path: Path) -> list[str]:
     """One text per line; blank lines are skipped."""
     path = Path(path)
+    if path.is_dir():
+        # Not the monitor's batch folder of CSV/JSONL/Parquet tables: --file is one plain text file.
+        raise StageError(f"{path}: is a directory; --file takes one UTF-8 text file with one text per line")
     if not path.is_file():
-        raise StageError(f"{path}: no such file")
+        raise StageError(f"{path}: {'not a regular file' if path.exists() else 'no such file'}")
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except UnicodeDecodeError:

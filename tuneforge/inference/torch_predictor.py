@@ -18,12 +18,9 @@ import transformers
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
 from tuneforge.base.errors import StageError
+from tuneforge.inference.tokenizer_check import VOCABULARY_FILES, require_tokenizer
 
 SAFETENSORS_FILES = ("model.safetensors", "model.safetensors.index.json")
-TOKENIZER_FILES = (
-    "tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "tokenizer.model", "spiece.model",
-    "sentencepiece.bpe.model",
-)
 
 
 @dataclass(frozen=True)
@@ -93,7 +90,7 @@ def load_classifier(path: Path, device: torch.device, *, missing_hint: str) -> C
         config = AutoConfig.from_pretrained(path, trust_remote_code=False)
     except (ValueError, OSError, KeyError) as exc:
         raise StageError(f"{path}: cannot read config.json: {_first_line(exc)}") from None
-    tokenizer = _load_tokenizer(path)
+    tokenizer = load_tokenizer(path)
     model = load_sequence_classifier(path, config)
     _check_tokenizer_fits(path, tokenizer, model)
     if tokenizer.pad_token is None:
@@ -107,19 +104,16 @@ def load_classifier(path: Path, device: torch.device, *, missing_hint: str) -> C
     return Classifier(model=model, tokenizer=tokenizer, labels=labels, path=path, device=device)
 
 
-def _load_tokenizer(path: Path):
-    # Without its files transformers 5 builds an empty tokenizer of the config's type (special tokens only)
-    # instead of failing: every text would become [CLS] [UNK] ... and be scored as if that were fine.
-    if not any((path / name).is_file() for name in TOKENIZER_FILES):
-        raise StageError(
-            f"{path}: no usable tokenizer in the model directory (none of {', '.join(TOKENIZER_FILES[:3])}, ...)"
-        )
+def load_tokenizer(path: Path, *, files: tuple[str, ...] = VOCABULARY_FILES):
+    """The tokenizer of a model directory, refused (one line) when it has none (inference/tokenizer_check.py)."""
+    require_tokenizer(path, files=files)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
     except (ValueError, OSError, KeyError, TypeError) as exc:
         raise StageError(f"{path}: no usable tokenizer in the model directory: {_first_line(exc)}") from None
     if tokenizer is None or isinstance(tokenizer, bool):
         raise StageError(f"{path}: no usable tokenizer in the model directory")
+    require_tokenizer(path, files=files, tokenizer=tokenizer)
     return tokenizer
 
 

@@ -19,6 +19,7 @@ from safetensors import SafetensorError, safe_open
 from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
 from tuneforge.base.errors import ConfigError, StageError
+from tuneforge.inference.tokenizer_check import require_tokenizer
 
 # Hugging Face id -> (pip distribution, module whose get_model_path() returns the model directory).
 PACKAGED_MODELS = {
@@ -113,11 +114,14 @@ def dropout_keys(config) -> list[str]:
 
 
 def load_tokenizer(path: Path, base: str):
+    where = "model.base" if str(path) == base else f"model.base: {base}"  # an id: name both it and the folder
+    require_tokenizer(path, where=where)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
     except (ValueError, OSError, KeyError) as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise StageError(f"model.base: {base}: cannot load its tokenizer: {message}") from None
+    require_tokenizer(path, where=where, tokenizer=tokenizer)
     if tokenizer.pad_token is None:
         # Causal LMs often ship without a pad token; padding positions are masked out, so EOS serves.
         if tokenizer.eos_token is None:

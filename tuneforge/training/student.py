@@ -18,6 +18,7 @@ from torch import nn
 from transformers import AutoConfig, AutoModelForSequenceClassification
 
 from tuneforge.base.errors import ConfigError, StageError
+from tuneforge.inference.tokenizer_check import require_tokenizer
 
 VOCAB_MAP_FILE = "vocab_map.safetensors"
 TOKENIZER_FILE = "tokenizer.json"
@@ -206,17 +207,19 @@ def load_student(directory: Path, device: torch.device | str = "cpu"):
 
     The checks of tuneforge.inference.torch_predictor.load_classifier, except that a pruned student's embedding
     matrix is smaller than its tokenizer by design: there the id map must cover every id the tokenizer emits."""
-    from transformers import AutoTokenizer
-
-    from tuneforge.inference.torch_predictor import Classifier, check_classifier_dir, load_sequence_classifier
+    from tuneforge.inference.torch_predictor import (
+        Classifier,
+        check_classifier_dir,
+        load_sequence_classifier,
+        load_tokenizer,
+    )
 
     directory = check_classifier_dir(directory, "run the distill stage (python -m stages.distill)")
-    require_tokenizer_file(directory)
     try:
         config = AutoConfig.from_pretrained(directory, trust_remote_code=False)
-        tokenizer = AutoTokenizer.from_pretrained(directory, trust_remote_code=False)
     except (ValueError, OSError, KeyError, TypeError) as exc:
-        raise StageError(f"{directory}: cannot load its config or tokenizer: {_first_line(exc)}") from None
+        raise StageError(f"{directory}: cannot load its config: {_first_line(exc)}") from None
+    tokenizer = load_tokenizer(directory, files=(TOKENIZER_FILE,))
     model = load_sequence_classifier(directory, config)
     id_map = load_id_map(directory, model)
     rows = len(id_map) if id_map is not None else model.get_input_embeddings().num_embeddings
@@ -234,10 +237,8 @@ def load_student(directory: Path, device: torch.device | str = "cpu"):
 
 
 def require_tokenizer_file(directory: Path) -> None:
-    """transformers 5 builds an empty tokenizer (special tokens only) for a directory without tokenizer files,
-    which would turn every word into the unknown token without an error: refuse such a directory."""
-    if not (Path(directory) / TOKENIZER_FILE).is_file():
-        raise StageError(f"{directory}: no {TOKENIZER_FILE}; the model directory needs its tokenizer")
+    """Distill and export need the fast tokenizer's tokenizer.json (the ONNX directory ships it)."""
+    require_tokenizer(directory, files=(TOKENIZER_FILE,))
 
 
 def _first_line(exc: BaseException) -> str:
