@@ -27,6 +27,7 @@ from stages.errors import StageError
 from stages.io import check_data_files
 from stages.layout import PARAMS_FILE, metrics_file
 from stages.overrides import apply_to_params_file
+from tuneforge.secrets import for_records, mask_text
 
 STAGE_RETRIES = 2
 RUN_PARAMETERS_ENV = "TUNEFORGE_RUN_PARAMETERS"  # read by stages.outputs.write_meta
@@ -40,6 +41,7 @@ class StageFailed(RuntimeError):
     """
 
     def __init__(self, stage: str, error_line: str, refused_input: bool):
+        error_line = mask_text(error_line)  # the stages mask their own lines; DVC's quote commands as typed
         super().__init__(f"stage '{stage}' failed: {error_line}")
         self.stage, self.error_line, self.refused_input = stage, error_line, refused_input
 
@@ -187,7 +189,8 @@ def finetune(
     """
     repo_path = Path(repo).resolve()
     assignments = run_assignments(overrides, data_dir, promote_to)
-    run_parameters = {"overrides": list(overrides or []), "data_dir": data_dir, "promote_to": promote_to}
+    # What the run was asked for, as recorded (meta.json, the registry): an override's URL password masked.
+    run_parameters = for_records({"overrides": list(overrides or []), "data_dir": data_dir, "promote_to": promote_to})
     try:
         apply_to_params_file(
             repo_path / PARAMS_FILE, assignments, verify=lambda params: check_data_files(params.data, repo_path)

@@ -20,6 +20,7 @@ from registry.versions import VersionInfo
 from stages.config import Params, load_params
 from stages.errors import StageError
 from stages.layout import PARAMS_FILE
+from tuneforge.secrets import mask_text
 
 app = typer.Typer(
     name="registry",
@@ -72,7 +73,7 @@ def _handles_errors(command):
 
 
 def _fail(message: str, code: int = 1, detail: str = "") -> None:
-    print(f"error: {message}", file=sys.stderr)
+    print(f"error: {mask_text(message)}", file=sys.stderr)
     if detail:
         print(detail, file=sys.stderr)
     raise typer.Exit(code)

@@ -31,13 +31,14 @@ import pandas as pd
 from stages import metrics as m
 from stages.calibration import expected_calibration_error, reliability_bins
 from stages.classification_report import write_classification_report
-from stages.config import EvaluateConfig, RegistryConfig
+from stages.config import EvaluateConfig, RegistryConfig, shown_value
 from stages.errors import StageError
 from stages.evaluate_plots import confusion_png, matplotlib_missing, reliability_png
 from stages.layout import SPLITS_DIR, TEACHER_DIR, metrics_file, reports_dir
 from stages.outputs import Produced, atomic_dirs, atomic_write_text, sha256_file, write_json, write_meta
 from stages.predict_torch import Classifier, load_classifier, parameter_count, pick_device, predict
 from stages.runner import stage_main
+from tuneforge.secrets import mask_url
 
 STAGE = "evaluate"
 TEST_PATH = SPLITS_DIR / "test.parquet"
@@ -80,7 +81,7 @@ def run(
         write_reports(out, scored, compared, comparison_status, cfg, figures)
         write_json(out / "metrics.json", full_metrics(headline, scored, compared or comparison_status))
         write_meta(
-            out, stage=STAGE, config=cfg.model_dump(by_alias=True), inputs=inputs, metrics=headline,
+            out, stage=STAGE, config=cfg, inputs=inputs, metrics=headline,
             started=started,
             extra={
                 "labels": candidate.labels, "device": device.type,
@@ -168,7 +169,7 @@ def find_baseline(cfg: EvaluateConfig, registry_cfg: RegistryConfig) -> tuple[di
         # By version number, not alias: the alias may move while we read, the version cannot.
         folder = api.resolve(f"{registry_cfg.model_name}:{version}", config=registry_cfg)
     except RegistryError as exc:
-        raise StageError(f"registry {registry_cfg.url}: cannot look up {ref}: {exc.message}") from None
+        raise StageError(f"registry {mask_url(registry_cfg.url)}: cannot look up {ref}: {exc.message}") from None
     model_dir = folder / cfg.compare_role
     if not model_dir.is_dir():
         roles = ", ".join(sorted(p.name for p in folder.iterdir() if p.is_dir())) or "none"
@@ -203,7 +204,7 @@ def absent_registry(url: str) -> str | None:
     try:
         parsed = make_url(url)
     except ArgumentError:
-        raise StageError(f"registry.url: not a valid SQLAlchemy URL: {url!r}") from None
+        raise StageError(f"registry.url: not a valid SQLAlchemy URL: {shown_value(url)}") from None
     if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
         return None
     return None if Path(parsed.database).exists() else parsed.database

@@ -11,6 +11,7 @@ from stages.config import Params, load_params
 from stages.errors import StageError
 from stages.layout import PARAMS_FILE
 from stages.outputs import Produced
+from tuneforge.secrets import mask_text
 
 
 def quiet_libraries() -> None:
@@ -37,9 +38,10 @@ def stage_main(
         produced = run_with(params)
         recorded = _record(produced, params)
     except StageError as exc:
-        print(f"{name}: error: {exc.message}", file=sys.stderr)
+        # Messages may quote a URL of the spec: its password never reaches the console or a log.
+        print(f"{name}: error: {mask_text(exc.message)}", file=sys.stderr)
         if exc.detail:
-            print(exc.detail, file=sys.stderr)
+            print(mask_text(exc.detail), file=sys.stderr)
         return exc.exit_code
     outputs = ", ".join(str(path) for path in produced.outputs.values())
     print(f"{name}: done -> {outputs}")

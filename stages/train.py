@@ -78,7 +78,14 @@ from stages.modeling import (
 )
 from stages.outputs import Produced, atomic_dirs, atomic_write_text, sha256_path, write_json, write_meta
 from stages.runner import stage_main
-from stages.training_args import DevicePlan, check_metric, plan_device, training_arguments
+from stages.training_args import (
+    DevicePlan,
+    NonFiniteLoss,
+    StopOnNonFiniteLoss,
+    check_metric,
+    plan_device,
+    training_arguments,
+)
 from stages.tune_files import BEST_PARAMS, merge_tuned
 
 STAGE = "train"
@@ -129,11 +136,15 @@ def run(
         spec = build_spec(
             model_cfg, cfg, prepared, out_dir=out_tmp, checkpoint_dir=checkpoint_dir, resume=resume, run_hash=run_hash
         )
-        result = fit(spec) if cfg.num_processes == 1 else launch(spec, cfg.num_processes)
+        try:
+            result = fit(spec) if cfg.num_processes == 1 else launch(spec, cfg.num_processes)
+        except NonFiniteLoss:
+            discard(checkpoint_dir)  # the diverged run's checkpoints would only lead to the same divergence
+            raise
         metrics = headline_metrics(result, cfg.metric)
         write_meta(
             out_tmp, stage=STAGE,
-            config={"model": model_cfg.model_dump(by_alias=True), "train": cfg.model_dump(by_alias=True)},
+            config={"model": model_cfg, "train": cfg},
             inputs=inputs, metrics=metrics, started=started,
             extra={
                 "base_model": {"id": model_cfg.base, "path": str(base_path)},
@@ -279,7 +290,7 @@ def fit(spec: dict, callbacks: Sequence[TrainerCallback] = ()) -> dict:
         classification=classification,
     )
     meter = ThroughputMeter()
-    callbacks = [CheckpointMarker(spec["run_hash"]), meter, LogFinalStep(), *callbacks]
+    callbacks = [StopOnNonFiniteLoss(), CheckpointMarker(spec["run_hash"]), meter, LogFinalStep(), *callbacks]
     if cfg.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(cfg.early_stopping_patience, cfg.early_stopping_threshold))
     trainer = Trainer(

@@ -78,7 +78,7 @@ def run(
 ) -> Produced:
     started = time.time()
     out_dir, reports, metrics_path = Path(out_dir), Path(reports), Path(metrics_path)
-    config = {"tune": cfg.model_dump(by_alias=True)}
+    config = {"tune": cfg}  # write_meta records it with tune.storage's password masked
     if not cfg.enabled:
         return _write(out_dir, reports, metrics_path, None, config=config, inputs={}, started=started)
 
@@ -89,7 +89,7 @@ def run(
     )
     ran = search.run(wait_for_others=True)
     result = search.result(ran)
-    config.update(model=model_cfg.model_dump(by_alias=True), train=train_cfg.model_dump(by_alias=True))
+    config.update(model=model_cfg, train=train_cfg)
     return _write(out_dir, reports, metrics_path, result, config=config, inputs=search.prepared.inputs, started=started)
 
 

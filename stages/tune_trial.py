@@ -12,7 +12,7 @@ from transformers import TrainerCallback
 
 from stages import train, tune_space
 from stages.errors import StageError
-from stages.training_args import BEST_METRIC
+from stages.training_args import BEST_METRIC, NonFiniteLoss
 
 
 class PruneOnEvaluate(TrainerCallback):
@@ -47,6 +47,12 @@ def run_trial(trial: optuna.Trial, search) -> float:
     except optuna.TrialPruned as pruned:
         print(f"tune: trial {trial.number} pruned {pruned} ({shown})", flush=True)
         raise
+    except NonFiniteLoss as diverged:
+        # Values that make training diverge are an answer of the search, not a failure of the stage:
+        # the trial counts as pruned and the sampler learns to avoid that region.
+        trial.set_user_attr("diverged", diverged.message)
+        print(f"tune: trial {trial.number} pruned: its loss diverged ({shown})", flush=True)
+        raise optuna.TrialPruned("diverged") from None
     except StageError:
         raise
     except Exception as exc:  # noqa: BLE001 - a crash inside one trial: recorded FAIL, reported in one line
