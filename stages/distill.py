@@ -62,7 +62,13 @@ from stages.student import (
     with_id_map,
 )
 from stages.train import history_csv, history_rows
-from stages.training_args import NonFiniteLoss, StopOnNonFiniteLoss, plan_device, training_arguments
+from stages.training_args import (
+    NonFiniteLoss,
+    StopOnNonFiniteLoss,
+    plan_device,
+    train_or_stop,
+    training_arguments,
+)
 
 STAGE = "distill"
 REPORTS_DIR = reports_dir(STAGE)
@@ -135,7 +141,7 @@ def run(
     trainer = make_trainer(cfg, student_train_cfg, plan, student, tokenizer, student_sets, id_map, checkpoint_dir,
                            run_hash)
     try:
-        trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+        train_or_stop(trainer, str(resume) if resume else None)
     except NonFiniteLoss:
         discard(checkpoint_dir)  # the diverged run's checkpoints would only lead to the same divergence
         raise

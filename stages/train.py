@@ -84,6 +84,7 @@ from stages.training_args import (
     StopOnNonFiniteLoss,
     check_metric,
     plan_device,
+    train_or_stop,
     training_arguments,
 )
 from stages.tune_files import BEST_PARAMS, merge_tuned
@@ -303,7 +304,7 @@ def fit(spec: dict, callbacks: Sequence[TrainerCallback] = ()) -> dict:
         # takes **kwargs, so the Trainer would take the loss as already normalised over the accumulated batch:
         # it would skip dividing by the accumulation steps and multiply by the number of processes.
         trainer.model_accepts_loss_kwargs = False
-    trainer.train(resume_from_checkpoint=spec["resume"])
+    train_or_stop(trainer, spec["resume"])
 
     state = trainer.state
     digest = weights_digest(trainer.model)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from transformers import TrainerCallback, TrainingArguments
+from transformers import ProgressCallback, TrainerCallback, TrainingArguments
 
 from stages.config import TrainConfig
 from stages.errors import ConfigError, StageError
@@ -142,3 +142,17 @@ class StopOnNonFiniteLoss(TrainerCallback):
                     f"stopped, nothing was written (lower {self.section}.learning_rate, or check "
                     "train.max_grad_norm and train.precision)"
                 )
+
+
+def train_or_stop(trainer, resume_from_checkpoint=None) -> None:
+    """trainer.train(), and when StopOnNonFiniteLoss stops it, the progress bar closed before the error goes up.
+
+    The bar is closed by the Trainer's on_train_end, which an exception skips: the stage's error line would
+    then continue the bar's line instead of standing on its own."""
+    try:
+        trainer.train(resume_from_checkpoint=resume_from_checkpoint)
+    except NonFiniteLoss:
+        for callback in trainer.callback_handler.callbacks:
+            if isinstance(callback, ProgressCallback) and callback.training_bar is not None:
+                callback.on_train_end(trainer.args, trainer.state, trainer.control)
+        raise

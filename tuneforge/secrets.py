@@ -16,11 +16,9 @@ from pydantic import BaseModel
 MASK = "***"
 # model_dump(context=RECORDS_CONTEXT): the serializers of secret fields mask their value.
 RECORDS_CONTEXT = {"tuneforge_records": True}
-# A URL with userinfo inside any text: scheme, then everything up to whitespace or a quote. The password is
-# SQLAlchemy's reading of it (up to the last '@' of the authority); the pattern only finds candidates.
-_URL_WITH_USERINFO = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"<>`]*@[^\s'\"<>`]*")
-# Fallback for text that SQLAlchemy cannot parse: scheme://user:password@ with no '@' or '/' in the user.
-_USERINFO_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@'\"]*:)[^\s'\"]*(?=@)")
+# scheme://user:password@ inside any text, read as SQLAlchemy reads a URL (the user has no ':' or '/', the
+# password no '@'), and ending at whitespace or a quote: the password is replaced, the rest left as written.
+_USERINFO_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@'\"]*:)[^\s@'\"]*(?=@)")
 
 
 def mask_url(url: str) -> str:
@@ -42,7 +40,7 @@ def mask_text(text: str) -> str:
     """Every URL inside `text` with its password masked (an error message, a logged override)."""
     if "@" not in text or "://" not in text:
         return text
-    return _URL_WITH_USERINFO.sub(lambda match: mask_url(match.group(0)), text)
+    return _USERINFO_PASSWORD.sub(lambda match: match["head"] + MASK, text)
 
 
 def for_records(value: Any) -> Any:
