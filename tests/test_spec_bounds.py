@@ -201,7 +201,8 @@ def test_a_params_yaml_that_is_not_a_mapping_is_one_line_on_set_and_config(tmp_p
     path.write_text(document)
     overlay = tmp_path / "overlay.yaml"
     overlay.write_text("split:\n  seed: 3\n")
-    for call in (lambda: apply_to_params_file(path, ["split.seed=7"]), lambda: apply_to_params_file(path, [], [overlay])):
+    calls = (lambda: apply_to_params_file(path, ["split.seed=7"]), lambda: apply_to_params_file(path, [], [overlay]))
+    for call in calls:
         with pytest.raises(ConfigError) as caught:
             call()
         assert caught.value.message.startswith(f"{path}: must be a mapping of sections, got a")
