@@ -58,6 +58,7 @@ from stages.tune_files import (
     best_params_text,
     overlay,
 )
+from tuneforge.secrets import mask_url
 
 STAGE = "tune"
 REPORTS = reports_dir(STAGE)
@@ -152,7 +153,7 @@ class Search:
         study = tune_study.open_study(storage, tune_study.study_name(cfg, spec), base.metric, spec, cfg, base.max_steps)
         return cls(
             cfg=cfg, model_cfg=model_cfg, base=base, prepared=prepared, study=study, spec=spec,
-            storage_shown=tune_study.masked(cfg.storage), scratch=checkpoints_dir(scratch),
+            storage_shown=mask_url(cfg.storage), scratch=checkpoints_dir(scratch),
         )
 
     def run(self, *, wait_for_others: bool) -> int:
