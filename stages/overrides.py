@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 from ruamel.yaml import YAML
 
-from stages.config import SHOWN_VALUE_CHARS, Params, parse_params, shown_value
+from stages.config import Params, parse_params, shown_value
 from stages.errors import ConfigError
 from tuneforge.spec_yaml import parse_spec_text, read_spec
 
@@ -22,7 +22,7 @@ def parse_assignment(assignment: str) -> tuple[list[str], Any]:
     """`split.seed=7` -> (["split", "seed"], 7); the value is read as YAML, so `null`, `0.2`, `[a, b]` work."""
     key, sep, value = assignment.partition("=")
     parts = key.strip().split(".")
-    shown = shown_value(assignment, SHOWN_VALUE_CHARS)
+    shown = shown_value(assignment)
     if not sep or not all(parts):
         raise ConfigError(f"override {shown}: expected dotted.key=value")
     return parts, parse_spec_text(value, f"override {shown}: value") if value.strip() else None
