@@ -37,14 +37,15 @@ for _ in $(seq 1 30); do
 done
 pg_isready -q -h 127.0.0.1 -p "$port" || { log "server did not become ready on port $port"; exit 1; }
 
-# Role and database owned by it: the tests create and drop one schema per test inside it.
+# Role and database owned by it: the tests create and drop one schema per test inside it. CREATEROLE: the
+# secrets test (tests/test_no_secrets_recorded.py) makes a throwaway role with a password of its own.
 as_postgres psql -q -v ON_ERROR_STOP=1 -p "$port" -d postgres >&2 <<SQL
 DO \$\$
 BEGIN
     IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '${PG_USER}') THEN
-        CREATE ROLE "${PG_USER}" LOGIN PASSWORD '${PG_PASSWORD}';
+        CREATE ROLE "${PG_USER}" LOGIN CREATEROLE PASSWORD '${PG_PASSWORD}';
     ELSE
-        ALTER ROLE "${PG_USER}" LOGIN PASSWORD '${PG_PASSWORD}';
+        ALTER ROLE "${PG_USER}" LOGIN CREATEROLE PASSWORD '${PG_PASSWORD}';
     END IF;
 END
 \$\$;

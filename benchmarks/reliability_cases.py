@@ -196,6 +196,13 @@ def corrupt_onnx(clone: Path) -> None:
     model.write_bytes(model.read_bytes()[:2048])
 
 
+def alias_bomb(levels: int = 6, width: int = 10) -> str:
+    """params.yaml whose data.labels aliases a value of width ** levels strings (the billion-laughs pattern)."""
+    lines = ["_anchors:", f"  a0: &a0 [{', '.join(['lol'] * width)}]"]
+    lines += [f"  a{k}: &a{k} [{', '.join([f'*a{k - 1}'] * width)}]" for k in range(1, levels)]
+    return "\n".join([*lines, "data:", f"  labels: *a{levels - 1}", ""])
+
+
 GATE_EVENT = frozenset({"db:events"})
 
 CASES = [
@@ -259,6 +266,20 @@ CASES = [
     Case("unsafe_model_name", "params", "tuneforge run --set registry.model_name=../x", ("registry.model_name",)),
     Case("suite_name_with_path", "params", "tuneforge run --set validate.suite=../../etc/passwd",
          ("validate.suite",)),
+    Case("inf_learning_rate_set", "params", "tuneforge run --set train.learning_rate=.inf",
+         ("train.learning_rate", "finite")),
+    Case("inf_epochs_params_check", "params", "tuneforge params --check", ("params.yaml", "train.epochs", "finite"),
+         params(train__epochs=float("inf"))),
+    Case("nan_temperature_stage", "params", "python -m stages.distill", ("distill.temperature", "finite"),
+         params(distill__temperature=float("nan"))),
+    Case("yaml_alias_bomb", "params", "tuneforge params --check", ("params.yaml", "aliases"),
+         file("params.yaml", alias_bomb())),
+    Case("yaml_alias_bomb_set", "params", "tuneforge run --set split.seed=7", ("params.yaml", "aliases"),
+         file("params.yaml", alias_bomb())),
+    Case("params_list_set", "params", "tuneforge run --set split.seed=7", ("params.yaml", "mapping"),
+         file("params.yaml", "- a\n")),
+    Case("params_list_config", "params", "tuneforge run --config configs/banking77.yaml", ("params.yaml", "mapping"),
+         file("params.yaml", "- a\n")),
     # models
     Case("model_base_missing_dir", "models", "tuneforge stage train", ("model.base", "/nonexistent/minilm"),
          params(model__base="/nonexistent/minilm")),
@@ -274,6 +295,8 @@ CASES = [
          params(train__max_seq_length=4096)),
     Case("corrupted_safetensors", "models", "python -m stages.train", ("model.base", "bad/corrupt-model"),
          model_corrupt_weights),
+    Case("diverging_learning_rate", "models", "tuneforge stage train", ("training loss", "nan", "train.learning_rate"),
+         params(train__learning_rate=1e30)),
     # registry
     Case("unknown_model_ref", "registry", "tuneforge registry show nosuchmodel@production", ("nosuchmodel",)),
     Case("unknown_version", "registry", "tuneforge registry show intents:99", ("intents", "99"),
@@ -314,4 +337,5 @@ QUICK_CASES = (
     "overlay_malformed", "unsafe_model_name", "model_pickle_bin_only", "corrupted_safetensors",
     "unknown_model_ref", "unreachable_registry_stage", "malformed_ref", "predict_missing_onnx_dir",
     "jsonl_text_not_a_string", "csv_text_over_field_limit", "model_dir_without_tokenizer",
+    "inf_learning_rate_set", "yaml_alias_bomb", "params_list_set",
 )

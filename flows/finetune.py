@@ -28,6 +28,11 @@ from tuneforge.base.layout import PARAMS_FILE, metrics_file
 from tuneforge.base.overrides import apply_to_params_file
 from tuneforge.data.io import check_data_files
 from tuneforge.pipeline.run_lock import checkout_lock
+from tuneforge.base.errors import StageError
+from tuneforge.data.io import check_data_files
+from tuneforge.base.layout import PARAMS_FILE, metrics_file
+from tuneforge.base.overrides import apply_to_params_file
+from tuneforge.base.secrets import for_records, mask_text
 
 STAGE_RETRIES = 2
 RUN_PARAMETERS_ENV = "TUNEFORGE_RUN_PARAMETERS"  # read by tuneforge.base.outputs.write_meta
@@ -41,6 +46,7 @@ class StageFailed(RuntimeError):
     """
 
     def __init__(self, stage: str, error_line: str, refused_input: bool):
+        error_line = mask_text(error_line)  # the stages mask their own lines; DVC's quote commands as typed
         super().__init__(f"stage '{stage}' failed: {error_line}")
         self.stage, self.error_line, self.refused_input = stage, error_line, refused_input
 
@@ -188,7 +194,8 @@ def finetune(
     """
     repo_path = Path(repo).resolve()
     assignments = run_assignments(overrides, data_dir, promote_to)
-    run_parameters = {"overrides": list(overrides or []), "data_dir": data_dir, "promote_to": promote_to}
+    # What the run was asked for, as recorded (meta.json, the registry): an override's URL password masked.
+    run_parameters = for_records({"overrides": list(overrides or []), "data_dir": data_dir, "promote_to": promote_to})
     try:
         # The checkout's run lock, from writing params.yaml until the last stage: a `tuneforge run` or another
         # flow run in this checkout is refused meanwhile. The stages DVC starts do not take it.

@@ -20,6 +20,10 @@ from registry.versions import VersionInfo
 from tuneforge.base.errors import StageError
 from tuneforge.base.layout import PARAMS_FILE
 from tuneforge.base.spec import Params, load_params
+from tuneforge.base.spec import Params, load_params
+from tuneforge.base.errors import StageError
+from tuneforge.base.layout import PARAMS_FILE
+from tuneforge.base.secrets import mask_text
 
 app = typer.Typer(
     name="registry",
@@ -72,7 +76,7 @@ def _handles_errors(command):
 
 
 def _fail(message: str, code: int = 1, detail: str = "") -> None:
-    print(f"error: {message}", file=sys.stderr)
+    print(f"error: {mask_text(message)}", file=sys.stderr)
     if detail:
         print(detail, file=sys.stderr)
     raise typer.Exit(code)

@@ -22,17 +22,11 @@ from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError, Oper
 from sqlalchemy.orm import Session
 
 from registry.errors import RegistryError
+from tuneforge.base.secrets import mask_url
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 _MIGRATION_LOCK = 0x74756E65  # "tune": PostgreSQL advisory lock held while migrating
 _WRITE_LOCK = 0x72656769  # "regi": held by every write transaction on PostgreSQL
-
-
-def redacted(url: str) -> str:
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return url
 
 
 def create_registry_engine(url: str, busy_timeout_s: float = 30.0, connect_timeout_s: int = 5) -> Engine:
@@ -46,7 +40,7 @@ def create_registry_engine(url: str, busy_timeout_s: float = 30.0, connect_timeo
         connect_args = {"connect_timeout": connect_timeout_s} if parsed.get_backend_name() == "postgresql" else {}
         return create_engine(parsed, connect_args=connect_args, pool_pre_ping=True)
     except (NoSuchModuleError, ImportError) as exc:
-        raise RegistryError(f"registry url {redacted(url)}: no driver ({exc})") from None
+        raise RegistryError(f"registry url {mask_url(url)}: no driver ({exc})") from None
 
 
 def _sqlite_engine(url, busy_timeout_s: float) -> Engine:

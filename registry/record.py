@@ -29,6 +29,9 @@ from registry.store import (
 )
 from tuneforge.base.outputs import Produced, git_commit, sha256_path
 from tuneforge.base.spec import RegistryConfig
+from tuneforge.base.spec import RegistryConfig
+from tuneforge.base.outputs import Produced, git_commit, sha256_path
+from tuneforge.base.secrets import for_records
 
 ENTRY_POINTS = ("dvc", "prefect", "cli")
 DATA_SUFFIXES = (".parquet", ".csv", ".jsonl")
@@ -166,7 +169,8 @@ def _read_meta(meta_file: Path) -> dict[str, Any]:
         meta = json.loads(meta_file.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError):
         raise RegistryError(f"{meta_file}: not valid JSON") from None
-    return meta if isinstance(meta, dict) else {}
+    # write_meta masks passwords already; a meta.json from elsewhere (an older run, a hand edit) is masked here.
+    return for_records(meta) if isinstance(meta, dict) else {}
 
 
 def infer_kind(path: Path) -> str:

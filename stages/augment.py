@@ -87,7 +87,7 @@ def run(
         write_meta(
             out_tmp,
             stage=STAGE,
-            config=cfg.model_dump(by_alias=True),
+            config=cfg,
             inputs={"train": train_path},
             metrics=metrics,
             started=started,

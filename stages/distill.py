@@ -63,6 +63,14 @@ from tuneforge.training.student import (
 )
 from tuneforge.training.telemetry import history_csv, history_rows
 from tuneforge.training.training_args import plan_device, training_arguments
+from stages.train import history_csv, history_rows
+from tuneforge.training.training_args import (
+    NonFiniteLoss,
+    StopOnNonFiniteLoss,
+    plan_device,
+    train_or_stop,
+    training_arguments,
+)
 
 STAGE = "distill"
 REPORTS_DIR = reports_dir(STAGE)
@@ -134,7 +142,11 @@ def run(
     )
     trainer = make_trainer(cfg, student_train_cfg, plan, student, tokenizer, student_sets, id_map, checkpoint_dir,
                            run_hash)
-    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    try:
+        train_or_stop(trainer, str(resume) if resume else None)
+    except NonFiniteLoss:
+        discard(checkpoint_dir)  # the diverged run's checkpoints would only lead to the same divergence
+        raise
     student = trainer.model.eval()
     state = trainer.state
 
@@ -161,7 +173,7 @@ def run(
             save_id_map(model_tmp, id_map)
         write_meta(
             model_tmp, stage=STAGE,
-            config={"distill": cfg.model_dump(), "train": student_train_cfg.model_dump()},
+            config={"distill": cfg, "train": student_train_cfg},
             inputs=inputs, metrics=metrics, started=started,
             extra={
                 "labels": teacher.labels, "teacher": teacher_summary(inputs["teacher"], teacher),
@@ -253,7 +265,7 @@ def make_trainer(cfg, train_cfg, plan, student, tokenizer, sets, id_map, checkpo
     args = training_arguments(train_cfg, output_dir=checkpoint_dir, plan=plan, world_size=1, scored=True)
     # The teacher's logits are a batch key the model's forward does not take: the Trainer must keep it.
     args.remove_unused_columns = False
-    callbacks = [CheckpointMarker(run_hash)]
+    callbacks = [StopOnNonFiniteLoss("distill"), CheckpointMarker(run_hash)]
     if train_cfg.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(train_cfg.early_stopping_patience, train_cfg.early_stopping_threshold))
     pad_id = int(id_map[tokenizer.pad_token_id]) if id_map is not None else None

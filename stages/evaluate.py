@@ -38,6 +38,17 @@ from tuneforge.evaluation.plots import confusion_png, matplotlib_missing, reliab
 from tuneforge.evaluation.report import write_classification_report
 from tuneforge.inference.torch_predictor import Classifier, load_classifier, parameter_count, pick_device, predict
 from tuneforge.pipeline.runner import stage_main
+from tuneforge.evaluation import metrics as m
+from tuneforge.evaluation.calibration import expected_calibration_error, reliability_bins
+from tuneforge.evaluation.report import write_classification_report
+from tuneforge.base.spec import EvaluateConfig, RegistryConfig, shown_value
+from tuneforge.base.errors import StageError
+from tuneforge.evaluation.plots import confusion_png, matplotlib_missing, reliability_png
+from tuneforge.base.layout import SPLITS_DIR, TEACHER_DIR, metrics_file, reports_dir
+from tuneforge.base.outputs import Produced, atomic_dirs, atomic_write_text, sha256_file, write_json, write_meta
+from tuneforge.inference.torch_predictor import Classifier, load_classifier, parameter_count, pick_device, predict
+from tuneforge.pipeline.runner import stage_main
+from tuneforge.base.secrets import mask_url
 
 STAGE = "evaluate"
 TEST_PATH = SPLITS_DIR / "test.parquet"
@@ -80,7 +91,7 @@ def run(
         write_reports(out, scored, compared, comparison_status, cfg, figures)
         write_json(out / "metrics.json", full_metrics(headline, scored, compared or comparison_status))
         write_meta(
-            out, stage=STAGE, config=cfg.model_dump(by_alias=True), inputs=inputs, metrics=headline,
+            out, stage=STAGE, config=cfg, inputs=inputs, metrics=headline,
             started=started,
             extra={
                 "labels": candidate.labels, "device": device.type,
@@ -168,7 +179,7 @@ def find_baseline(cfg: EvaluateConfig, registry_cfg: RegistryConfig) -> tuple[di
         # By version number, not alias: the alias may move while we read, the version cannot.
         folder = api.resolve(f"{registry_cfg.model_name}:{version}", config=registry_cfg)
     except RegistryError as exc:
-        raise StageError(f"registry {registry_cfg.url}: cannot look up {ref}: {exc.message}") from None
+        raise StageError(f"registry {mask_url(registry_cfg.url)}: cannot look up {ref}: {exc.message}") from None
     model_dir = folder / cfg.compare_role
     if not model_dir.is_dir():
         roles = ", ".join(sorted(p.name for p in folder.iterdir() if p.is_dir())) or "none"
@@ -203,7 +214,7 @@ def absent_registry(url: str) -> str | None:
     try:
         parsed = make_url(url)
     except ArgumentError:
-        raise StageError(f"registry.url: not a valid SQLAlchemy URL: {url!r}") from None
+        raise StageError(f"registry.url: not a valid SQLAlchemy URL: {shown_value(url)}") from None
     if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
         return None
     return None if Path(parsed.database).exists() else parsed.database

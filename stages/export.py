@@ -136,7 +136,7 @@ def run(
         card = card_fields(cfg, source, teacher_meta, source_meta, fp32_gate, int8_gate, speed, test_path, len(texts))
         atomic_write_text(onnx_tmp / "README.md", model_card.render(card))
         write_meta(
-            onnx_tmp, stage=STAGE, config=cfg.model_dump(), inputs=inputs, metrics=metrics, started=started,
+            onnx_tmp, stage=STAGE, config=cfg, inputs=inputs, metrics=metrics, started=started,
             extra={
                 "source": cfg.source, "labels": source.labels, "exporter": onnx_export.EXPORTER,
                 "opset": cfg.opset, "inputs_of_graph": fp32.input_names, "max_length": cfg.max_seq_length,

@@ -95,7 +95,7 @@ def check(params: Params, new_data: Path | str | None = None, *, register: bool 
             json.dumps({**summary, **evidently_json}, indent=2, sort_keys=True, allow_nan=False) + "\n",
         )
         write_json(staging / "summary.json", summary)
-        write_meta(staging, stage=STAGE, config=cfg.model_dump(), inputs=inputs, metrics=headline(summary),
+        write_meta(staging, stage=STAGE, config=cfg, inputs=inputs, metrics=headline(summary),
                    started=started, extra={"production": summary["production"], "batch": summary["batch"]})
     if register:
         summary["registered"] = _register(params, summary, report_dir, inputs)

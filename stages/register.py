@@ -91,7 +91,7 @@ def run(
         write_json(reports_tmp / "model_version.json", record)
         write_meta(
             reports_tmp, stage=STAGE,
-            config={"registry": registry_cfg.model_dump(), "promotion": promotion_cfg.model_dump()},
+            config={"registry": registry_cfg, "promotion": promotion_cfg},
             inputs={role: Path(path) for role, (path, _) in roles.items()}, metrics=metrics, started=started,
         )
     atomic_write_text(Path(metrics_path), json.dumps(metrics, indent=2, sort_keys=True) + "\n")

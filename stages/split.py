@@ -74,7 +74,7 @@ def run(
             "drift_share": drift,
         }
         write_meta(
-            splits_tmp, stage=STAGE, config=cfg.model_dump(by_alias=True), inputs=inputs,
+            splits_tmp, stage=STAGE, config=cfg, inputs=inputs,
             metrics=metrics, started=started,
         )
         atomic_write_text(Path(metrics_path), json.dumps(metrics, indent=2, sort_keys=True) + "\n")

@@ -49,6 +49,7 @@ from tuneforge.training.checkpoints import discard, resume_point
 from tuneforge.training.fit import build_spec, fit, prepare, spec_hash
 from tuneforge.training.launch import launch
 from tuneforge.training.telemetry import headline_metrics, history_csv, peak_rss_mb
+from tuneforge.training.training_args import NonFiniteLoss
 from tuneforge.tuning.files import BEST_PARAMS, merge_tuned
 
 STAGE = "train"
@@ -100,11 +101,15 @@ def run(
         spec = build_spec(
             model_cfg, cfg, prepared, out_dir=out_tmp, checkpoint_dir=checkpoint_dir, resume=resume, run_hash=run_hash
         )
-        result = fit(spec, task) if cfg.num_processes == 1 else launch(spec, cfg.num_processes)
+        try:
+            result = fit(spec, task) if cfg.num_processes == 1 else launch(spec, cfg.num_processes)
+        except NonFiniteLoss:
+            discard(checkpoint_dir)  # the diverged run's checkpoints would only lead to the same divergence
+            raise
         metrics = headline_metrics(result, cfg.metric)
         write_meta(
             out_tmp, stage=STAGE,
-            config={"model": model_cfg.model_dump(by_alias=True), "train": cfg.model_dump(by_alias=True)},
+            config={"model": model_cfg, "train": cfg},
             inputs=inputs, metrics=metrics, started=started,
             extra={
                 "base_model": {"id": model_cfg.base, "path": str(base_path)},

@@ -58,6 +58,7 @@ from tuneforge.tuning.files import (
     best_params_text,
     overlay,
 )
+from tuneforge.base.secrets import mask_url
 
 STAGE = "tune"
 REPORTS = reports_dir(STAGE)
@@ -78,7 +79,7 @@ def run(
 ) -> Produced:
     started = time.time()
     out_dir, reports, metrics_path = Path(out_dir), Path(reports), Path(metrics_path)
-    config = {"tune": cfg.model_dump(by_alias=True)}
+    config = {"tune": cfg}  # write_meta records it with tune.storage's password masked
     if not cfg.enabled:
         return _write(out_dir, reports, metrics_path, None, config=config, inputs={}, started=started)
 
@@ -89,7 +90,7 @@ def run(
     )
     ran = search.run(wait_for_others=True)
     result = search.result(ran)
-    config.update(model=model_cfg.model_dump(by_alias=True), train=train_cfg.model_dump(by_alias=True))
+    config.update(model=model_cfg, train=train_cfg)
     return _write(out_dir, reports, metrics_path, result, config=config, inputs=search.prepared.inputs, started=started)
 
 
@@ -158,7 +159,7 @@ class Search:
         study = tune_study.open_study(storage, tune_study.study_name(cfg, spec), base.metric, spec, cfg, base.max_steps)
         return cls(
             cfg=cfg, model_cfg=model_cfg, base=base, task=task, prepared=prepared, study=study, spec=spec,
-            storage_shown=tune_study.masked(cfg.storage), scratch=checkpoints_dir(scratch),
+            storage_shown=mask_url(cfg.storage), scratch=checkpoints_dir(scratch),
         )
 
     def run(self, *, wait_for_others: bool) -> int:

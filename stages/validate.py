@@ -100,7 +100,7 @@ def run(
         atomic_write_text(reports_tmp / "summary.md", summary)
         write_meta(
             data_tmp, stage=STAGE,
-            config={"data": data.model_dump(by_alias=True), "validate": cfg.model_dump(by_alias=True)},
+            config={"data": data, "validate": cfg},
             inputs=inputs, metrics=metrics, started=started,
             extra={"labels": labels, "labels_source": labels_source},
         )

@@ -16,6 +16,9 @@ from registry.cli import app as registry_app
 from tuneforge.base.errors import StageError
 from tuneforge.base.layout import PARAMS_FILE
 from tuneforge.pipeline.run_lock import checkout_lock
+from tuneforge.base.errors import StageError
+from tuneforge.base.layout import PARAMS_FILE
+from tuneforge.base.secrets import mask_text
 
 app = typer.Typer(help="Declarative fine-tuning pipeline with a model registry.", no_args_is_help=True)
 err = Console(stderr=True)
@@ -25,9 +28,9 @@ app.add_typer(registry_app, name="registry", help="Versioned artifacts, lineage,
 
 def _fail(exc: StageError) -> typer.Exit:
     # soft_wrap: one line however long the paths in it are (rich would wrap at the terminal width).
-    err.print(f"error: {exc.message}", markup=False, highlight=False, soft_wrap=True)
+    err.print(f"error: {mask_text(exc.message)}", markup=False, highlight=False, soft_wrap=True)
     if exc.detail:
-        err.print(exc.detail, markup=False, highlight=False)
+        err.print(mask_text(exc.detail), markup=False, highlight=False)
     return typer.Exit(exc.exit_code)
 
 

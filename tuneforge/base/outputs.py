@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from tuneforge.base.errors import StageError
+from tuneforge.base.errors import StageError
+from tuneforge.base.secrets import for_records
 
 TRACKED_LIBRARIES = (
     "tuneforge", "torch", "transformers", "peft", "great-expectations", "evidently",
@@ -161,16 +163,20 @@ def write_meta(
     directory: Path,
     *,
     stage: str,
-    config: dict[str, Any],
+    config: Any,
     inputs: dict[str, Path],
     metrics: dict[str, Any],
     started: float,
     extra: dict[str, Any] | None = None,
 ) -> None:
-    """meta.json: the record the registry reads (resolved config, versions, input hashes, metrics, time)."""
+    """meta.json: the record the registry reads (resolved config, versions, input hashes, metrics, time).
+
+    `config` is the stage's sections (pydantic models, or a mapping of them). The whole record goes through
+    tuneforge.base.secrets.for_records: a password in a URL (registry.url, tune.storage, a flow's overrides) is
+    masked, here and so in the registry, which stores this file and its content."""
     write_json(
         directory / "meta.json",
-        {
+        for_records({
             "stage": stage,
             "config": config,
             "inputs": {name: {"path": str(p), "sha256": sha256_path(p)} for name, p in inputs.items()},
@@ -183,7 +189,7 @@ def write_meta(
             "cpu_time_s": round(sum(os.times()[:4]), 3),
             **run_record(),
             **(extra or {}),
-        },
+        }),
     )
 
 

@@ -12,22 +12,22 @@ from typing import Any
 
 import yaml
 from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError as RoundTripYAMLError
 
 from tuneforge.base.errors import ConfigError
 from tuneforge.base.spec import Params, parse_params
+from tuneforge.base.spec import Params, parse_params, shown_value
+from tuneforge.base.errors import ConfigError
+from tuneforge.base.spec_yaml import parse_spec_text, read_spec
 
 
 def parse_assignment(assignment: str) -> tuple[list[str], Any]:
     """`split.seed=7` -> (["split", "seed"], 7); the value is read as YAML, so `null`, `0.2`, `[a, b]` work."""
     key, sep, value = assignment.partition("=")
     parts = key.strip().split(".")
+    shown = shown_value(assignment)
     if not sep or not all(parts):
-        raise ConfigError(f"override '{assignment}': expected dotted.key=value")
-    try:
-        return parts, yaml.safe_load(value) if value.strip() else None
-    except yaml.YAMLError:
-        raise ConfigError(f"override '{assignment}': value is not valid YAML") from None
+        raise ConfigError(f"override {shown}: expected dotted.key=value")
+    return parts, parse_spec_text(value, f"override {shown}: value") if value.strip() else None
 
 
 def merge(base: dict, overlay: dict) -> None:
@@ -49,15 +49,13 @@ def apply_to_params_file(
     params_path = Path(params_path)
     round_trip = YAML()
     round_trip.preserve_quotes = True
-    document = _read_yaml(params_path, round_trip.load) if params_path.is_file() else {}
-    document = document or {}
+    document = read_spec(params_path, round_trip.load, round_trip.compose) if params_path.is_file() else {}
+    document = _mapping(document or {}, params_path)
     for overlay_path in overlays:
         overlay_path = Path(overlay_path)
         if not overlay_path.is_file():
             raise ConfigError(f"{overlay_path}: config file not found")
-        overlay = _read_yaml(overlay_path, yaml.safe_load) or {}
-        if not isinstance(overlay, dict):
-            raise ConfigError(f"{overlay_path}: must be a mapping of sections")
+        overlay = _mapping(read_spec(overlay_path, yaml.safe_load) or {}, overlay_path)
         merge(document, overlay)
     for assignment in assignments:
         parts, value = parse_assignment(assignment)
@@ -72,13 +70,15 @@ def apply_to_params_file(
     return params
 
 
-def _read_yaml(path: Path, parse: Callable[[str], Any]) -> Any:
-    """A spec or overlay file parsed, or one ConfigError line naming the file and the line of the mistake."""
-    try:
-        return parse(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, RoundTripYAMLError, UnicodeDecodeError) as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise ConfigError(f"{path}: not valid YAML{f' at line {mark.line + 1}' if mark else ''}") from None
+def _mapping(document: Any, path: Path) -> dict:
+    """The document if it is a mapping of sections (as every spec and overlay is), else one ConfigError line."""
+    if not isinstance(document, dict):
+        raise ConfigError(f"{path}: must be a mapping of sections, got {_kind(document)}")
+    return document
+
+
+def _kind(value: Any) -> str:
+    return "a list" if isinstance(value, list) else f"a {type(value).__name__} ({shown_value(value)})"
 
 
 def assign(document: dict, parts: list[str], value: Any) -> None:

@@ -7,13 +7,26 @@ so a quoted number where a number belongs is a mistake worth reporting, not coer
 
 import math
 import re
+import reprlib
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
 import yaml
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    WrapSerializer,
+    model_validator,
+)
 
 from tuneforge.base.errors import ConfigError
+from tuneforge.base.errors import ConfigError
+from tuneforge.base.secrets import mask_text, masked_in_records
+from tuneforge.base.spec_yaml import read_spec
 
 SUPPORTED_EXTENSIONS = (".csv", ".jsonl", ".parquet")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -51,10 +64,23 @@ OpenFraction = Annotated[float, AfterValidator(_open_unit)]
 Probability = Annotated[float, AfterValidator(_closed_unit)]
 SafeName = Annotated[str, AfterValidator(_safe_name)]
 DataFile = Annotated[str, AfterValidator(_data_file)]
+# A URL that may carry a password: the stages connect with it as given; every record of the config
+# (tuneforge.base.secrets.for_records: meta.json, the registry, Prefect artifacts) holds it masked.
+SecretUrl = Annotated[str, WrapSerializer(masked_in_records)]
+
+SHOWN_VALUE_CHARS = 80  # an offending value is echoed in an error line up to this many characters
+MAX_ERROR_LINE_CHARS = 400  # and a whole error line (a section check may quote what it saw) up to this many
+SHOWN_ERRORS = 20  # problems listed under the first one
+_SHORT_REPR = reprlib.Repr()  # keyword arguments only from Python 3.12
+_SHORT_REPR.maxlevel, _SHORT_REPR.maxstring, _SHORT_REPR.maxother = 3, 200, 200
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, validate_default=True)
+    # allow_inf_nan=False: every float of the spec is finite (.inf and .nan are YAML floats, and a learning
+    # rate or an epoch count of inf trains nothing useful or overflows); a field that means "no limit" is null.
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, strict=True, validate_default=True, allow_inf_nan=False
+    )
 
 
 class DataConfig(Section):
@@ -386,7 +412,7 @@ class TuneConfig(Section):
         DEFAULT_SPACE,
         description="Tunable train key (peft.r for train.peft.r) -> its distribution; null leaves a key out.",
     )
-    storage: Annotated[str, AfterValidator(_study_storage)] = Field(
+    storage: Annotated[SecretUrl, AfterValidator(_study_storage)] = Field(
         "sqlite:///.tuneforge/optuna.db",
         description="Study database: a SQLite file, or postgresql+psycopg://... that workers on many machines share.",
     )
@@ -530,11 +556,11 @@ class RegistryConfig(Section):
     model_name: SafeName = Field(
         "classifier", description="Registered model that a pipeline run's versions belong to (and are compared with)."
     )
-    url: str = Field(
+    url: SecretUrl = Field(
         "sqlite:///.tuneforge/registry.db",
         description="SQLAlchemy URL of the registry database (a SQLite file, or postgresql+psycopg://...).",
     )
-    artifacts: str = Field(
+    artifacts: SecretUrl = Field(
         ".tuneforge/artifacts", description="Root of the content-addressed blob store: folder or fsspec URL."
     )
     cache: str = Field(
@@ -722,7 +748,9 @@ class Params(Section):
         MonitorConfig(), description="Drift monitor: new data vs production's training data; retrain on drift."
     )
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, strict=True, populate_by_name=True, allow_inf_nan=False
+    )
 
 
 def parse_params(raw: Any, source: str = "params.yaml") -> Params:
@@ -734,7 +762,10 @@ def parse_params(raw: Any, source: str = "params.yaml") -> Params:
     try:
         return Params.model_validate(raw)
     except ValidationError as exc:
-        lines = [_describe(error) for error in exc.errors()]
+        errors = exc.errors()
+        lines = [_describe(error) for error in errors[:SHOWN_ERRORS + 1]]
+        if len(errors) > len(lines):
+            lines.append(f"... and {len(errors) - len(lines)} more")
         raise ConfigError(f"{source}: {lines[0]}", detail="\n".join(lines[1:])) from None
 
 
@@ -742,13 +773,18 @@ def load_params(path: Path | str = "params.yaml") -> Params:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: params file not found")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        where = getattr(exc, "problem_mark", None)
-        at = f" at line {where.line + 1}" if where else ""
-        raise ConfigError(f"{path}: not valid YAML{at}") from None
-    return parse_params(raw, source=str(path))
+    return parse_params(read_spec(path, yaml.safe_load), source=str(path))
+
+
+def shown_value(value: Any, limit: int = SHOWN_VALUE_CHARS) -> str:
+    """A value as an error line echoes it: its repr, passwords masked, cut to `limit` characters."""
+    # reprlib stops early in long strings and deep or long containers: the full repr of a huge value
+    # (or of one YAML aliases made exponentially big) would cost its whole size before being cut.
+    return _cut(mask_text(_SHORT_REPR.repr(value)), limit)
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "\u2026"
 
 
 def _describe(error: dict) -> str:
@@ -762,8 +798,8 @@ def _describe(error: dict) -> str:
     message = error["msg"].removeprefix("Value error, ").replace("Input should be", "must be")
     # Section-level checks (a whole mapping as input) already say what they saw.
     if "got" not in message and not isinstance(error["input"], dict):
-        message = f"{message}, got {error['input']!r}"
-    return f"{path}: {message}"
+        message = f"{message}, got {shown_value(error['input'])}"
+    return _cut(mask_text(f"{path}: {message}"), MAX_ERROR_LINE_CHARS)
 
 
 def _allowed_keys(loc: tuple) -> list[str]:

@@ -12,6 +12,11 @@ from tuneforge.base.layout import PARAMS_FILE
 from tuneforge.base.outputs import Produced
 from tuneforge.base.spec import Params, load_params
 from tuneforge.tasks import get_task, require
+from tuneforge.base.spec import Params, load_params
+from tuneforge.base.errors import StageError
+from tuneforge.base.layout import PARAMS_FILE
+from tuneforge.base.outputs import Produced
+from tuneforge.base.secrets import mask_text
 
 
 def quiet_libraries() -> None:
@@ -39,9 +44,10 @@ def stage_main(
         produced = run_with(params)
         recorded = _record(produced, params)
     except StageError as exc:
-        print(f"{name}: error: {exc.message}", file=sys.stderr)
+        # Messages may quote a URL of the spec: its password never reaches the console or a log.
+        print(f"{name}: error: {mask_text(exc.message)}", file=sys.stderr)
         if exc.detail:
-            print(exc.detail, file=sys.stderr)
+            print(mask_text(exc.detail), file=sys.stderr)
         return exc.exit_code
     outputs = ", ".join(str(path) for path in produced.outputs.values())
     print(f"{name}: done -> {outputs}")

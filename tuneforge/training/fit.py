@@ -28,7 +28,14 @@ from tuneforge.training.modeling import (
     resolve_base_model,
 )
 from tuneforge.training.telemetry import LogFinalStep, ThroughputMeter, history_rows, memory_report, metric_value
-from tuneforge.training.training_args import DevicePlan, check_metric, plan_device, training_arguments
+from tuneforge.training.training_args import (
+    DevicePlan,
+    StopOnNonFiniteLoss,
+    check_metric,
+    plan_device,
+    train_or_stop,
+    training_arguments,
+)
 
 ADAPTER_DIR = "adapter"
 @dataclass(frozen=True)
@@ -119,7 +126,7 @@ def fit(spec: dict, task, callbacks: Sequence[TrainerCallback] = ()) -> dict:
         scored=task.compute_metrics is not None,
     )
     meter = ThroughputMeter()
-    callbacks = [CheckpointMarker(spec["run_hash"]), meter, LogFinalStep(), *callbacks]
+    callbacks = [StopOnNonFiniteLoss(), CheckpointMarker(spec["run_hash"]), meter, LogFinalStep(), *callbacks]
     if cfg.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(cfg.early_stopping_patience, cfg.early_stopping_threshold))
     trainer = Trainer(
@@ -132,7 +139,7 @@ def fit(spec: dict, task, callbacks: Sequence[TrainerCallback] = ()) -> dict:
         # takes **kwargs, so the Trainer would take the loss as already normalised over the accumulated batch:
         # it would skip dividing by the accumulation steps and multiply by the number of processes.
         trainer.model_accepts_loss_kwargs = False
-    trainer.train(resume_from_checkpoint=spec["resume"])
+    train_or_stop(trainer, spec["resume"])
 
     state = trainer.state
     digest = weights_digest(trainer.model)

@@ -1,14 +1,17 @@
 """The spec's `train` section as Hugging Face TrainingArguments, and the device and precision it runs with."""
 
+import math
 import platform
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from transformers import TrainingArguments
+from transformers import ProgressCallback, TrainerCallback, TrainingArguments
 
 from tuneforge.base.errors import ConfigError
 from tuneforge.base.spec import TrainConfig
+from tuneforge.base.spec import TrainConfig
+from tuneforge.base.errors import ConfigError, StageError
 
 # train.metric -> (Trainer's eval metric name, greater is better). Perplexity is exp(loss): the same ranking.
 BEST_METRIC = {
@@ -84,6 +87,9 @@ def training_arguments(
         save_total_limit=cfg.keep_checkpoints,
         logging_strategy="steps",
         logging_steps=cfg.eval_steps,
+        # The Trainer would log a NaN or infinite step loss as the window's average so far: keep it, so that
+        # StopOnNonFiniteLoss sees a diverged step in the next logged loss.
+        logging_nan_inf_filter=False,
         load_best_model_at_end=True,
         metric_for_best_model=metric,
         greater_is_better=greater_is_better,
@@ -101,3 +107,49 @@ def training_arguments(
         # The stage writes the final model itself (merged, with its tokenizer); checkpoints are for resuming.
         push_to_hub=False,
     )
+
+
+class NonFiniteLoss(StageError):
+    """The training loss became NaN or infinite: the run diverged and nothing it trained is kept."""
+
+
+class StopOnNonFiniteLoss(TrainerCallback):
+    """Stop training at the first logged training or val loss that is NaN or infinite.
+
+    A diverged run (a learning rate far too high, an fp16 overflow) would otherwise train on to the end,
+    keep a "best" checkpoint of garbage and hand it to evaluation and the registry. Raising from on_log
+    leaves trainer.train() at once (the Trainer's callback handler does not catch); the stage's atomic
+    outputs then vanish and its previous outputs stay. The logged training loss is the mean over the
+    logging window (train.eval_steps) with nothing filtered out (logging_nan_inf_filter=False), so a single
+    diverged step shows; the check costs nothing per step.
+    """
+
+    KEYS = ("loss", "eval_loss")
+
+    def __init__(self, section: str = "train"):
+        self.section = section  # the spec section whose learning rate the message points at
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        for key in self.KEYS:
+            value = (logs or {}).get(key)
+            if isinstance(value, int | float) and not math.isfinite(value):
+                what = "training" if key == "loss" else "val"
+                raise NonFiniteLoss(
+                    f"the {what} loss became {value} by step {state.global_step}: training diverged and was "
+                    f"stopped, nothing was written (lower {self.section}.learning_rate, or check "
+                    "train.max_grad_norm and train.precision)"
+                )
+
+
+def train_or_stop(trainer, resume_from_checkpoint=None) -> None:
+    """trainer.train(), and when StopOnNonFiniteLoss stops it, the progress bar closed before the error goes up.
+
+    The bar is closed by the Trainer's on_train_end, which an exception skips: the stage's error line would
+    then continue the bar's line instead of standing on its own."""
+    try:
+        trainer.train(resume_from_checkpoint=resume_from_checkpoint)
+    except NonFiniteLoss:
+        for callback in trainer.callback_handler.callbacks:
+            if isinstance(callback, ProgressCallback) and callback.training_bar is not None:
+                callback.on_train_end(trainer.args, trainer.state, trainer.control)
+        raise

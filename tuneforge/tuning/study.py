@@ -24,24 +24,20 @@ import optuna
 from optuna.trial import TrialState
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from tuneforge.base.errors import ConfigError, StageError
 from tuneforge.base.spec import TuneConfig
 from tuneforge.training.training_args import BEST_METRIC
+from tuneforge.base.spec import TuneConfig
+from tuneforge.base.errors import ConfigError, StageError
+from tuneforge.training.training_args import BEST_METRIC
+from tuneforge.base.secrets import mask_url
 
 SPEC_ATTR = "tuneforge_spec_sha256"
 DEFAULT_ATTR = "default_recipe"
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
-
-
-def masked(url: str) -> str:
-    """The storage URL with its password replaced by ***, for messages and meta.json."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return url
 
 
 def direction(metric: str) -> str:
@@ -82,7 +78,9 @@ def open_storage(cfg: TuneConfig) -> optuna.storages.RDBStorage:
             lock.release()
             lock.close()
     except (SQLAlchemyError, optuna.exceptions.StorageInternalError, ImportError, ValueError, OSError) as exc:
-        raise StageError(f"tune.storage: cannot open the study database {masked(cfg.storage)}: {_cause(exc)}") from None
+        raise StageError(
+            f"tune.storage: cannot open the study database {mask_url(cfg.storage)}: {_cause(exc)}"
+        ) from None
 
 
 def _cause(exc: BaseException) -> str:
@@ -102,7 +100,7 @@ def open_study(
             pruner=make_pruner(cfg, max_steps),
         )
     except (SQLAlchemyError, optuna.exceptions.StorageInternalError) as exc:
-        raise StageError(f"tune.storage: {masked(cfg.storage)}: {_cause(exc)}") from None
+        raise StageError(f"tune.storage: {mask_url(cfg.storage)}: {_cause(exc)}") from None
     if study.direction.name.lower() != direction(metric):
         raise ConfigError(
             f"tune.study_name: study '{name}' {study.direction.name.lower()}s, but tune.metric {metric} needs "
@@ -113,7 +111,7 @@ def open_study(
         study.set_user_attr(SPEC_ATTR, spec_sha256)
     elif stored != spec_sha256:
         raise ConfigError(
-            f"tune.study_name: study '{name}' in {masked(cfg.storage)} was made for another spec (data, model, "
+            f"tune.study_name: study '{name}' in {mask_url(cfg.storage)} was made for another spec (data, model, "
             "train, budget or space differ); pick another study_name, or null for one named after the spec"
         )
     return study

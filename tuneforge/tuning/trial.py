@@ -15,6 +15,9 @@ from tuneforge.training.fit import build_spec, fit, preflight, spec_hash
 from tuneforge.training.telemetry import perplexity
 from tuneforge.training.training_args import BEST_METRIC
 from tuneforge.tuning import space as tune_space
+from tuneforge.tuning import space as tune_space
+from tuneforge.base.errors import StageError
+from tuneforge.training.training_args import BEST_METRIC, NonFiniteLoss
 
 
 class PruneOnEvaluate(TrainerCallback):
@@ -49,6 +52,12 @@ def run_trial(trial: optuna.Trial, search) -> float:
     except optuna.TrialPruned as pruned:
         print(f"tune: trial {trial.number} pruned {pruned} ({shown})", flush=True)
         raise
+    except NonFiniteLoss as diverged:
+        # Values that make training diverge are an answer of the search, not a failure of the stage:
+        # the trial counts as pruned and the sampler learns to avoid that region.
+        trial.set_user_attr("diverged", diverged.message)
+        print(f"tune: trial {trial.number} pruned: its loss diverged ({shown})", flush=True)
+        raise optuna.TrialPruned("diverged") from None
     except StageError:
         raise
     except Exception as exc:  # noqa: BLE001 - a crash inside one trial: recorded FAIL, reported in one line
