@@ -19,11 +19,8 @@ from registry import api
 from registry.versions import VersionInfo
 from tuneforge.base.errors import StageError
 from tuneforge.base.layout import PARAMS_FILE
-from tuneforge.base.spec import Params, load_params
-from tuneforge.base.spec import Params, load_params
-from tuneforge.base.errors import StageError
-from tuneforge.base.layout import PARAMS_FILE
 from tuneforge.base.secrets import mask_text
+from tuneforge.base.spec import Params, load_params
 
 app = typer.Typer(
     name="registry",

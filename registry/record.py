@@ -28,10 +28,8 @@ from registry.store import (
     find_artifact_containing,
 )
 from tuneforge.base.outputs import Produced, git_commit, sha256_path
-from tuneforge.base.spec import RegistryConfig
-from tuneforge.base.spec import RegistryConfig
-from tuneforge.base.outputs import Produced, git_commit, sha256_path
 from tuneforge.base.secrets import for_records
+from tuneforge.base.spec import RegistryConfig
 
 ENTRY_POINTS = ("dvc", "prefect", "cli")
 DATA_SUFFIXES = (".parquet", ".csv", ".jsonl")

@@ -62,8 +62,6 @@ from tuneforge.training.student import (
     with_id_map,
 )
 from tuneforge.training.telemetry import history_csv, history_rows
-from tuneforge.training.training_args import plan_device, training_arguments
-from stages.train import history_csv, history_rows
 from tuneforge.training.training_args import (
     NonFiniteLoss,
     StopOnNonFiniteLoss,

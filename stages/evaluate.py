@@ -31,24 +31,14 @@ import pandas as pd
 from tuneforge.base.errors import StageError
 from tuneforge.base.layout import SPLITS_DIR, TEACHER_DIR, metrics_file, reports_dir
 from tuneforge.base.outputs import Produced, atomic_dirs, atomic_write_text, sha256_file, write_json, write_meta
-from tuneforge.base.spec import EvaluateConfig, RegistryConfig
-from tuneforge.evaluation import metrics as m
-from tuneforge.evaluation.calibration import expected_calibration_error, reliability_bins
-from tuneforge.evaluation.plots import confusion_png, matplotlib_missing, reliability_png
-from tuneforge.evaluation.report import write_classification_report
-from tuneforge.inference.torch_predictor import Classifier, load_classifier, parameter_count, pick_device, predict
-from tuneforge.pipeline.runner import stage_main
-from tuneforge.evaluation import metrics as m
-from tuneforge.evaluation.calibration import expected_calibration_error, reliability_bins
-from tuneforge.evaluation.report import write_classification_report
-from tuneforge.base.spec import EvaluateConfig, RegistryConfig, shown_value
-from tuneforge.base.errors import StageError
-from tuneforge.evaluation.plots import confusion_png, matplotlib_missing, reliability_png
-from tuneforge.base.layout import SPLITS_DIR, TEACHER_DIR, metrics_file, reports_dir
-from tuneforge.base.outputs import Produced, atomic_dirs, atomic_write_text, sha256_file, write_json, write_meta
-from tuneforge.inference.torch_predictor import Classifier, load_classifier, parameter_count, pick_device, predict
-from tuneforge.pipeline.runner import stage_main
 from tuneforge.base.secrets import mask_url
+from tuneforge.base.spec import EvaluateConfig, RegistryConfig, shown_value
+from tuneforge.evaluation import metrics as m
+from tuneforge.evaluation.calibration import expected_calibration_error, reliability_bins
+from tuneforge.evaluation.plots import confusion_png, matplotlib_missing, reliability_png
+from tuneforge.evaluation.report import write_classification_report
+from tuneforge.inference.torch_predictor import Classifier, load_classifier, parameter_count, pick_device, predict
+from tuneforge.pipeline.runner import stage_main
 
 STAGE = "evaluate"
 TEST_PATH = SPLITS_DIR / "test.parquet"

@@ -45,6 +45,7 @@ from tuneforge.base.layout import (
     reports_dir,
 )
 from tuneforge.base.outputs import Produced, atomic_dirs, atomic_write_text, write_json, write_meta
+from tuneforge.base.secrets import mask_url
 from tuneforge.base.spec import ModelConfig, TrainConfig, TuneConfig, load_params
 from tuneforge.pipeline.runner import quiet_libraries, stage_main
 from tuneforge.tuning.files import (
@@ -58,7 +59,6 @@ from tuneforge.tuning.files import (
     best_params_text,
     overlay,
 )
-from tuneforge.base.secrets import mask_url
 
 STAGE = "tune"
 REPORTS = reports_dir(STAGE)

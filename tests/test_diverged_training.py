@@ -13,8 +13,8 @@ from tune_support import LR_SPACE, load_trials, tune_settings, write_params
 
 from registry import api
 from stages import distill, train, tune
-from tuneforge.base.spec import RegistryConfig
 from tuneforge.base.layout import checkpoints_dir
+from tuneforge.base.spec import RegistryConfig
 from tuneforge.training.training_args import NonFiniteLoss
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -15,12 +15,12 @@ from typer.testing import CliRunner
 
 from flows.finetune import StageFailed
 from stages import tune
-from tuneforge.base.spec import Params, RegistryConfig, TuneConfig, parse_params
 from tuneforge.base.errors import StageError
 from tuneforge.base.outputs import RUN_ID_ENV, RUN_PARAMETERS_ENV, write_meta
-from tuneforge.pipeline.runner import stage_main
-from tuneforge.cli import app
 from tuneforge.base.secrets import for_records, mask_text, mask_url
+from tuneforge.base.spec import Params, RegistryConfig, TuneConfig, parse_params
+from tuneforge.cli import app
+from tuneforge.pipeline.runner import stage_main
 
 SECRET = "Pw-5ecret-in-the-url"
 PG_URL = f"postgresql+psycopg://trainer:{SECRET}@db.example.invalid:5432/studies"

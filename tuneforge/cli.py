@@ -15,10 +15,8 @@ from rich.table import Table
 from registry.cli import app as registry_app
 from tuneforge.base.errors import StageError
 from tuneforge.base.layout import PARAMS_FILE
-from tuneforge.pipeline.run_lock import checkout_lock
-from tuneforge.base.errors import StageError
-from tuneforge.base.layout import PARAMS_FILE
 from tuneforge.base.secrets import mask_text
+from tuneforge.pipeline.run_lock import checkout_lock
 
 app = typer.Typer(help="Declarative fine-tuning pipeline with a model registry.", no_args_is_help=True)
 err = Console(stderr=True)

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from tuneforge.base.errors import StageError
-from tuneforge.base.errors import StageError
 from tuneforge.base.secrets import for_records
 
 TRACKED_LIBRARIES = (

@@ -14,9 +14,7 @@ import yaml
 from ruamel.yaml import YAML
 
 from tuneforge.base.errors import ConfigError
-from tuneforge.base.spec import Params, parse_params
 from tuneforge.base.spec import Params, parse_params, shown_value
-from tuneforge.base.errors import ConfigError
 from tuneforge.base.spec_yaml import parse_spec_text, read_spec
 
 

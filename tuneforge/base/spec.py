@@ -24,7 +24,6 @@ from pydantic import (
 )
 
 from tuneforge.base.errors import ConfigError
-from tuneforge.base.errors import ConfigError
 from tuneforge.base.secrets import mask_text, masked_in_records
 from tuneforge.base.spec_yaml import read_spec
 

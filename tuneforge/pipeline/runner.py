@@ -10,13 +10,9 @@ from collections.abc import Callable, Sequence
 from tuneforge.base.errors import StageError
 from tuneforge.base.layout import PARAMS_FILE
 from tuneforge.base.outputs import Produced
+from tuneforge.base.secrets import mask_text
 from tuneforge.base.spec import Params, load_params
 from tuneforge.tasks import get_task, require
-from tuneforge.base.spec import Params, load_params
-from tuneforge.base.errors import StageError
-from tuneforge.base.layout import PARAMS_FILE
-from tuneforge.base.outputs import Produced
-from tuneforge.base.secrets import mask_text
 
 
 def quiet_libraries() -> None:

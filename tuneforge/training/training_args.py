@@ -8,10 +8,8 @@ from pathlib import Path
 import torch
 from transformers import ProgressCallback, TrainerCallback, TrainingArguments
 
-from tuneforge.base.errors import ConfigError
-from tuneforge.base.spec import TrainConfig
-from tuneforge.base.spec import TrainConfig
 from tuneforge.base.errors import ConfigError, StageError
+from tuneforge.base.spec import TrainConfig
 
 # train.metric -> (Trainer's eval metric name, greater is better). Perplexity is exp(loss): the same ranking.
 BEST_METRIC = {

@@ -28,12 +28,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from tuneforge.base.errors import ConfigError, StageError
-from tuneforge.base.spec import TuneConfig
-from tuneforge.training.training_args import BEST_METRIC
-from tuneforge.base.spec import TuneConfig
-from tuneforge.base.errors import ConfigError, StageError
-from tuneforge.training.training_args import BEST_METRIC
 from tuneforge.base.secrets import mask_url
+from tuneforge.base.spec import TuneConfig
+from tuneforge.training.training_args import BEST_METRIC
 
 SPEC_ATTR = "tuneforge_spec_sha256"
 DEFAULT_ATTR = "default_recipe"

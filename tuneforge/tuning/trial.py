@@ -13,11 +13,8 @@ from transformers import TrainerCallback
 from tuneforge.base.errors import StageError
 from tuneforge.training.fit import build_spec, fit, preflight, spec_hash
 from tuneforge.training.telemetry import perplexity
-from tuneforge.training.training_args import BEST_METRIC
-from tuneforge.tuning import space as tune_space
-from tuneforge.tuning import space as tune_space
-from tuneforge.base.errors import StageError
 from tuneforge.training.training_args import BEST_METRIC, NonFiniteLoss
+from tuneforge.tuning import space as tune_space
 
 
 class PruneOnEvaluate(TrainerCallback):
