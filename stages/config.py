@@ -15,7 +15,8 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from stages.errors import ConfigError
 
 SUPPORTED_EXTENSIONS = (".csv", ".jsonl", ".parquet")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# Matched with fullmatch: `$` would also accept a name ending in a newline.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
 def _open_unit(value: float) -> float:
@@ -32,7 +33,7 @@ def _closed_unit(value: float) -> float:
 
 def _safe_name(value: str) -> str:
     # Names become file names (expectations/<suite>.json): no separators, no "..", bounded length.
-    if not _NAME.match(value) or ".." in value:
+    if not _NAME.fullmatch(value) or ".." in value:
         raise ValueError("must be 1-64 letters, digits, '_', '-' or '.', starting with a letter or digit")
     return value
 
