@@ -169,6 +169,23 @@ def corrupt_onnx(clone: Path) -> None:
     model.write_bytes(model.read_bytes()[:2048])
 
 
+def tampered_onnx_weights(clone: Path) -> None:
+    """A copy of models/onnx whose int8 weights were changed (the output bias): still a valid model that
+    answers differently, told from the exported one only by the sha256 in its meta.json."""
+    import onnx
+    from onnx import numpy_helper
+
+    shutil.copytree(clone / "models/onnx", clone / "bad/onnx-tampered", dirs_exist_ok=True)
+    path = clone / "bad/onnx-tampered/model.int8.onnx"
+    model = onnx.load(str(path))
+    last = next(node for node in model.graph.node if model.graph.output[0].name in node.output)
+    bias = next(t for t in model.graph.initializer if t.name in last.input)
+    values = numpy_helper.to_array(bias).copy()
+    values[0] += 8.0
+    bias.CopyFrom(numpy_helper.from_array(values, bias.name))
+    onnx.save(model, str(path))
+
+
 GATE_EVENT = frozenset({"db:events"})
 
 CASES = [
@@ -254,6 +271,13 @@ CASES = [
     Case("malformed_ref", "registry", "tuneforge registry show intents:abc", ("intents:abc",)),
     Case("ref_with_path", "registry", "tuneforge registry lineage ../validate.validated",
          ("../validate.validated",)),
+    Case("ref_superscript_version", "registry", "tuneforge registry show intents:²", ("intents:²", "ASCII digits")),
+    Case("promote_arabic_indic_version", "registry", "tuneforge registry promote intents ١ --to production",
+         ("'١'", "positive integer"), needs_model=True),
+    Case("alias_trailing_newline", "registry", "tuneforge registry promote intents 1 --to 'production\n'",
+         ("invalid alias", "production"), needs_model=True),
+    Case("tag_trailing_newline", "registry", "tuneforge registry tag intents:1 'reviewed\n'",
+         ("invalid tag", "reviewed"), needs_model=True),
     # predict
     Case("predict_missing_onnx_dir", "predict", "tuneforge predict models/onnx-missing 'my card was declined'",
          ("models/onnx-missing",)),
@@ -262,6 +286,8 @@ CASES = [
          ("bad/empty.txt", "no texts"), file("bad/empty.txt", "\n\n"), needs_model=True),
     Case("predict_corrupt_onnx", "predict", "tuneforge predict bad/onnx 'my card was declined'",
          ("bad/onnx/model.int8.onnx",), corrupt_onnx, needs_model=True),
+    Case("predict_tampered_weights", "predict", "tuneforge predict bad/onnx-tampered 'my card was declined'",
+         ("bad/onnx-tampered/model.int8.onnx", "sha256", "meta.json"), tampered_onnx_weights, needs_model=True),
 ]
 
 
@@ -270,5 +296,6 @@ QUICK_CASES = (
     "missing_train_file", "empty_file", "non_utf8_bytes", "csv_ragged_row", "class_below_min_examples",
     "parquet_not_parquet", "jsonl_broken_line", "out_of_range_dvc", "unknown_stage", "malformed_yaml_run",
     "overlay_malformed", "unsafe_model_name", "model_pickle_bin_only", "corrupted_safetensors",
-    "unknown_model_ref", "unreachable_registry_stage", "malformed_ref", "predict_missing_onnx_dir",
+    "unknown_model_ref", "unreachable_registry_stage", "malformed_ref", "ref_superscript_version",
+    "predict_missing_onnx_dir",
 )

@@ -63,6 +63,7 @@ from stages.student import (
 )
 from stages.train import history_csv, history_rows
 from stages.training_args import plan_device, training_arguments
+from tuneforge.integrity import file_hashes
 
 STAGE = "distill"
 REPORTS_DIR = reports_dir(STAGE)
@@ -176,6 +177,7 @@ def run(
                 "best": {"metric": train_cfg.metric, "step": state.best_global_step, "scores": best_scores},
                 "global_step": state.global_step, "resumed_from": str(resume) if resume else None,
                 "config_hash": run_hash, "retention": scores, "history": history,
+                "files": file_hashes(model_tmp),  # what stages.predict_torch verifies before it loads the model
             },
         )
         atomic_write_text(reports_tmp / "history.csv", history_csv(history))

@@ -48,6 +48,7 @@ from stages.predict_torch import Classifier, load_classifier
 from stages.runner import stage_main
 from stages.student import load_student, require_tokenizer_file, with_id_map
 from tuneforge import predict as onnx_predict
+from tuneforge.integrity import file_hashes
 
 STAGE = "export"
 REPORTS_DIR = reports_dir(STAGE)
@@ -148,8 +149,7 @@ def run(
                 "parity": {"fp32_vs_pytorch": fp32_gate, "int8_vs_fp32": int8_gate},
                 "speed": speed, "drift": {name: summary["drift_share"] for name, summary in drift.items()},
                 "base_model": card["base_model"], "data_sha256": card["data_sha256"],
-                "files": {path.name: {"sha256": sha256_file(path), "bytes": path.stat().st_size}
-                          for path in sorted(onnx_tmp.iterdir()) if path.is_file() and path.name != "meta.json"},
+                "files": file_hashes(onnx_tmp),  # what tuneforge.predict.load verifies before it loads
             },
         )
     atomic_write_text(metrics_path, json.dumps(metrics, indent=2, sort_keys=True) + "\n")

@@ -209,6 +209,7 @@ def load_student(directory: Path, device: torch.device | str = "cpu"):
     from transformers import AutoTokenizer
 
     from stages.predict_torch import Classifier, check_classifier_dir, load_sequence_classifier
+    from tuneforge.integrity import has_record, require_recorded_files
 
     directory = check_classifier_dir(directory, "run the distill stage (python -m stages.distill)")
     require_tokenizer_file(directory)
@@ -226,6 +227,8 @@ def load_student(directory: Path, device: torch.device | str = "cpu"):
             f"takes ids below {rows}"
         )
     labels = [str(config.id2label[i]) for i in range(config.num_labels)]
+    if has_record(directory):  # check_classifier_dir verified the files there; none recorded may be gone
+        require_recorded_files(directory)
     mapped = with_id_map(model.eval(), id_map).to(device)
     classifier = Classifier(
         model=mapped, tokenizer=tokenizer, labels=labels, path=directory, device=torch.device(device)

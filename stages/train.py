@@ -80,6 +80,7 @@ from stages.outputs import Produced, atomic_dirs, atomic_write_text, sha256_path
 from stages.runner import stage_main
 from stages.training_args import DevicePlan, check_metric, plan_device, training_arguments
 from stages.tune_files import BEST_PARAMS, merge_tuned
+from tuneforge.integrity import file_hashes
 
 STAGE = "train"
 CLASSIFICATION = "sequence-classification"
@@ -146,6 +147,7 @@ def run(
                 "config_hash": run_hash, "ranks": result["ranks"], "history": result["history"],
                 "chat_template": result.get("chat_template"), "skipped_examples": result.get("skipped"),
                 **({"tuned": tuned} if tuned else {}),
+                "files": file_hashes(out_tmp),  # what stages.predict_torch verifies before it loads the model
             },
         )
         (reports_tmp / HISTORY_NAME).write_text(history_csv(result["history"]), encoding="utf-8")

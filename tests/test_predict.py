@@ -197,3 +197,31 @@ def test_verify_files_checks_every_recorded_file(onnx_copy):
     integrity.verify_files(onnx_copy, hashes, ["model.int8.onnx", "labels.json"])
     with pytest.raises(StageError, match="outside the folder"):
         integrity.verify_files(onnx_copy, {"../x": "0" * 64})
+
+
+def test_the_torch_loaders_refuse_a_student_folder_that_differs_from_its_record(onnx_dir, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from stages.student import load_student
+
+    student = shutil.copytree(onnx_dir.parent / "student", tmp_path / "student")
+    recorded = integrity.recorded_hashes(student)  # the distill stage records its files
+    assert {"model.safetensors", "config.json", "tokenizer.json"} <= set(recorded)
+    load_student(student)
+
+    weights = load_file(student / "model.safetensors")
+    name = next(key for key in weights if key.endswith("classifier.bias"))
+    weights[name] = weights[name] + 1.0  # still valid safetensors, same shapes: another model
+    save_file(weights, student / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(StageError, match=r"student/model.safetensors: sha256 \w+\.\.\. does not match"):
+        load_student(student)
+
+    shutil.copy2(onnx_dir.parent / "student" / "model.safetensors", student / "model.safetensors")
+    (student / "model.safetensors.index.json").write_text("{}")
+    with pytest.raises(StageError, match=r"model.safetensors.index.json: not among the files .*meta.json records"):
+        load_student(student)
+    (student / "model.safetensors.index.json").unlink()
+    (student / "special_tokens_map.json").unlink(missing_ok=True)
+    (student / "tokenizer_config.json").unlink()
+    with pytest.raises(StageError, match=r"student/tokenizer_config.json: no such file"):
+        load_student(student)

@@ -1,10 +1,11 @@
 """Model files checked against the sha256 recorded when they were written, before anything loads them.
 
-The export stage records every file of models/onnx in its meta.json (`"files": {name: {"sha256", "bytes"}}`).
-A loader reads that record once (`recorded_hashes`) and checks the files it is about to load: `verify_files`
-hashes them where they lie (for loaders that open paths themselves), `verified_bytes` returns the bytes it
-hashed (so what was checked is exactly what gets loaded). Each file is hashed once per load, never per
-request. Every refusal is one StageError line naming the file.
+The stages that write a model folder (train, distill, export) record each of its files in its meta.json
+(`"files": {relative path: {"sha256", "bytes"}}`, from `file_hashes`). A loader reads that record once
+(`recorded_hashes`) and checks the files it is about to load: `verify_files` hashes them where they lie (for
+loaders that open paths themselves), `verified_bytes` returns the bytes it hashed (so what was checked is
+exactly what gets loaded). Each file is hashed once per load, never per request. Every refusal is one
+StageError line naming the file.
 """
 
 import hashlib
@@ -19,6 +20,49 @@ META_FILE = "meta.json"
 NO_VERIFY_HINT = "for a folder made by hand, tuneforge predict --no-verify skips the check"
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _CHUNK = 1 << 20
+
+
+def file_hashes(folder: Path) -> dict[str, dict]:
+    """{relative path: {"sha256", "bytes"}} of every file in `folder` but its meta.json: what a stage records."""
+    folder = Path(folder)
+    return {
+        path.relative_to(folder).as_posix(): {"sha256": _sha256_file(path), "bytes": path.stat().st_size}
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and path.relative_to(folder).as_posix() != META_FILE
+    }
+
+
+def has_record(folder: Path) -> bool:
+    """Whether `folder`/meta.json records its files (folders written before that, or by hand, do not)."""
+    try:
+        meta = json.loads((Path(folder) / META_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(meta, dict) and "files" in meta
+
+
+def verify_folder(folder: Path, *, present_only: bool = False) -> None:
+    """Every file of `folder` is one meta.json records, with its recorded sha256: for loaders that read
+    whichever files a library picks (from_pretrained), so no file may be unaccounted for. Recorded files
+    that are absent are refused too, unless `present_only` (a loader whose own checks name a missing
+    config, weights or tokenizer more precisely calls `require_recorded_files` once they have run)."""
+    folder = Path(folder)
+    hashes = recorded_hashes(folder)
+    for path in sorted(folder.rglob("*")):
+        relative = path.relative_to(folder).as_posix()
+        if path.is_file() and relative != META_FILE and relative not in hashes:
+            raise StageError(f"{path}: not among the files {folder / META_FILE} records; refusing to load it")
+    if not present_only:
+        require_recorded_files(folder, hashes)
+    verify_files(folder, hashes, [name for name in hashes if (folder / name).is_file()])
+
+
+def require_recorded_files(folder: Path, hashes: Mapping[str, str] | None = None) -> None:
+    """Every file `folder`/meta.json records is there (a deleted file changes what a loader builds)."""
+    folder = Path(folder)
+    hashes = recorded_hashes(folder) if hashes is None else hashes
+    for name in hashes:
+        _recorded_path(folder, hashes, name)
 
 
 def recorded_hashes(folder: Path) -> dict[str, str]:
@@ -49,11 +93,7 @@ def verify_files(folder: Path, hashes: Mapping[str, str], names: Iterable[str] |
     folder = Path(folder)
     for name in hashes if names is None else names:
         path = _recorded_path(folder, hashes, name)
-        digest = hashlib.sha256()
-        with open(path, "rb") as handle:
-            for chunk in iter(lambda: handle.read(_CHUNK), b""):
-                digest.update(chunk)
-        _check(folder, path, hashes[name], digest.hexdigest())
+        _check(folder, path, hashes[name], _sha256_file(path))
 
 
 def verified_bytes(folder: Path, hashes: Mapping[str, str], name: str) -> bytes:
@@ -83,3 +123,11 @@ def _check(folder: Path, path: Path, expected: str, actual: str) -> None:
             f"{path}: sha256 {actual[:16]}... does not match the {expected[:16]}... recorded in "
             f"{folder / META_FILE}: the file changed after it was written; refusing to load it"
         )
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
