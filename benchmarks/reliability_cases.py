@@ -201,6 +201,21 @@ def alias_bomb(levels: int = 6, width: int = 10) -> str:
     lines = ["_anchors:", f"  a0: &a0 [{', '.join(['lol'] * width)}]"]
     lines += [f"  a{k}: &a{k} [{', '.join([f'*a{k - 1}'] * width)}]" for k in range(1, levels)]
     return "\n".join([*lines, "data:", f"  labels: *a{levels - 1}", ""])
+def tampered_onnx_weights(clone: Path) -> None:
+    """A copy of models/onnx whose int8 weights were changed (the output bias): still a valid model that
+    answers differently, told from the exported one only by the sha256 in its meta.json."""
+    import onnx
+    from onnx import numpy_helper
+
+    shutil.copytree(clone / "models/onnx", clone / "bad/onnx-tampered", dirs_exist_ok=True)
+    path = clone / "bad/onnx-tampered/model.int8.onnx"
+    model = onnx.load(str(path))
+    last = next(node for node in model.graph.node if model.graph.output[0].name in node.output)
+    bias = next(t for t in model.graph.initializer if t.name in last.input)
+    values = numpy_helper.to_array(bias).copy()
+    values[0] += 8.0
+    bias.CopyFrom(numpy_helper.from_array(values, bias.name))
+    onnx.save(model, str(path))
 
 
 GATE_EVENT = frozenset({"db:events"})
@@ -317,6 +332,13 @@ CASES = [
     Case("malformed_ref", "registry", "tuneforge registry show intents:abc", ("intents:abc",)),
     Case("ref_with_path", "registry", "tuneforge registry lineage ../validate.validated",
          ("../validate.validated",)),
+    Case("ref_superscript_version", "registry", "tuneforge registry show intents:²", ("intents:²", "ASCII digits")),
+    Case("promote_arabic_indic_version", "registry", "tuneforge registry promote intents ١ --to production",
+         ("'١'", "positive integer"), needs_model=True),
+    Case("alias_trailing_newline", "registry", "tuneforge registry promote intents 1 --to 'production\n'",
+         ("invalid alias", "production"), needs_model=True),
+    Case("tag_trailing_newline", "registry", "tuneforge registry tag intents:1 'reviewed\n'",
+         ("invalid tag", "reviewed"), needs_model=True),
     # predict
     Case("predict_missing_onnx_dir", "predict", "tuneforge predict models/onnx-missing 'my card was declined'",
          ("models/onnx-missing",)),
@@ -327,6 +349,8 @@ CASES = [
          ("examples", "is a directory")),
     Case("predict_corrupt_onnx", "predict", "tuneforge predict bad/onnx 'my card was declined'",
          ("bad/onnx/model.int8.onnx",), corrupt_onnx, needs_model=True),
+    Case("predict_tampered_weights", "predict", "tuneforge predict bad/onnx-tampered 'my card was declined'",
+         ("bad/onnx-tampered/model.int8.onnx", "sha256", "meta.json"), tampered_onnx_weights, needs_model=True),
 ]
 
 
@@ -338,4 +362,5 @@ QUICK_CASES = (
     "unknown_model_ref", "unreachable_registry_stage", "malformed_ref", "predict_missing_onnx_dir",
     "jsonl_text_not_a_string", "csv_text_over_field_limit", "model_dir_without_tokenizer",
     "inf_learning_rate_set", "yaml_alias_bomb", "params_list_set",
+    "ref_superscript_version",
 )

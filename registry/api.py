@@ -21,12 +21,23 @@ from registry import blobs
 from registry.connection import opened
 from registry.db import reading, transaction
 from registry.errors import RegistryError
-from registry.integrity import check_blobs, expected_blobs, file_name, into_place, materialize, require_intact
+from registry.integrity import (
+    build,
+    check_blobs,
+    check_folder,
+    discard,
+    expected_blobs,
+    expected_layout,
+    file_name,
+    into_place,
+    materialize,
+    require_intact,
+)
 from registry.lineage import artifact_tree, version_tree
-from registry.names import Ref, parse_ref, validate_name
+from registry.names import Ref, parse_ref, parse_version, validate_name
 from registry.promotion import Gate, evaluate_gates, evidence
 from registry.record import record_stage
-from registry.schema import Artifact, ArtifactFile, ArtifactName, Event, Run
+from registry.schema import Artifact, ArtifactFile, ArtifactName, Event, Model, ModelVersion, Run
 from registry.store import (
     ArtifactRef,
     add_event,
@@ -195,7 +206,7 @@ def tag(ref: str, tags: Iterable[str], *, config: RegistryConfig | None = None) 
 
 def promote(
     name: str,
-    version: int,
+    version: int | str,
     to_alias: str,
     *,
     force: bool = False,
@@ -213,7 +224,7 @@ def promote(
     reason = (reason or "").strip() or None
     if force and not reason:
         raise RegistryError("a forced promotion needs a reason (--reason \"...\")")
-    candidate_ref = Ref(validate_name(name, "model name"), version=int(version))
+    candidate_ref = Ref(validate_name(name, "model name"), version=parse_version(version))
     with opened(config) as registry:
         with reading(registry.engine) as session:
             model, candidate = get_version(session, candidate_ref)
@@ -257,8 +268,8 @@ def promote(
 
 def test_split_sha256(session, version, policy: PromotionConfig) -> str | None:
     """The hash identifying a version's test split: its test_split_role artifact, or for a folder artifact
-    the file `test_split_file` inside it (a folder's own hash also covers its meta.json, which records
-    wall time, so two runs on the same test data would never match)."""
+    the file `test_split_file` inside it (a folder's own hash also covers the train and val files, which a
+    retrained version may change while it is judged on the same test rows)."""
     artifact = role_artifacts(session, version).get(policy.test_split_role)
     if artifact is None:
         return None
@@ -344,12 +355,7 @@ def download(ref: str, dest: str | Path, *, config: RegistryConfig | None = None
             (built / file_name(single)).rename(target)
             shutil.rmtree(built)
             return target
-        return into_place(lambda folder: _build(session, registry.store, parts, folder), dest)
-
-
-def _build(session, store, parts: dict[str, Artifact], folder: Path) -> None:
-    for role, artifact in parts.items():
-        materialize(session, store, artifact, folder / role if role else folder)
+        return into_place(lambda folder: build(session, registry.store, parts, folder), dest)
 
 
 def resolve(ref: str, *, config: RegistryConfig | None = None) -> Path:
@@ -357,30 +363,53 @@ def resolve(ref: str, *, config: RegistryConfig | None = None) -> Path:
 
     `NAME@production` gives the production version: one sub-folder per role (a file artifact inside its
     role's folder under its own file name). Copies are cached by content under `registry.cache`.
+
+    A cached copy is re-hashed file by file on every call, against the registry's recorded hashes: a file
+    changed, missing or added there is not served; the copy is rebuilt from the blob store (whose blobs are
+    verified as they are copied out), and a bad blob is refused with one line. Not a size-and-mtime
+    shortcut: an edit can keep both (same-size bytes, `touch -r`), and resolve runs once per process that
+    loads a model (evaluate, the monitor, a server at start), where hashing the files costs about as much
+    as loading them.
     """
     parsed = _ref(ref)
     config = config or RegistryConfig()
     with opened(config) as registry, reading(registry.engine) as session:
-        _, parts = _plan(session, parsed)
-        key = hashlib.sha256("".join(f"{r}\t{a.sha256}\n" for r, a in sorted(parts.items())).encode()).hexdigest()
-        target = registry.cache.resolve() / ("models" if "" not in parts else "artifacts") / key
-        if target.is_dir():
-            return target
-        try:
-            into_place(lambda folder: _build(session, registry.store, parts, folder), target)
-        except RegistryError:
-            if not target.is_dir():  # another process placed the same content first: use it
-                raise
-        return target
+        what, parts = _plan(session, parsed)
+        target = _cache_folder(registry.cache, parts)
+        layout = expected_layout(session, parts)
+        for _ in range(3):  # a concurrent resolve may place (or discard) the same folder between our steps
+            if target.is_dir():
+                if not check_folder(target, layout):
+                    return target
+                discard(target)
+            try:
+                return into_place(lambda folder: build(session, registry.store, parts, folder), target)
+            except RegistryError:
+                if not target.is_dir():  # not another process placing the same content first: a bad blob
+                    raise
+        raise RegistryError(f"{target}: the cached copy of {what} keeps changing while it is verified")
+
+
+def _cache_folder(cache: Path, parts: dict[str, Artifact]) -> Path:
+    """Where resolve keeps a verified copy of `parts`: named by the roles and content it holds."""
+    key = hashlib.sha256("".join(f"{r}\t{a.sha256}\n" for r, a in sorted(parts.items())).encode()).hexdigest()
+    return cache.resolve() / ("models" if "" not in parts else "artifacts") / key
 
 
 def verify(ref: str | None = None, *, config: RegistryConfig | None = None) -> dict[str, Any]:
-    """Re-hash the stored blobs of `ref` (or of every artifact); {"checked", "artifacts", "problems"}."""
+    """Re-hash the stored blobs of `ref` (or of every artifact), and the copies resolve keeps of it (or of
+    every artifact and model version) in the cache; {"checked", "artifacts", "cached", "problems"}."""
     with opened(config) as registry, reading(registry.engine) as session:
         if ref is None:
             parts = {str(a.id): a for a in session.scalars(select(Artifact).order_by(Artifact.id))}
+            plans = [(f"{a.name}:{a.version}", {"": a}) for a in parts.values()]
+            plans += [
+                (f"{session.get(Model, version.model_id).name}:{version.version}", role_artifacts(session, version))
+                for version in session.scalars(select(ModelVersion).order_by(ModelVersion.id))
+            ]
         else:
-            _, parts = _plan(session, _ref(ref))
+            what, parts = _plan(session, _ref(ref))
+            plans = [(what, parts)]
         expected, problems = [], []
         for artifact in parts.values():
             try:
@@ -389,7 +418,18 @@ def verify(ref: str | None = None, *, config: RegistryConfig | None = None) -> d
                 problems.append({"artifact": f"{artifact.name}:{artifact.version}", "expected": artifact.sha256,
                                  "actual": exc.message})
         problems.extend(check_blobs(registry.store, expected))
-        return {"checked": len({sha for _, sha in expected}), "artifacts": len(parts), "problems": problems}
+        cached = 0
+        for what, plan in plans:
+            folder = _cache_folder(registry.cache, plan)
+            if not folder.is_dir():
+                continue
+            cached += 1
+            try:
+                problems.extend(check_folder(folder, expected_layout(session, plan)))
+            except RegistryError as exc:  # its manifest is bad: already reported above for the artifact
+                problems.append({"artifact": f"cached {what} in {folder}", "expected": "", "actual": exc.message})
+        return {"checked": len({sha for _, sha in expected}), "artifacts": len(parts), "cached": cached,
+                "problems": problems}
 
 
 def gc(*, grace_s: float = 3600.0, dry_run: bool = False, config: RegistryConfig | None = None) -> dict[str, Any]:

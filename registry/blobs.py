@@ -3,7 +3,8 @@
 A blob is written under a temporary name while its hash is computed from the very bytes written,
 then moved to its content address, so a blob's name always matches its bytes unless someone edits the
 store afterwards -- which `fetch` and `verify` detect. Directory artifacts are a manifest (relative path
--> sha256, size) plus one blob per file; their hash is tuneforge.base.outputs.sha256_path(dir).
+-> sha256, size) plus one blob per file; their hash is tuneforge.base.outputs.sha256_path(dir), which leaves out the
+folder's execution records (meta.json...) although the manifest and the store keep them.
 """
 
 import hashlib
@@ -18,6 +19,7 @@ import fsspec
 from fsspec import AbstractFileSystem
 
 from registry.errors import RegistryError
+from tuneforge.base.outputs import is_execution_record
 
 CHUNK = 1 << 20
 
@@ -65,6 +67,14 @@ def manifest_path(store: BlobStore, sha256: str) -> str:
 
 
 def uri(store: BlobStore, path: str) -> str:
+    """Where a stored file is, as recorded in the registry: relative to the working directory (the checkout)
+    when the store is a local folder inside it, so a copied checkout's records point into its own copy;
+    else the full fsspec URL (a team's bucket is the same place from every checkout)."""
+    if store.is_local:
+        try:
+            return Path(path).resolve().relative_to(Path.cwd().resolve()).as_posix()
+        except ValueError:
+            pass
     return store.fs.unstrip_protocol(path)
 
 
@@ -105,9 +115,13 @@ def directory_files(directory: Path) -> list[Path]:
     return [child for child in sorted(directory.rglob("*")) if child.is_file()]
 
 
-def listing_sha256(entries: list[FileEntry]) -> str:
-    """The directory hash of tuneforge.base.outputs.sha256_path, computed from a manifest."""
-    ordered = sorted(entries, key=lambda entry: PurePosixPath(entry.path))
+def listing_sha256(entries: list[FileEntry], *, with_records: bool = False) -> str:
+    """The directory hash of tuneforge.base.outputs.sha256_path, computed from a manifest. `with_records` keeps the
+    execution records in: how registries before that rule hashed a folder (their rows stay readable)."""
+    ordered = sorted(
+        (entry for entry in entries if with_records or not is_execution_record(entry.path)),
+        key=lambda entry: PurePosixPath(entry.path),
+    )
     listing = "".join(f"{entry.path}\t{entry.sha256}\n" for entry in ordered)
     return hashlib.sha256(listing.encode()).hexdigest()
 

@@ -241,7 +241,8 @@ def _number(value: str, key: str) -> float:
 def promote(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Model name.")],
-    version: Annotated[int, typer.Argument(help="Version to promote.", min=1)],
+    # Read as text and parsed by the registry: click's int() would take '٣' (an Arabic-Indic three) as 3.
+    version: Annotated[str, typer.Argument(help="Version to promote (a positive integer).")],
     to: Annotated[str, typer.Option("--to", help="Alias to move, e.g. staging or production.")],
     force: Annotated[bool, typer.Option("--force", help="Move the alias even if gates fail (needs --reason).")] = False,
     reason: Annotated[str | None, typer.Option("--reason", help="Why; recorded in the event log.")] = None,
@@ -251,6 +252,7 @@ def promote(
     params = _params(ctx)
     result = api.promote(name, version, to, force=force, reason=reason, policy=params.promotion,
                          config=params.registry)
+    version = result.version
     if as_json:
         _print_json(result.to_json())
     else:
@@ -306,7 +308,7 @@ def verify(
     ref: Annotated[str | None, typer.Argument(help="Artifact or model version; all artifacts if omitted.")] = None,
     as_json: Json = False,
 ) -> None:
-    """Re-hash stored blobs and report any that are missing or tampered with."""
+    """Re-hash stored blobs, and the cached copies resolve serves, and report any missing or tampered with."""
     report = api.verify(ref, config=_params(ctx).registry)
     if as_json:
         _print_json(report)
@@ -316,9 +318,11 @@ def verify(
             table.add_row(problem["artifact"], problem["expected"], problem["actual"])
         _console().print(table)
     if report["problems"]:
-        _fail(f"{len(report['problems'])} blob(s) failed verification ({report['checked']} checked)")
+        _fail(f"{len(report['problems'])} problem(s) found ({report['checked']} blob(s) and "
+              f"{report['cached']} cached copies checked)")
     if not as_json:
-        _console().print(f"ok: {report['checked']} blob(s) of {report['artifacts']} artifact(s) verified")
+        _console().print(f"ok: {report['checked']} blob(s) of {report['artifacts']} artifact(s) verified and "
+                         f"{report['cached']} cached copies")
 
 
 @app.command()

@@ -26,8 +26,9 @@ from registry.store import (
     ensure_run,
     find_artifact_by_sha,
     find_artifact_containing,
+    latest_artifact,
 )
-from tuneforge.base.outputs import Produced, git_commit, sha256_path
+from tuneforge.base.outputs import Produced, git_commit, is_execution_record, sha256_path
 from tuneforge.base.secrets import for_records
 from tuneforge.base.spec import RegistryConfig
 
@@ -88,16 +89,25 @@ def record_stage(
                     session, key, Path(path), input_hashes[key], sources.get(key), run_id
                 )
                 edges.append((artifact_id, f"{key} ({inner})" if inner else key))
-            refs = []
-            for key, path in outputs.items():
+            registered, changed = {}, False
+            # Execution records last: whether they are new depends on whether anything else is.
+            for key in sorted(outputs, key=lambda k: is_execution_record(outputs[k].name)):
+                path = outputs[key]
                 sha256, size, files, uri = stored[key]
-                artifact, _ = add_artifact(
+                if is_execution_record(path.name) and not changed:
+                    # A stage's meta.json given as an output of its own records only this execution (wall
+                    # time): when every result is an existing version, so is the run's record.
+                    latest = latest_artifact(session, names[key])
+                    if latest is not None:
+                        registered[key] = latest
+                        continue
+                artifact, created = add_artifact(
                     session, name=names[key], kind=(kinds or {}).get(key) or infer_kind(path), sha256=sha256,
                     size=size, is_dir=path.is_dir(), uri=uri, path=_display(path), stage=stage, run_id=run_id,
                     meta=_own_meta(path) or stage_meta, files=files, inputs=edges,
                 )
-                refs.append(artifact_ref(artifact))
-    return refs
+                registered[key], changed = artifact, changed or created
+            return [artifact_ref(registered[key]) for key in outputs]
 
 
 def _known_input(session, path: Path, sha256: str, own: frozenset[str]) -> tuple[int, str] | None:

@@ -32,6 +32,7 @@ import transformers
 from transformers import EarlyStoppingCallback, set_seed
 
 from tuneforge.base.errors import StageError
+from tuneforge.base.integrity import file_hashes
 from tuneforge.base.layout import (
     AUGMENTED_DIR,
     SPLITS_DIR,
@@ -186,6 +187,7 @@ def run(
                 "best": {"metric": train_cfg.metric, "step": state.best_global_step, "scores": best_scores},
                 "global_step": state.global_step, "resumed_from": str(resume) if resume else None,
                 "config_hash": run_hash, "retention": scores, "history": history,
+                "files": file_hashes(model_tmp),  # verified before the model is loaded
             },
         )
         atomic_write_text(reports_tmp / "history.csv", history_csv(history))

@@ -37,6 +37,7 @@ import torch
 
 from stages.evaluate import check_labels_known, read_test_split
 from tuneforge.base.errors import StageError
+from tuneforge.base.integrity import file_hashes
 from tuneforge.base.layout import ONNX_DIR, SPLITS_DIR, STUDENT_DIR, TEACHER_DIR, metrics_file, reports_dir
 from tuneforge.base.outputs import Produced, atomic_dirs, atomic_write_text, sha256_file, write_json, write_meta
 from tuneforge.base.spec import ExportConfig
@@ -88,12 +89,13 @@ def run(
 
     with atomic_dirs(out_dir, reports) as (onnx_tmp, reports_tmp), tempfile.TemporaryDirectory() as scratch:
         write_onnx_dir(source, id_map, onnx_tmp, cfg, source_dir)
-        fp32 = onnx_predict.load(onnx_tmp, variant="fp32")
+        # Verified against meta.json once it exists; here the stage loads the files it has just written.
+        fp32 = onnx_predict.load(onnx_tmp, variant="fp32", verify=False)
         fp32_logits = onnx_predict.logits(fp32, texts, batch_size=cfg.batch_size)
         fp32_gate = parity.fp32_gate(
             torch_logits, fp32_logits, test, source.labels, max_abs_diff=cfg.max_abs_diff, worst_rows=cfg.worst_rows
         )
-        int8 = onnx_predict.load(onnx_tmp, variant="int8")
+        int8 = onnx_predict.load(onnx_tmp, variant="int8", verify=False)
         int8_logits = onnx_predict.logits(int8, texts, batch_size=cfg.batch_size)
         int8_gate = parity.int8_gate(
             fp32_logits, int8_logits, test, source.labels, max_f1_drop=cfg.max_f1_drop, worst_rows=cfg.worst_rows
@@ -147,8 +149,7 @@ def run(
                 "parity": {"fp32_vs_pytorch": fp32_gate, "int8_vs_fp32": int8_gate},
                 "speed": speed, "drift": {name: summary["drift_share"] for name, summary in drift.items()},
                 "base_model": card["base_model"], "data_sha256": card["data_sha256"],
-                "files": {path.name: {"sha256": sha256_file(path), "bytes": path.stat().st_size}
-                          for path in sorted(onnx_tmp.iterdir()) if path.is_file() and path.name != "meta.json"},
+                "files": file_hashes(onnx_tmp),  # what tuneforge.inference.onnx_predictor.load verifies before it loads
             },
         )
     atomic_write_text(metrics_path, json.dumps(metrics, indent=2, sort_keys=True) + "\n")
@@ -246,7 +247,7 @@ def pytorch_variant(teacher: Classifier, teacher_dir: Path, texts: list[str], cf
 
 
 def onnx_variant(directory: Path, kind: str, texts: list[str], cfg: ExportConfig, logits=None) -> dict:
-    classifier = onnx_predict.load(directory, variant=kind, threads=cfg.threads)
+    classifier = onnx_predict.load(directory, variant=kind, threads=cfg.threads, verify=False)
     singles = [onnx_predict.encode(classifier, [text]) for text in texts[:cfg.benchmark_runs]]
     batches = chunks(texts, cfg.throughput_batch_size)
     timing = measure(

@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 from tuneforge.base.errors import ConfigError
+from tuneforge.base.integrity import file_hashes
 from tuneforge.base.layout import (
     AUGMENTED_DIR,
     SPLITS_DIR,
@@ -122,6 +123,7 @@ def run(
                 "config_hash": run_hash, "ranks": result["ranks"], "history": result["history"],
                 "chat_template": result.get("chat_template"), "skipped_examples": result.get("skipped"),
                 **({"tuned": tuned} if tuned else {}),
+                "files": file_hashes(out_tmp),  # verified before the model is loaded
             },
         )
         (reports_tmp / HISTORY_NAME).write_text(history_csv(result["history"]), encoding="utf-8")

@@ -245,6 +245,13 @@ def test_a_mismatched_tokenizer_is_refused(copy):
     tokenizer = AutoTokenizer.from_pretrained(copy / "models/student")
     tokenizer.add_tokens(["chargebackify", "swiftpay"])
     tokenizer.save_pretrained(copy / "models/student")
+    # Not the tokenizer the distill stage wrote and recorded in meta.json: refused before it is read.
+    refused = r"models/student/\S+: (sha256 \w+\.\.\. does not match|not among the files)"
+    with pytest.raises(StageError, match=refused):
+        export.run(tiny_export(), **export_paths(copy))
+    meta = json.loads((copy / "models/student/meta.json").read_text())
+    del meta["files"]  # as a folder from before files were recorded: the tokenizer's own check refuses it
+    (copy / "models/student/meta.json").write_text(json.dumps(meta))
     with pytest.raises(StageError, match="tokenizer does not match the model: it has 30524 tokens"):
         export.run(tiny_export(), **export_paths(copy))
 

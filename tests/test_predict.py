@@ -15,6 +15,7 @@ from student_support import (
 from typer.testing import CliRunner
 
 from conftest import REPO_ROOT
+from tuneforge.base import integrity
 from tuneforge.base.errors import StageError
 from tuneforge.cli import app
 from tuneforge.inference import onnx_predictor as predict
@@ -93,7 +94,7 @@ def cli_error(*args) -> str:
 def test_corrupt_onnx_file_is_one_line_in_a_fresh_process(onnx_copy):
     (onnx_copy / "model.int8.onnx").write_bytes((onnx_copy / "model.int8.onnx").read_bytes()[:5000])
     done = subprocess.run(
-        [sys.executable, "-m", "tuneforge.cli", "predict", str(onnx_copy), "hello"],
+        [sys.executable, "-m", "tuneforge.cli", "predict", str(onnx_copy), "hello", "--no-verify"],
         capture_output=True, text=True, cwd=REPO_ROOT, timeout=120,
     )
     assert done.returncode == 1 and "Traceback" not in done.stderr
@@ -107,18 +108,20 @@ def test_bad_directories_are_one_line_each(onnx_copy, tmp_path):
     assert cli_error(tmp_path / "nowhere", "x") == f"error: {tmp_path / 'nowhere'}: no such model directory"
     assert "nothing to classify" in cli_error(onnx_copy)
 
+    # Hand-made folders (--no-verify): each check after the hashes still refuses in one line.
     (onnx_copy / "model.onnx").write_text("not a model")
-    assert "model.onnx: not a valid ONNX model" in cli_error(onnx_copy, "x", "--fp32")
+    assert "model.onnx: not a valid ONNX model" in cli_error(onnx_copy, "x", "--fp32", "--no-verify")
 
     (onnx_copy / "labels.json").write_text(json.dumps({"labels": ["card", "refund"]}))
-    assert cli_error(onnx_copy, "x").endswith("the model has 3 outputs but labels.json names 2")
+    assert cli_error(onnx_copy, "x", "--no-verify").endswith("the model has 3 outputs but labels.json names 2")
 
     (onnx_copy / "labels.json").write_text("{broken")
-    assert 'not a label file ({"labels": [...]})' in cli_error(onnx_copy, "x")
+    assert 'not a label file ({"labels": [...]})' in cli_error(onnx_copy, "x", "--no-verify")
 
     (onnx_copy / "labels.json").write_text(json.dumps({"labels": LABELS}))
     (onnx_copy / "tokenizer.json").unlink()
-    assert f"{onnx_copy}: no usable tokenizer (no tokenizer.json)" in cli_error(onnx_copy, "x")
+    assert f"{onnx_copy}: no usable tokenizer (no tokenizer.json)" in cli_error(onnx_copy, "x", "--no-verify")
+    assert "labels.json: sha256" in cli_error(onnx_copy, "x")  # rewritten above: not the exported bytes
 
 
 def test_a_tokenizer_larger_than_the_model_is_refused(onnx_copy):
@@ -127,8 +130,10 @@ def test_a_tokenizer_larger_than_the_model_is_refused(onnx_copy):
     tokenizer = Tokenizer.from_file(str(onnx_copy / "tokenizer.json"))
     tokenizer.add_tokens(["chargebackify", "swiftpay"])
     tokenizer.save(str(onnx_copy / "tokenizer.json"))
-    with pytest.raises(StageError, match="tokenizer does not match the model: it has 30524 tokens .* below 30522"):
+    with pytest.raises(StageError, match=r"tokenizer.json: sha256 \w+\.\.\. does not match"):
         predict.load(onnx_copy)
+    with pytest.raises(StageError, match="tokenizer does not match the model: it has 30524 tokens .* below 30522"):
+        predict.load(onnx_copy, verify=False)
 
 
 def test_texts_file_must_exist_and_be_utf8(tmp_path):
@@ -137,3 +142,87 @@ def test_texts_file_must_exist_and_be_utf8(tmp_path):
     (tmp_path / "latin1.txt").write_bytes("café".encode("latin-1"))
     with pytest.raises(StageError, match="not UTF-8 text"):
         predict.read_texts(tmp_path / "latin1.txt")
+
+
+def shift_class_bias(model_path, by: float = 8.0) -> None:
+    """Change the model's weights and nothing else: the output bias favours the first label. The graph
+    stays a valid model of the same size and shape, so only a hash tells it from the exported one."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(model_path))
+    last = next(node for node in model.graph.node if model.graph.output[0].name in node.output)  # Add(x, bias)
+    bias = next(t for t in model.graph.initializer if t.name in last.input)
+    values = numpy_helper.to_array(bias).copy()
+    values[0] += by
+    bias.CopyFrom(numpy_helper.from_array(values, bias.name))
+    onnx.save(model, str(model_path))
+
+
+def test_changed_weights_are_refused_naming_the_file_unless_no_verify(onnx_copy):
+    model_path = onnx_copy / "model.int8.onnx"
+    before = [r["label"] for r in predict.predict(predict.load(onnx_copy), TEXTS)]
+    shift_class_bias(model_path)
+
+    line = cli_error(onnx_copy, *TEXTS)
+    assert line.startswith(f"error: {model_path}: sha256 ") and "does not match" in line
+    assert f"recorded in {onnx_copy / 'meta.json'}" in line and line.endswith("refusing to load it")
+    # The same folder as a hand-made one loads, and answers differently: what the check stands between.
+    tampered = predict.predict(predict.load(onnx_copy, verify=False), TEXTS)
+    assert [r["label"] for r in tampered] != before and {r["label"] for r in tampered} == {LABELS[0]}
+    # The fp32 graph beside it is intact and still loads verified.
+    assert [r["label"] for r in predict.predict(predict.load(onnx_copy, variant="fp32"), TEXTS)] == before
+
+
+def test_folders_without_recorded_hashes_need_no_verify(onnx_copy):
+    meta = json.loads((onnx_copy / "meta.json").read_text())
+    del meta["files"]["labels.json"]
+    (onnx_copy / "meta.json").write_text(json.dumps(meta))
+    assert cli_error(onnx_copy, "x") == (
+        f"error: {onnx_copy / 'labels.json'}: not among the files {onnx_copy / 'meta.json'} records; "
+        "refusing to load it"
+    )
+    (onnx_copy / "meta.json").unlink()
+    assert "--no-verify" in cli_error(onnx_copy, "x")
+    result = runner.invoke(app, ["predict", str(onnx_copy), TEXTS[0], "--json", "--no-verify"])
+    assert result.exit_code == 0 and json.loads(result.output)["label"] == "card"
+
+
+def test_verify_files_checks_every_recorded_file(onnx_copy):
+    hashes = integrity.recorded_hashes(onnx_copy)
+    assert {"model.onnx", "model.int8.onnx", "tokenizer.json", "labels.json", "README.md"} <= set(hashes)
+    integrity.verify_files(onnx_copy, hashes)
+    (onnx_copy / "README.md").write_text("edited")
+    with pytest.raises(StageError, match="README.md: sha256 .* does not match"):
+        integrity.verify_files(onnx_copy, hashes)
+    integrity.verify_files(onnx_copy, hashes, ["model.int8.onnx", "labels.json"])
+    with pytest.raises(StageError, match="outside the folder"):
+        integrity.verify_files(onnx_copy, {"../x": "0" * 64})
+
+
+def test_the_torch_loaders_refuse_a_student_folder_that_differs_from_its_record(onnx_dir, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from tuneforge.training.student import load_student
+
+    student = shutil.copytree(onnx_dir.parent / "student", tmp_path / "student")
+    recorded = integrity.recorded_hashes(student)  # the distill stage records its files
+    assert {"model.safetensors", "config.json", "tokenizer.json"} <= set(recorded)
+    load_student(student)
+
+    weights = load_file(student / "model.safetensors")
+    name = next(key for key in weights if key.endswith("classifier.bias"))
+    weights[name] = weights[name] + 1.0  # still valid safetensors, same shapes: another model
+    save_file(weights, student / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(StageError, match=r"student/model.safetensors: sha256 \w+\.\.\. does not match"):
+        load_student(student)
+
+    shutil.copy2(onnx_dir.parent / "student" / "model.safetensors", student / "model.safetensors")
+    (student / "model.safetensors.index.json").write_text("{}")
+    with pytest.raises(StageError, match=r"model.safetensors.index.json: not among the files .*meta.json records"):
+        load_student(student)
+    (student / "model.safetensors.index.json").unlink()
+    (student / "special_tokens_map.json").unlink(missing_ok=True)
+    (student / "tokenizer_config.json").unlink()
+    with pytest.raises(StageError, match=r"student/tokenizer_config.json: no such file"):
+        load_student(student)

@@ -229,7 +229,9 @@ def test_promotion_gates_record_every_decision_and_move_the_alias_only_on_pass(r
         "drift share (test_split.drift_share.test_vs_train)",
     }
 
-    v5 = _register_candidate(registry_config, "intent", f1=0.9)
+    # Other content than v4's: the same content would be v4's artifacts again, metrics and all (meta.json,
+    # which records them, is not part of an artifact's identity).
+    v5 = _register_candidate(registry_config, "intent", f1=0.9, tag="good")
     passed = api.promote("intent", v5.version, "production", policy=POLICY, config=registry_config)
     assert passed.passed and passed.previous == 1
 

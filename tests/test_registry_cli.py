@@ -123,7 +123,9 @@ def test_download_verify_and_gc(registry_config, params_file, tmp_path):
     onnx = version.artifacts["onnx_int8"]
     Path(blobs.blob_path(blobs.open_store(registry_config.artifacts), onnx.sha256)).write_bytes(b"evil")
     bad = cli("verify", "intent:1", code=1)
-    assert onnx.sha256 in bad.stdout and bad.stderr == "error: 1 blob(s) failed verification (3 checked)\n"
+    assert onnx.sha256 in bad.stdout and bad.stderr == (
+        "error: 1 problem(s) found (3 blob(s) and 0 cached copies checked)\n"
+    )
     refused = cli("download", "exporta.onnx", str(tmp_path / "again.onnx"), code=1)
     assert refused.stderr.startswith(f"error: exporta.onnx:1: stored blob does not match its hash (expected sha256 "
                                      f"{onnx.sha256}, got ")

@@ -169,6 +169,10 @@ def predict(
     as_json: bool = typer.Option(False, "--json", help="One JSON object per text (label, score, top)"),
     fp32: bool = typer.Option(False, "--fp32", help="Run model.onnx instead of the int8 model"),
     top_k: int = typer.Option(1, "--top-k", min=1, help="Labels shown per text, best first"),
+    no_verify: bool = typer.Option(
+        False, "--no-verify",
+        help="Load files without checking them against the sha256 in meta.json (only for a folder made by hand)",
+    ),
 ) -> None:
     """Classify texts with an exported model (onnxruntime + tokenizers only): labels with scores."""
     import json
@@ -184,7 +188,7 @@ def predict(
             inputs += from_file
         if not inputs:
             raise StageError("nothing to classify: give texts, or --file FILE with one text per line")
-        model = onnx_predict.load(model_dir, variant="fp32" if fp32 else "int8")
+        model = onnx_predict.load(model_dir, variant="fp32" if fp32 else "int8", verify=not no_verify)
         results = onnx_predict.predict(model, inputs, top_k=top_k)
     except StageError as exc:
         raise _fail(exc) from None

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib import metadata
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from tuneforge.base.errors import StageError
@@ -29,6 +29,13 @@ TRACKED_LIBRARIES = (
 # Set by whatever started the stage for a run of several stages (the Prefect flow): the run's id (the one the
 # registry records) and a JSON object of what the run was asked for (overrides, data_dir, promote_to).
 RUN_ID_ENV, RUN_PARAMETERS_ENV = "TUNEFORGE_RUN_ID", "TUNEFORGE_RUN_PARAMETERS"
+# Files at the top of an output folder that record one execution (wall time, git commit, timings of this
+# machine at this moment), not what the stage computed. .dvcignore keeps them out of DVC's hashes; the same
+# names stay out of sha256_path, so the content hash (the registry's artifact identity, the input hashes in
+# meta.json) is the same for the same inputs however often the stage runs. By name rather than by
+# .dvcignore's repository paths because a folder is hashed wherever it lies (a test's temporary folder, the
+# registry's cache); tests/test_registry_reliability.py checks the two lists agree.
+EXECUTION_RECORDS = frozenset({"meta.json", "speed.json", "speed.md"})
 
 
 @dataclass(frozen=True)
@@ -127,15 +134,22 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def is_execution_record(relative: str | PurePosixPath) -> bool:
+    """Whether a path relative to an output folder is one of its execution records (EXECUTION_RECORDS)."""
+    parts = PurePosixPath(relative).parts
+    return len(parts) == 1 and parts[0] in EXECUTION_RECORDS
+
+
 def sha256_path(path: Path) -> str:
-    """A file's sha256, or for a directory the sha256 of its sorted (relative path, file hash) listing."""
+    """A file's sha256, or for a directory the sha256 of its sorted (relative path, file hash) listing,
+    leaving out its execution records (meta.json...) as DVC does: the content hash of what a stage made."""
     path = Path(path)
     if path.is_file():
         return sha256_file(path)
     listing = "".join(
         f"{child.relative_to(path).as_posix()}\t{sha256_file(child)}\n"
         for child in sorted(path.rglob("*"))
-        if child.is_file()
+        if child.is_file() and not is_execution_record(child.relative_to(path).as_posix())
     )
     return hashlib.sha256(listing.encode()).hexdigest()
 

@@ -28,7 +28,8 @@ from tuneforge.base.secrets import mask_text, masked_in_records
 from tuneforge.base.spec_yaml import read_spec
 
 SUPPORTED_EXTENSIONS = (".csv", ".jsonl", ".parquet")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# Matched with fullmatch: `$` would also accept a name ending in a newline.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
 def _open_unit(value: float) -> float:
@@ -45,7 +46,7 @@ def _closed_unit(value: float) -> float:
 
 def _safe_name(value: str) -> str:
     # Names become file names (expectations/<suite>.json): no separators, no "..", bounded length.
-    if not _NAME.match(value) or ".." in value:
+    if not _NAME.fullmatch(value) or ".." in value:
         raise ValueError("must be 1-64 letters, digits, '_', '-' or '.', starting with a letter or digit")
     return value
 

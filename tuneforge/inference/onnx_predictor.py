@@ -5,7 +5,9 @@ are part of it), and labels.json ({"labels": [...]}, label i is logit i). The gr
 ids as they are: a student with a pruned vocabulary remaps them inside the graph.
 
 Every way a directory can be unusable (missing, no tokenizer, a tokenizer that does not fit the model,
-a corrupt ONNX file, labels that do not match the model's outputs) is one StageError line.
+a corrupt ONNX file, labels that do not match the model's outputs) is one StageError line. By default
+the files loaded must hash to the sha256 the export stage recorded in meta.json (tuneforge/base/integrity.py);
+they are read once and loaded from the bytes that were checked.
 """
 
 import json
@@ -16,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from tuneforge.base.errors import StageError
+from tuneforge.base.integrity import recorded_hashes, verified_bytes
 from tuneforge.inference.tokenizer_check import require_tokenizer
 
 MODEL_FILES = {"int8": "model.int8.onnx", "fp32": "model.onnx"}
@@ -33,12 +36,13 @@ class OnnxClassifier:
     path: Path
 
 
-def create_session(model_path: Path, threads: int | None = None):
-    """An onnxruntime CPU session, or a StageError naming the file when it is missing or not a valid model."""
+def create_session(model_path: Path, threads: int | None = None, *, data: bytes | None = None):
+    """An onnxruntime CPU session, or a StageError naming the file when it is missing or not a valid model.
+    `data`: the file's bytes, already read (and verified); the session is built from them, not the path."""
     import onnxruntime
 
     model_path = Path(model_path)
-    if not model_path.is_file():
+    if data is None and not model_path.is_file():
         raise StageError(f"{model_path}: no such file")
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3  # errors only: the warnings are about graph optimisations, not for users
@@ -46,34 +50,46 @@ def create_session(model_path: Path, threads: int | None = None):
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
     try:
-        return onnxruntime.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        source = data if data is not None else str(model_path)
+        return onnxruntime.InferenceSession(source, options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime's errors (InvalidProtobuf, Fail, ...) derive from Exception only
         raise StageError(f"{model_path}: not a valid ONNX model ({_first_line(exc)})") from None
 
 
-def load(directory: Path, *, variant: str = "int8", threads: int | None = None) -> OnnxClassifier:
-    """The classifier in a models/onnx directory: `variant` int8 (model.int8.onnx) or fp32 (model.onnx)."""
+def load(
+    directory: Path, *, variant: str = "int8", threads: int | None = None, verify: bool = True
+) -> OnnxClassifier:
+    """The classifier in a models/onnx directory: `variant` int8 (model.int8.onnx) or fp32 (model.onnx).
+
+    `verify` (the default) refuses any file it loads whose sha256 differs from meta.json's record; only a
+    folder made by hand, or one being written (the export stage, before its meta.json), skips it."""
     directory = Path(directory)
     if variant not in MODEL_FILES:
         raise StageError(f"unknown model variant '{variant}' (use {' or '.join(MODEL_FILES)})")
     if not directory.is_dir():
         raise StageError(f"{directory}: no such model directory")
-    labels = read_labels(directory / LABELS_FILE)
-    tokenizer = load_tokenizer(directory / TOKENIZER_FILE)
-    session = create_session(directory / MODEL_FILES[variant], threads)
+    hashes = recorded_hashes(directory) if verify else None
+    model_path = directory / MODEL_FILES[variant]
+
+    def contents(path: Path) -> bytes | None:
+        return verified_bytes(directory, hashes, path.name) if hashes is not None and path.is_file() else None
+
+    labels = read_labels(directory / LABELS_FILE, data=contents(directory / LABELS_FILE))
+    tokenizer = load_tokenizer(directory / TOKENIZER_FILE, data=contents(directory / TOKENIZER_FILE))
+    session = create_session(model_path, threads, data=contents(model_path))
     input_names = [item.name for item in session.get_inputs()]
     unknown = [name for name in input_names if name not in TOKEN_INPUTS]
     if unknown or "input_ids" not in input_names:
-        raise StageError(f"{directory / MODEL_FILES[variant]}: not a text classifier graph (inputs {input_names})")
-    check_fits(directory / MODEL_FILES[variant], session, tokenizer, labels)
+        raise StageError(f"{model_path}: not a text classifier graph (inputs {input_names})")
+    check_fits(model_path, session, tokenizer, labels)
     return OnnxClassifier(session=session, tokenizer=tokenizer, labels=labels, input_names=input_names, path=directory)
 
 
-def read_labels(path: Path) -> list[str]:
-    if not path.is_file():
+def read_labels(path: Path, *, data: bytes | None = None) -> list[str]:
+    if data is None and not path.is_file():
         raise StageError(f"{path}: no such file (the label names of the model's outputs)")
     try:
-        labels = json.loads(path.read_text(encoding="utf-8"))["labels"]
+        labels = json.loads((data if data is not None else path.read_bytes()).decode("utf-8"))["labels"]
     except (ValueError, KeyError, TypeError, UnicodeDecodeError):
         raise StageError(f'{path}: not a label file ({{"labels": [...]}})') from None
     if not isinstance(labels, list) or len(labels) < 2:
@@ -81,13 +97,14 @@ def read_labels(path: Path) -> list[str]:
     return [str(label) for label in labels]
 
 
-def load_tokenizer(path: Path):
+def load_tokenizer(path: Path, *, data: bytes | None = None):
     from tokenizers import Tokenizer
 
     path = Path(path)
-    require_tokenizer(path.parent, files=(path.name,))
+    if data is None:  # verified bytes were read from the file already
+        require_tokenizer(path.parent, files=(path.name,))
     try:
-        tokenizer = Tokenizer.from_file(str(path))
+        tokenizer = Tokenizer.from_str(data.decode("utf-8")) if data is not None else Tokenizer.from_file(str(path))
     except Exception as exc:  # the tokenizers library raises its own Exception subclass
         raise StageError(f"{path}: not a readable tokenizer ({_first_line(exc)})") from None
     require_tokenizer(path.parent, files=(path.name,), tokenizer=tokenizer)

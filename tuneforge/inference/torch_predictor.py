@@ -1,8 +1,10 @@
 """Batched inference with a Hugging Face sequence-classification directory, checked before it is trusted.
 
-Loading refuses, with one line each: a missing directory, a directory that is not a model, weights that
-are not safetensors, a model without a trained classification head, a tokenizer that is missing or whose
-token ids do not fit the model's embedding matrix. Weights are read from safetensors only and
+Loading refuses, with one line each: a missing directory, a directory that is not a model, a file that
+differs from (or is not among) the sha256 its meta.json records (folders from train and distill record
+them; older or hand-made ones without a record are loaded unchecked), weights that are not safetensors,
+a model without a trained classification head, a tokenizer that is missing or whose token ids do not fit
+the model's embedding matrix. Weights are read from safetensors only and
 `trust_remote_code` is never enabled.
 """
 
@@ -18,6 +20,7 @@ import transformers
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
 from tuneforge.base.errors import StageError
+from tuneforge.base.integrity import has_record, require_recorded_files, verify_folder
 from tuneforge.inference.tokenizer_check import VOCABULARY_FILES, require_tokenizer
 
 SAFETENSORS_FILES = ("model.safetensors", "model.safetensors.index.json")
@@ -63,6 +66,8 @@ def check_classifier_dir(path: Path, missing_hint: str) -> Path:
         raise StageError(f"{path}: not a model directory (no config.json)")
     if not any((path / name).is_file() for name in SAFETENSORS_FILES):
         raise StageError(f"{path}: no safetensors weights (model.safetensors); pickled weights are never loaded")
+    if has_record(path):  # written by train or distill: every file there must be the one they recorded
+        verify_folder(path, present_only=True)
     return path
 
 
@@ -100,6 +105,8 @@ def load_classifier(path: Path, device: torch.device, *, missing_hint: str) -> C
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
     labels = [str(config.id2label[i]) for i in range(config.num_labels)]
+    if has_record(path):
+        require_recorded_files(path)  # after the checks above, which name a missing file more precisely
     model.to(device).eval()
     return Classifier(model=model, tokenizer=tokenizer, labels=labels, path=path, device=device)
 

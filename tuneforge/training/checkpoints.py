@@ -19,7 +19,8 @@ from tuneforge.base.errors import StageError
 from tuneforge.base.outputs import atomic_write_text
 
 MARKER = "tuneforge_checkpoint.json"
-_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+# ASCII digits to the true end (fullmatch): \d and int() also take other scripts' digits, `$` a newline.
+_CHECKPOINT = re.compile(r"checkpoint-([0-9]+)")
 
 
 def config_hash(payload: dict) -> str:
@@ -32,7 +33,7 @@ def checkpoints(directory: Path) -> list[Path]:
     """`checkpoint-<step>` directories, oldest step first."""
     if not directory.is_dir():
         return []
-    found = [(int(m.group(1)), p) for p in directory.iterdir() if p.is_dir() and (m := _CHECKPOINT.match(p.name))]
+    found = [(int(m.group(1)), p) for p in directory.iterdir() if p.is_dir() and (m := _CHECKPOINT.fullmatch(p.name))]
     return [path for _, path in sorted(found)]
 
 

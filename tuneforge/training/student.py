@@ -207,6 +207,7 @@ def load_student(directory: Path, device: torch.device | str = "cpu"):
 
     The checks of tuneforge.inference.torch_predictor.load_classifier, except that a pruned student's embedding
     matrix is smaller than its tokenizer by design: there the id map must cover every id the tokenizer emits."""
+    from tuneforge.base.integrity import has_record, require_recorded_files
     from tuneforge.inference.torch_predictor import (
         Classifier,
         check_classifier_dir,
@@ -229,6 +230,8 @@ def load_student(directory: Path, device: torch.device | str = "cpu"):
             f"takes ids below {rows}"
         )
     labels = [str(config.id2label[i]) for i in range(config.num_labels)]
+    if has_record(directory):  # check_classifier_dir verified the files there; none recorded may be gone
+        require_recorded_files(directory)
     mapped = with_id_map(model.eval(), id_map).to(device)
     classifier = Classifier(
         model=mapped, tokenizer=tokenizer, labels=labels, path=directory, device=torch.device(device)
