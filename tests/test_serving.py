@@ -58,11 +58,11 @@ def expected_outputs(registry, version: int, texts: list[str], variant: str = "i
     return [predictions(model, [text], ServeConfig().top_k)[0] for text in texts]
 
 
-def metric(text: str, name: str, **labels) -> float:
+def metric(text: str, sample_name: str, /, **labels) -> float:
     """The value of one sample of the /metrics page (0 when absent)."""
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+            if sample.name == sample_name and all(sample.labels.get(k) == v for k, v in labels.items()):
                 return sample.value
     return 0.0
 
@@ -217,6 +217,7 @@ def test_traffic_log_batches_are_read_by_the_monitor_and_shutdown_drains(project
         for sender in senders:
             sender.join(60)
         assert server.process.wait(60) == 0
+        assert "stopped: every queued request answered, traffic log flushed" in server.log.read_text()
     assert sorted(a.status_code for a in answers) == [200] * 10
     files = sorted(incoming.iterdir())
     assert [f.name.startswith("served-") and f.suffix == ".jsonl" for f in files] == [True] * 3, files

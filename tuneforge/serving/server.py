@@ -11,6 +11,7 @@ queued and flushes the traffic log.
 import json
 import os
 import shutil
+import signal
 import socket
 import sys
 import tempfile
@@ -86,7 +87,16 @@ def run(settings) -> None:
                "log_level": "warning", "workers": serve.workers}
     if serve.workers == 1:
         server = uvicorn.Server(uvicorn.Config(create_app(settings, preloaded=model), **options))
-        server.run(sockets=[sock])
+        # uvicorn drains on SIGTERM / SIGINT and then re-raises the signal to the handler found before it:
+        # this one ends the process with 0, the exit of a completed, graceful shutdown.
+        previous = {sig: signal.signal(sig, _stopped) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            server.run(sockets=[sock])
+        except Stopped:
+            pass
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
         if not server.started:
             raise StageError("the server did not start (see the log above)")
         return
@@ -102,6 +112,14 @@ def run(settings) -> None:
         Multiprocess(config, sockets=[sock]).run()
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+class Stopped(Exception):
+    """A stop signal arrived and uvicorn has finished its graceful shutdown."""
+
+
+def _stopped(_signum, _frame) -> None:
+    raise Stopped()
 
 
 def _url_host(host: str) -> str:
