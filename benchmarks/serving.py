@@ -122,8 +122,10 @@ def main(argv=None) -> int:
                                    seconds=seconds, work=Path(work))
     on = {row["concurrency"]: row for row in rows if row["batching"]}
     off = {row["concurrency"]: row for row in rows if not row["batching"]}
-    ceiling = model_ceiling(model_dir, texts, batch=max(1, round(on[64]["mean_batch"] or 1)), threads=threads,
-                            seconds=min(seconds, 10.0))
+    # The box is shared: the ceiling is measured twice, and the higher (the harder bar) is kept.
+    batch = max(1, round(on[64]["mean_batch"] or 1))
+    ceiling = max((model_ceiling(model_dir, texts, batch=batch, threads=threads, seconds=min(seconds, 10.0) / 2)
+                   for _ in range(2)), key=lambda found: found["texts_per_s"])
     print(f"model-only ceiling: {ceiling['texts_per_s']:.1f} texts/s on batches of {ceiling['batch']}")
     observed = {
         "batching_speedup_at_64": on[64]["requests_per_s"] / off[64]["requests_per_s"],
