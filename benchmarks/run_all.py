@@ -12,6 +12,10 @@ Where each figure comes from (all measured by this run, or read from the named r
 - quality on banking77: the recipe run's reports/metrics/*.json and each stage's meta.json, against
   PUBLISHED_ANCHORS below, the only typed numbers that reach RESULTS.md (labelled as published);
 - data stages: benchmarks/data_stages.py (seconds and rows/s; no reference).
+- serving: benchmarks/serving.py on the recipe run's int8 student (models/onnx): the HTTP server's throughput
+  and latency at concurrency 1, 8, 64, batching on vs off, and the model-only ceiling.
+  `--only serving --serving-model DIR` measures only this section and writes it into the existing RESULTS.md
+  (its summary rows and its section replaced, everything else kept), with DIR named in the section.
 
 The recipe run: --recipe-dir names a checkout where `tuneforge run --config configs/banking77.yaml`
 completed. Without it, the runner clones this repository (its committed HEAD) into a new temporary folder
@@ -416,6 +420,48 @@ def parse_target(text: str | None) -> Target | None:
     return Target("ratio", match.group(1), float(match.group(2)), text.strip()) if match else None
 
 
+SERVING_FIGURE = "Serving"
+
+
+def serving_rows(run: BenchmarkRun) -> list[Row]:
+    runs = (run.figures or {}).get("runs", [])
+    point = {(row["batching"], row["concurrency"]): row for row in runs}
+    on, off = point.get((True, 64), {}), point.get((False, 64), {})
+    on8, off8 = point.get((True, 8), {}), point.get((False, 8), {})
+    ceiling = (run.figures or {}).get("ceiling", {})
+    missing = run.not_run()
+    return [
+        figure_row("Serving throughput (req/s) at concurrency 64: batching on vs off", on.get("requests_per_s"),
+                   off.get("requests_per_s"), "batching off", 1, Target("ratio", ">=", 2.0, ">= 2.0"), missing),
+        figure_row("Serving p99 latency (ms) at concurrency 8: batching on vs off", on8.get("p99_ms"),
+                   off8.get("p99_ms"), "batching off", 2, Target("value", "<=", 25.0, "<= 25 ms"), missing),
+        figure_row("Serving throughput (texts/s) at concurrency 64 vs model-only ceiling", on.get("texts_per_s"),
+                   ceiling.get("texts_per_s"), "onnxruntime in process", 1, Target("ratio", ">=", 0.5, ">= 0.5"),
+                   missing),
+    ]
+
+
+def serving_section(run: BenchmarkRun) -> list[str]:
+    lines = ["## Serving (benchmarks/serving.py)", ""]
+    if run.status != "ok":
+        return lines + [run.not_run(), ""]
+    figures = run.figures
+    rows = [["on" if row["batching"] else "off", str(row["concurrency"]), str(row["requests"]), str(row["failed"]),
+             f"{row['requests_per_s']:.1f}", f"{row['p50_ms']:.2f}", f"{row['p95_ms']:.2f}", f"{row['p99_ms']:.2f}",
+             fmt(row["mean_batch"], 1)] for row in figures["runs"]]
+    ceiling = figures["ceiling"]
+    return lines + [
+        f"Model: {figures['model_dir']}; texts: {figures['texts']}; the real server (`tuneforge serve-model`, "
+        f"127.0.0.1, one process, {figures['threads']} onnxruntime threads) and an asyncio HTTP client on the same "
+        f"machine, one text per request, at most {figures['requests_per_point']} requests or "
+        f"{figures['seconds_per_point']:g} s per point; load average {figures['load_average']:.2f}.", "",
+        *table(["batching", "concurrency", "requests", "failed", "req/s", "p50 ms", "p95 ms", "p99 ms",
+                "mean batch"], rows),
+        f"Model-only ceiling (onnxruntime in process, batches of {ceiling['batch']}, same threads): "
+        f"{ceiling['texts_per_s']:.1f} texts/s.", "",
+    ]
+
+
 def quality_rows(found: dict, missing: str) -> list[Row]:
     teacher, student, int8 = (percent(found[name]["accuracy"]) for name in ("teacher", "student", "int8"))
     rows = []
@@ -463,7 +509,7 @@ def render(context: dict) -> str:
                      [list(vars(row).values()) for row in context["rows"]])]
     lines += train_section(runs["train_throughput"]) + export_section(runs["export_speed"])
     lines += flow_section(runs["orchestration_overhead"]) + quality_section(context)
-    lines += data_section(runs["data_stages"]) + raw_section(runs)
+    lines += data_section(runs["data_stages"]) + serving_section(runs["serving"]) + raw_section(runs)
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -566,6 +612,57 @@ def hours(seconds: float | None) -> str:
 # --- main -----------------------------------------------------------------------------------------------------
 
 
+def run_serving(model_dir: Path | None, texts_file: Path, quick: list[str], scratch: Path,
+                timeout: float | None) -> BenchmarkRun:
+    if model_dir is None or not (Path(model_dir) / "model.int8.onnx").is_file():
+        print(f"run_all: serving: no int8 model at {model_dir}, reported as not run", flush=True)
+        return BenchmarkRun("serving", "serving.py", status="missing")
+    texts = ["--texts", str(texts_file.resolve())] if texts_file.is_file() else []
+    return run_benchmark("serving", "serving.py", ["--model-dir", str(model_dir), *texts, *quick], scratch, timeout)
+
+
+def update_serving_only(args, argv: list[str] | None) -> int:
+    """Run benchmarks/serving.py alone and replace its summary rows and section in an existing RESULTS.md."""
+    out = (args.out or RESULTS).resolve()
+    if not out.is_file():
+        print(f"run_all: error: {out}: no RESULTS.md to update (run the whole runner first)", file=sys.stderr)
+        return 2
+    if not args.serving_model:
+        print("run_all: error: --only serving needs --serving-model DIR (a models/onnx folder)", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="tuneforge-bench-") as scratch:
+        run = run_serving(args.serving_model.resolve(), args.serving_texts, ["--quick"] if args.quick else [],
+                          Path(scratch), None)
+    if run.status != "ok":
+        return 1
+    command = shlex.join(["python", "benchmarks/run_all.py", *(argv if argv is not None else sys.argv[1:])])
+    started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    section = serving_section(run)
+    section[2:2] = [f"Measured by `{command}` on {started} (UTC); the rest of this file comes from the run named "
+                    "at the top.", ""]
+    rows = ["| " + " | ".join(str(cell).replace("|", "\\|") for cell in vars(row).values()) + " |"
+            for row in serving_rows(run)]
+    out.write_text(splice_serving(out.read_text(encoding="utf-8"), rows, section), encoding="utf-8")
+    print(f"run_all: updated the serving rows and section of {out}")
+    return 0
+
+
+def splice_serving(text: str, rows: list[str], section: list[str]) -> str:
+    """`text` with its Serving summary rows and its serving section replaced (added when absent)."""
+    lines = [line for line in text.splitlines() if not line.startswith(f"| {SERVING_FIGURE} ")]
+    summary = lines.index("## Summary")
+    end = next(i for i in range(summary + 3, len(lines)) if not lines[i].startswith("|"))
+    lines[end:end] = rows
+    if section[0] in lines:
+        start = lines.index(section[0])
+        stop = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+        del lines[start:stop]
+    else:
+        start = lines.index("## Raw output") if "## Raw output" in lines else len(lines)
+    lines[start:start] = section
+    return "\n".join(lines).rstrip() + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="CI: subsets, a tiny model, seconds per benchmark")
@@ -575,7 +672,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="torch/onnxruntime threads on both sides of each ratio (1: steadier on a shared box)")
     parser.add_argument("--repeats", type=int, default=2, help="train throughput: alternate both sides N times")
     parser.add_argument("--out", type=Path, help=f"default {RESULTS.relative_to(REPO_ROOT)}; --quick: {QUICK_RESULTS}")
+    parser.add_argument("--only", choices=["serving"], help="measure only this benchmark and update its section of "
+                        "the existing RESULTS.md")
+    parser.add_argument("--serving-model", type=Path, help="models/onnx folder for the serving benchmark "
+                        "(default: the recipe run's, or in quick mode export_speed's)")
+    parser.add_argument("--serving-texts", type=Path, default=BANKING77 / "test.csv",
+                        help="CSV with a text column the serving benchmark sends (default: banking77's test.csv)")
     args = parser.parse_args(argv)
+    if args.only == "serving":
+        return update_serving_only(args, argv)
     out = (args.out or (QUICK_RESULTS if args.quick else RESULTS)).resolve()
     recipe_dir = args.recipe_dir.resolve() if args.recipe_dir else None
     if recipe_dir and not (recipe_dir / "reports/metrics").is_dir():
@@ -609,6 +714,9 @@ def main(argv: list[str] | None = None) -> int:
             "orchestration_overhead": run_benchmark(
                 "orchestration_overhead", "orchestration_overhead.py", quick, scratch, timeout),
         }
+        serving_model = args.serving_model or (
+            scratch / "export/models/onnx" if args.quick else recipe_dir / "models/onnx" if recipe_dir else None)
+        runs["serving"] = run_serving(serving_model, args.serving_texts, quick, scratch, timeout)
         # Quality: the recipe run's files; in quick mode without one, export_speed's tiny pipeline.
         quality_dir = recipe_dir or (scratch / "export" if runs["export_speed"].status == "ok" else None)
         found = quality(quality_dir) if quality_dir else None
@@ -628,6 +736,7 @@ def main(argv: list[str] | None = None) -> int:
                 runs["orchestration_overhead"])
             + quality_rows(found or {name: {"accuracy": None} for name in ("teacher", "student", "int8")},
                            context["quality_missing"])
+            + serving_rows(runs["serving"])
         )
         context["load"] = (load_start, os.getloadavg()[0])
         context["seconds"] = time.perf_counter() - began

@@ -18,13 +18,15 @@ sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
 import run_all  # noqa: E402
 
 SECTIONS = ["## Machine", "## Versions", "## Summary", "## Train throughput", "## Int8 student vs PyTorch teacher",
-            "## Flow overhead", "## Quality on banking77", "## Data stages", "## Raw output"]
+            "## Flow overhead", "## Quality on banking77", "## Data stages", "## Serving", "## Raw output"]
 FIGURES = [
     "Train throughput (samples/s)", "Train peak RSS (MB)", "Batch-1 p50 latency (ms)", "Size (MiB)",
     "Test accuracy (%): int8 student vs PyTorch fp32 teacher", "Orchestration (s)",
     "Teacher test accuracy (%) vs BERT-base", "Teacher test accuracy (%) vs DistilBERT",
     "Teacher test accuracy (%) vs RoBERTa-base", "Teacher test accuracy (%) vs BERT-large",
     "Student (PyTorch) test accuracy (%) vs teacher", "Int8 student test accuracy (%) vs teacher",
+    "Serving throughput (req/s) at concurrency 64", "Serving p99 latency (ms) at concurrency 8",
+    "Serving throughput (texts/s) at concurrency 64 vs model-only ceiling",
 ]
 
 
@@ -82,6 +84,21 @@ def test_recipe_cost_prefers_the_runners_own_measurement(tmp_path):
     cost = run_all.run_cost(tmp_path, None)
     assert (cost["cpu"], cost["wall"]) == (6100.0, 3300.0) and "run_all.py" in cost["source"]
     assert cost["stages"] == {"train": {"wall": 3000.0, "cpu": 5800.0}}
+
+
+def test_serving_only_replaces_its_rows_and_section_and_keeps_the_rest():
+    results = "\n".join([
+        "# tuneforge benchmarks", "", "## Summary", "", "| figure | tuneforge |", "|---|---|", "| Train x | 1 |",
+        "| Serving old | 2 |", "", "## Data stages", "", "data", "", "## Serving (benchmarks/serving.py)", "", "old",
+        "", "## Raw output", "", "raw", ""])
+    updated = run_all.splice_serving(results, ["| Serving new | 3 |"], ["## Serving (benchmarks/serving.py)", "",
+                                                                       "new", ""])
+    assert updated.splitlines()[6:8] == ["| Train x | 1 |", "| Serving new | 3 |"]
+    assert "old" not in updated and "data" in updated and "raw" in updated
+    assert updated.index("new\n") < updated.index("## Raw output")
+    first = run_all.splice_serving(results.replace("## Serving (benchmarks/serving.py)\n\nold\n\n", ""),
+                                   ["| Serving new | 3 |"], ["## Serving (benchmarks/serving.py)", "", "new", ""])
+    assert first.index("## Data stages") < first.index("## Serving") < first.index("## Raw output")
 
 
 def test_a_recipe_dir_without_a_run_is_refused(tmp_path, capsys):

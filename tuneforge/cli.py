@@ -161,6 +161,23 @@ def serve(port: int = typer.Option(4200, help="Port of the local Prefect server"
             serving.stop(worker)
 
 
+@app.command("serve-model")
+def serve_model(
+    ref: str = typer.Argument(..., help="NAME@ALIAS (followed), NAME:VERSION, or a model folder (models/onnx)"),
+    host: str = typer.Option(None, help="Interface to listen on (serve.host)"),
+    port: int = typer.Option(None, help="TCP port, 0 for any free one (serve.port)"),
+    workers: int = typer.Option(None, min=1, help="Server processes on the port (serve.workers)"),
+    set_: list[str] = typer.Option([], "--set", "-S", help="Override a key for this server only: serve.max_batch=16"),
+    params: Path = typer.Option(PARAMS_FILE, help="The pipeline spec (serve:, registry:, monitor: sections)"),
+) -> None:
+    """Serve a model over HTTP (onnxruntime + tokenizers, no torch); NAME@ALIAS follows the alias as it moves."""
+    from tuneforge.serving import server
+
+    given = {"host": host, "port": port, "workers": workers}
+    overrides = list(set_) + [f"serve.{key}={value}" for key, value in given.items() if value is not None]
+    raise typer.Exit(server.main(ref, params, overrides))
+
+
 @app.command()
 def predict(
     model_dir: Path = typer.Argument(..., help="A models/onnx directory written by the export stage"),

@@ -725,6 +725,43 @@ class MonitorConfig(Section):
         return self
 
 
+class TrafficConfig(Section):
+    enabled: bool = Field(True, description="Append a sample of served inputs to batch files for the drift monitor.")
+    dir: str | None = Field(None, description="Folder the batch files go to; null: monitor.incoming_dir.")
+    sample: Probability = Field(0.1, description="Share of served inputs written (each input drawn on its own).")
+    rotate_rows: int = Field(500, ge=1, description="A batch file is closed once it holds this many rows ...")
+    rotate_s: float = Field(300.0, gt=0, description="... or once its oldest row is this many seconds old.")
+    store_text: bool = Field(
+        True, description="Write the text itself; false: only its sha256 (the text signals then cannot run)."
+    )
+
+
+class ServeConfig(Section):
+    host: str = Field("127.0.0.1", min_length=1, description="Interface the HTTP server listens on (0.0.0.0: all).")
+    port: int = Field(8000, ge=0, le=65535, description="TCP port of the HTTP server (0: any free port).")
+    workers: int = Field(
+        1, ge=1, description="Server processes sharing the port; each loads the model and follows the alias."
+    )
+    model_role: SafeName = Field("onnx_int8", description="Role of a registered version holding the ONNX folder.")
+    variant: Literal["int8", "fp32"] = Field("int8", description="model.int8.onnx (int8) or model.onnx (fp32).")
+    threads: int | None = Field(
+        None, ge=1, description="onnxruntime intra-op threads per process; null: usable cores / workers."
+    )
+    batching: bool = Field(True, description="Run requests that arrive together as one batch; false: one by one.")
+    max_batch: int = Field(32, ge=1, description="Most texts in one inference batch.")
+    max_wait_ms: float = Field(
+        2.0, ge=0, description="How long the first request of a batch waits for others to join it."
+    )
+    max_texts: int = Field(64, ge=1, description="Most texts in one request (more: 413).")
+    max_chars: int = Field(2000, ge=1, description="Most characters in one text (more: 413).")
+    max_body_kb: int = Field(1024, ge=1, description="Largest request body in KiB (more: 413).")
+    top_k: int = Field(5, ge=1, description="Scores returned per input: the k most probable labels.")
+    follow: bool = Field(True, description="For NAME@ALIAS: load the new version when the alias moves.")
+    poll_s: float = Field(2.0, gt=0, description="Seconds between two reads of the alias in the registry.")
+    drain_s: float = Field(10.0, gt=0, description="On shutdown, how long requests in flight may take to finish.")
+    traffic: TrafficConfig = Field(TrafficConfig(), description="The traffic log the drift monitor reads.")
+
+
 class Params(Section):
     data: DataConfig = Field(DataConfig(), description="Where the labelled data is and which columns to read.")
     validate_: ValidateConfig = Field(
@@ -746,6 +783,9 @@ class Params(Section):
     promotion: PromotionConfig = Field(PromotionConfig(), description="Gates a version passes for an alias.")
     monitor: MonitorConfig = Field(
         MonitorConfig(), description="Drift monitor: new data vs production's training data; retrain on drift."
+    )
+    serve: ServeConfig = Field(
+        ServeConfig(), description="HTTP model server (tuneforge serve-model): batching, limits, the traffic log."
     )
 
     model_config = ConfigDict(

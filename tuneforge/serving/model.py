@@ -1,0 +1,100 @@
+"""A loaded model and its identity: what every response names (model, version, sha256) and /v1/model shows.
+
+`predictions` is the one call from model outputs to the response's per-input shape; it goes through
+tuneforge.predict.predict(), so a task that predict() learns comes through without server changes.
+"""
+
+import json
+import os
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from stages.config import RegistryConfig, ServeConfig
+from stages.errors import StageError
+from tuneforge import predict as onnx_predict
+from tuneforge.serving.source import ModelRef, folder_hashes, verified_model_folder
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    classifier: onnx_predict.OnnxClassifier
+    name: str
+    version: int | None
+    sha256: str  # the served folder's hash: the registry artifact's sha256 (a folder: its listing's hash)
+    alias: str | None = None
+    artifact: str | None = None  # e.g. export.onnx:3
+    files: dict[str, str] = field(default_factory=dict)
+    loaded_at: float = field(default_factory=time.time)
+    load_seconds: float = 0.0
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}:{self.version}" if self.version is not None else self.name
+
+    def identity(self) -> dict:
+        """What every prediction response carries."""
+        return {"name": self.name, "version": self.version, "sha256": self.sha256}
+
+    def describe(self) -> dict:
+        """/v1/model: identity, where it came from, hashes, labels and the decision rule."""
+        labels_file = self.classifier.path / onnx_predict.LABELS_FILE
+        thresholds = json.loads(labels_file.read_text(encoding="utf-8")).get("thresholds")
+        return {
+            **self.identity(), "alias": self.alias, "artifact": self.artifact, "path": str(self.classifier.path),
+            "hashes": self.files, "labels": self.classifier.labels,
+            # Single-label classification takes the most probable label; a task with thresholds records them.
+            "thresholds": thresholds, "decision": "argmax" if thresholds is None else "thresholds",
+            "loaded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.loaded_at)),
+            "load_seconds": round(self.load_seconds, 3),
+        }
+
+
+def predictions(model: ServedModel, texts: list[str], top_k: int) -> list[dict]:
+    """{"prediction", "scores": {label: probability}} per text, the k most probable labels in scores."""
+    results = onnx_predict.predict(model.classifier, texts, batch_size=max(1, len(texts)), top_k=top_k)
+    return [{"prediction": r["label"], "scores": {top["label"]: top["score"] for top in r["top"]}} for r in results]
+
+
+def onnx_threads(serve: ServeConfig) -> int:
+    """serve.threads, else this process's share of the usable cores."""
+    if serve.threads:
+        return serve.threads
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, usable // serve.workers)
+
+
+def load_model(ref: ModelRef, serve: ServeConfig, registry: RegistryConfig, version: int | None = None) -> ServedModel:
+    """Load what REF names (for an alias: `version`, the one it names now), verified, and warmed up."""
+    started = time.perf_counter()
+    if ref.folder is not None:
+        folder = model_folder(ref.folder, serve.model_role)
+        files = folder_hashes(folder)
+        listing = "".join(f"{path}\t{sha}\n" for path, sha in sorted(files.items(), key=lambda kv: Path(kv[0])))
+        identity = {"name": ref.folder.resolve().name, "version": None, "sha256": _sha256_text(listing),
+                    "artifact": None, "files": files}
+    else:
+        name = ref.registry.name
+        version = version if version is not None else ref.registry.version
+        folder, recorded = verified_model_folder(name, version, serve.model_role, registry)
+        identity = {"name": name, "version": version, "sha256": recorded["sha256"], "artifact": recorded["artifact"],
+                    "files": recorded["files"]}
+    classifier = onnx_predict.load(folder, variant=serve.variant, threads=onnx_threads(serve))
+    model = ServedModel(classifier=classifier, alias=ref.registry.alias if ref.registry else None, **identity)
+    predictions(model, ["warm-up"], 1)  # the first run allocates: pay it before the model takes traffic
+    return replace(model, load_seconds=time.perf_counter() - started)
+
+
+def model_folder(folder: Path, role: str) -> Path:
+    """A models/onnx folder itself, or a downloaded version folder holding it as `role`/."""
+    if any((folder / name).is_file() for name in onnx_predict.MODEL_FILES.values()):
+        return folder
+    if (folder / role).is_dir():
+        return folder / role
+    raise StageError(f"{folder}: no model.int8.onnx or model.onnx in it, nor in {folder / role}")
+
+
+def _sha256_text(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()
