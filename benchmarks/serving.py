@@ -79,8 +79,8 @@ def batch_counts(metrics: str) -> tuple[float, float]:
 
 def model_ceiling(model_dir: Path, texts: list[str], *, batch: int, threads: int, seconds: float) -> dict:
     """Texts per second of predictions() in this process on batches of `batch` texts, no HTTP."""
-    from stages.config import ServeConfig
-    from tuneforge import predict
+    from tuneforge.base.spec import ServeConfig
+    from tuneforge.inference import onnx_predictor as predict
     from tuneforge.serving.model import ServedModel, predictions
 
     serve = ServeConfig()

@@ -19,8 +19,8 @@ from serving_support import registry_config, serving_project
 
 from registry import api
 from registry.blobs import blob_path, open_store
-from stages.config import ServeConfig
-from tuneforge import predict
+from tuneforge.base.spec import ServeConfig
+from tuneforge.inference import onnx_predictor as predict
 from tuneforge.serving.loadtest import generate_load, serve_command, server_process
 from tuneforge.serving.model import ServedModel, predictions
 

@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from stages.config import Params
+from tuneforge.base.spec import Params
 from tuneforge.serving.batching import MicroBatcher, ServerClosing
 from tuneforge.serving.follower import ModelHolder
 from tuneforge.serving.metrics import Metrics
@@ -28,7 +28,7 @@ from tuneforge.serving.model import ServedModel, load_model, onnx_threads, predi
 from tuneforge.serving.source import AliasWatcher, ModelRef, current_version
 from tuneforge.serving.traffic import TrafficLog
 
-log = logging.getLogger("tuneforge.serve")
+log = logging.getLogger("tuneforge.serving")
 
 
 class Refused(Exception):
@@ -219,10 +219,10 @@ class RequestMetrics:
 
 
 def configure_logging() -> None:
-    logger = logging.getLogger("tuneforge.serve")
+    logger = logging.getLogger("tuneforge.serving")
     if not logger.handlers:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s tuneforge.serve[%(process)d]: %(message)s"))
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s tuneforge.serving[%(process)d]: %(message)s"))
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
         logger.propagate = False

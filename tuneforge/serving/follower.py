@@ -10,10 +10,10 @@ and counted, and the old model keeps serving; it is tried again only once the al
 import asyncio
 import logging
 
-from stages.errors import StageError
+from tuneforge.base.errors import StageError
 from tuneforge.serving.model import ServedModel
 
-log = logging.getLogger("tuneforge.serve")
+log = logging.getLogger("tuneforge.serving")
 
 
 class ModelHolder:

@@ -1,7 +1,7 @@
 """A loaded model and its identity: what every response names (model, version, sha256) and /v1/model shows.
 
 `predictions` is the one call from model outputs to the response's per-input shape; it goes through
-tuneforge.predict.predict(), so a task that predict() learns comes through without server changes.
+tuneforge.inference.onnx_predictor.predict(), so a task that predict() learns comes through without server changes.
 """
 
 import json
@@ -10,9 +10,9 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from stages.config import RegistryConfig, ServeConfig
-from stages.errors import StageError
-from tuneforge import predict as onnx_predict
+from tuneforge.base.errors import StageError
+from tuneforge.base.spec import RegistryConfig, ServeConfig
+from tuneforge.inference import onnx_predictor as onnx_predict
 from tuneforge.serving.source import ModelRef, folder_hashes, verified_model_folder
 
 

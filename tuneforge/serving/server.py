@@ -19,9 +19,9 @@ from pathlib import Path
 
 import yaml
 
-from stages.config import load_params, parse_params
-from stages.errors import ConfigError, StageError
-from stages.overrides import assign, parse_assignment
+from tuneforge.base.errors import ConfigError, StageError
+from tuneforge.base.overrides import assign, parse_assignment
+from tuneforge.base.spec import load_params, parse_params
 from tuneforge.serving.source import current_version, parse_model_ref
 
 SETTINGS_ENV = "TUNEFORGE_SERVE_SETTINGS"

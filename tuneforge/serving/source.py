@@ -11,8 +11,8 @@ from pathlib import Path
 
 from registry.errors import RegistryError
 from registry.names import Ref, parse_ref
-from stages.config import RegistryConfig
-from stages.errors import StageError
+from tuneforge.base.errors import StageError
+from tuneforge.base.spec import RegistryConfig
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from stages.config import TrafficConfig
+from tuneforge.base.spec import TrafficConfig
 
-log = logging.getLogger("tuneforge.serve")
+log = logging.getLogger("tuneforge.serving")
 
 
 class TrafficLog:
