@@ -16,15 +16,18 @@ Every run publishes a Markdown artifact keyed `drift-monitor`: the signals, the 
 
 import argparse
 import contextlib
+import tempfile
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.deployments import run_deployment
 
+from stages import split, validate
 from tuneforge.base.errors import StageError
-from tuneforge.base.layout import PARAMS_FILE
-from tuneforge.base.spec import load_params
+from tuneforge.base.layout import EXPECTATIONS_DIR, PARAMS_FILE
+from tuneforge.base.spec import Params, load_params
+from tuneforge.monitor.retrain import TRAIN_FILE
 
 FINETUNE_DEPLOYMENT = "finetune/finetune"
 ARTIFACT_KEY = "drift-monitor"
@@ -54,7 +57,7 @@ def check_drift(new_data: str | None, repo: str) -> dict:
 def prepare_retrain_data(summary: dict, new_data: str, repo: str) -> dict:
     from tuneforge.monitor.retrain import prepare_retrain_data as prepare
 
-    return _in_repo(repo, prepare, summary, new_data)
+    return _in_repo(repo, lambda *args: prepare(*args, check_data=check_with_data_stages), summary, new_data)
 
 
 @task(task_run_name="trigger-finetune", retries=2, retry_delay_seconds=5)
@@ -136,6 +139,27 @@ def markdown(summary: dict, outcome: dict, repo: Path) -> str:
         + (f", registered as `{registered['report']}` (event {registered['event']})" if registered else "")
         + "\n"
     )
+
+
+def check_with_data_stages(params: Params, folder: Path, test_file: str, *, shown_as: Path) -> None:
+    """Run validate and split on the folder in a scratch directory; their refusal is one StageError line."""
+    data = params.data.model_copy(update={"dir": str(folder), "train_file": TRAIN_FILE, "test_file": test_file})
+    with tempfile.TemporaryDirectory(prefix="tuneforge-monitor-") as scratch:
+        scratch = Path(scratch)
+        stage = "validate"
+        try:
+            validate.run(
+                data, params.validate_, out_dir=scratch / "validated", reports=scratch / "validate",
+                metrics_path=scratch / "validate.json", expectations_dir=EXPECTATIONS_DIR,
+            )
+            stage = "split"
+            split.run(
+                params.split, validated_dir=scratch / "validated", out_dir=scratch / "splits",
+                reports=scratch / "split", metrics_path=scratch / "split.json",
+            )
+        except StageError as exc:
+            message = exc.message.replace(str(folder), str(shown_as))
+            raise StageError(f"merged data {shown_as}: the {stage} stage refuses it: {message}") from None
 
 
 def main(argv=None) -> None:

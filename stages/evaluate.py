@@ -37,6 +37,7 @@ from tuneforge.evaluation import metrics as m
 from tuneforge.evaluation.calibration import expected_calibration_error, reliability_bins
 from tuneforge.evaluation.plots import confusion_png, matplotlib_missing, reliability_png
 from tuneforge.evaluation.report import write_classification_report
+from tuneforge.evaluation.test_split import check_labels_known, read_test_split
 from tuneforge.inference.torch_predictor import Classifier, load_classifier, parameter_count, pick_device, predict
 from tuneforge.pipeline.runner import stage_main
 
@@ -101,48 +102,6 @@ def run(
     return Produced(
         stage=STAGE, outputs={"reports": reports, "metrics": metrics_path}, inputs=inputs, metrics=headline
     )
-
-
-# ---- inputs ----
-
-def read_test_split(path: Path) -> pd.DataFrame:
-    if not path.is_file():
-        raise StageError(f"{path}: not found; run the split stage first (python -m stages.split)")
-    try:
-        frame = pd.read_parquet(path)
-    except (OSError, ValueError) as exc:
-        raise StageError(f"{path}: not a readable Parquet file ({str(exc).splitlines()[0]})") from None
-    missing = [column for column in ("text", "label") if column not in frame.columns]
-    if missing:
-        raise StageError(f"{path}: no column {', '.join(missing)}; columns are: {', '.join(map(str, frame.columns))}")
-    if frame.empty:
-        raise StageError(f"{path}: has no rows")
-    empty = frame["text"].isna() | frame["label"].isna()
-    if empty.any():
-        rows = _rows_named(frame, empty)
-        raise StageError(f"{path}: {int(empty.sum())} row(s) without text or label (rows {rows})")
-    columns = {"text": frame["text"].astype(str), "label": frame["label"].astype(str)}
-    if "source_row" in frame.columns:
-        columns["source_row"] = frame["source_row"]
-    return pd.DataFrame(columns).reset_index(drop=True)
-
-
-def check_labels_known(test: pd.DataFrame, labels: list[str], model_dir: Path, test_path: Path) -> None:
-    unknown = test.loc[~test["label"].isin(labels), "label"].value_counts()
-    if unknown.empty:
-        return
-    named = ", ".join(f"{label!r} ({count} rows)" for label, count in unknown.head(5).items())
-    more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
-    raise StageError(
-        f"{test_path}: {len(unknown)} label(s) unknown to the model (id2label of {model_dir / 'config.json'}): "
-        f"{named}{more}"
-    )
-
-
-def _rows_named(frame: pd.DataFrame, mask: pd.Series) -> str:
-    where = frame.loc[mask, "source_row"] if "source_row" in frame.columns else frame.index[mask]
-    shown = ", ".join(str(row) for row in list(where)[:5])
-    return shown + (", ..." if int(mask.sum()) > 5 else "")
 
 
 # ---- the production model, from the registry ----

@@ -35,7 +35,6 @@ import numpy as np
 import pandas as pd
 import torch
 
-from stages.evaluate import check_labels_known, read_test_split
 from tuneforge.base.errors import StageError
 from tuneforge.base.integrity import file_hashes
 from tuneforge.base.layout import ONNX_DIR, SPLITS_DIR, STUDENT_DIR, TEACHER_DIR, metrics_file, reports_dir
@@ -43,6 +42,7 @@ from tuneforge.base.outputs import Produced, atomic_dirs, atomic_write_text, sha
 from tuneforge.base.spec import ExportConfig
 from tuneforge.data.drift import write_drift_report
 from tuneforge.evaluation import metrics as classification
+from tuneforge.evaluation.test_split import check_labels_known, read_test_split
 from tuneforge.export import model_card, onnx_export, parity
 from tuneforge.export.latency import chunks, measure, onnx_runner, torch_runner, torch_threads
 from tuneforge.inference import onnx_predictor as onnx_predict

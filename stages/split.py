@@ -26,7 +26,7 @@ from tuneforge.base.outputs import Produced, atomic_dirs, atomic_write_text, wri
 from tuneforge.base.spec import SplitConfig
 from tuneforge.data.drift import write_drift_report
 from tuneforge.data.io import LABEL, SOURCE_ROW, TEXT
-from tuneforge.data.textnorm import normalize_text
+from tuneforge.data.textnorm import text_key
 from tuneforge.pipeline.runner import stage_main
 
 STAGE = "split"
@@ -102,11 +102,6 @@ def read_validated(path: Path) -> pd.DataFrame:
         row = frame.loc[blank, SOURCE_ROW].iloc[0]
         raise StageError(f"{path}: {int(blank.sum())} rows without text or label (first: source row {row})")
     return frame[COLUMNS].astype({TEXT: str, LABEL: str}).reset_index(drop=True)
-
-
-def text_key(text: str) -> str:
-    """What "the same text" means across splits: equal after normalisation and casefolding."""
-    return normalize_text(text).casefold()
 
 
 def held_out_fractions(cfg: SplitConfig, *, has_test: bool) -> dict[str, float]:

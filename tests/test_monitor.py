@@ -11,13 +11,14 @@ import pytest
 from monitor_support import production_project, shifted_rows
 from train_support import single_thread
 
+from flows.monitor import check_with_data_stages
 from registry import api
 from stages import monitor, split, validate
 from tuneforge.base.errors import StageError
 from tuneforge.base.outputs import sha256_file
 from tuneforge.base.overrides import apply_to_params_file
 from tuneforge.base.spec import load_params
-from tuneforge.monitor.retrain import prepare_retrain_data
+from tuneforge.monitor import retrain
 
 pytestmark = pytest.mark.e2e
 
@@ -42,6 +43,10 @@ def checked(project) -> dict:
         params = load_params("params.yaml")
         return {name: monitor.check(params, f"batches/{name}")
                 for name in ("in_distribution.csv", "shifted.csv", "unlabelled")}
+
+
+def prepare_retrain_data(params, summary, batch):
+    return retrain.prepare_retrain_data(params, summary, batch, check_data=check_with_data_stages)
 
 
 def test_held_out_rows_of_the_same_source_are_not_flagged(checked):

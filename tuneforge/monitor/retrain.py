@@ -13,30 +13,32 @@ numbers rows by line, so the split stage writes back a byte-identical test.parqu
 Training rows whose text is a test text (after normalisation and casefolding, as the split stage
 compares texts) are left out, and new rows whose text is already in the training data are not added twice.
 
-Before anything is written where the flow will look, the folder is run through the validate and split
-stages in a scratch directory: data those stages refuse never reaches a retrain.
+Before anything is written where the flow will look, the caller's check runs the folder through the validate
+and split stages in a scratch directory (flows/monitor.py): data those stages refuse never reaches a retrain.
 """
 
 import json
 import shutil
-import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 
-from stages.split import text_key
 from tuneforge.base.errors import StageError
-from tuneforge.base.layout import EXPECTATIONS_DIR
 from tuneforge.base.outputs import atomic_dirs
 from tuneforge.base.spec import Params
 from tuneforge.data.io import LABEL, SOURCE_ROW, TEXT, read_labelled_table
+from tuneforge.data.textnorm import text_key
 from tuneforge.monitor.data import batch_sha256, read_batch
 
+# (params, folder, test file name, shown_as) -> None, or a StageError naming what a data stage refuses
+DataCheck = Callable[..., None]
 TRAIN_FILE, PINNED_TEST_FILE = "merged_train.parquet", "test.jsonl"
 
 
-def prepare_retrain_data(params: Params, summary: dict, new_data: Path | str) -> dict:
-    """Write the merged folder for a drifted batch; returns {"status", "rows", and when status is
+def prepare_retrain_data(params: Params, summary: dict, new_data: Path | str, *, check_data: DataCheck) -> dict:
+    """Write the merged folder for a drifted batch, checked by `check_data` (the caller runs the validate and
+    split stages on it: flows/monitor.py) before it is renamed into place; returns {"status", "rows", and when status is
     "prepared": "data_dir", "overrides"}. Status "labels needed": the batch has no labelled rows;
     "nothing new": every labelled text is already in the training data."""
     new_data = Path(new_data)
@@ -70,7 +72,7 @@ def prepare_retrain_data(params: Params, summary: dict, new_data: Path | str) ->
             shutil.copyfile(data.test_path, staging / test_name)
         else:
             write_at_source_lines(test, staging / test_name, data.text_column, data.label_column)
-        check_with_data_stages(params, staging, test_name, shown_as=target)
+        check_data(params, staging, test_name, shown_as=target)
     return {
         "status": "prepared", "rows": rows, "data_dir": str(target),
         "overrides": [f"data.train_file={TRAIN_FILE}", f"data.test_file={test_name}"],
@@ -113,24 +115,3 @@ def write_at_source_lines(frame: pd.DataFrame, path: Path, text_column: str, lab
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def check_with_data_stages(params: Params, folder: Path, test_file: str, *, shown_as: Path) -> None:
-    """Run validate and split on the folder in a scratch directory; their refusal is one StageError line."""
-    from stages import split, validate
-
-    data = params.data.model_copy(update={"dir": str(folder), "train_file": TRAIN_FILE, "test_file": test_file})
-    with tempfile.TemporaryDirectory(prefix="tuneforge-monitor-") as scratch:
-        scratch = Path(scratch)
-        stage = "validate"
-        try:
-            validate.run(
-                data, params.validate_, out_dir=scratch / "validated", reports=scratch / "validate",
-                metrics_path=scratch / "validate.json", expectations_dir=EXPECTATIONS_DIR,
-            )
-            stage = "split"
-            split.run(
-                params.split, validated_dir=scratch / "validated", out_dir=scratch / "splits",
-                reports=scratch / "split", metrics_path=scratch / "split.json",
-            )
-        except StageError as exc:
-            message = exc.message.replace(str(folder), str(shown_as))
-            raise StageError(f"merged data {shown_as}: the {stage} stage refuses it: {message}") from None
