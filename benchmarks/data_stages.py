@@ -45,7 +45,7 @@ def measure(dataset: Path, label: str, json_path: Path | None) -> None:
 
     started = time.perf_counter()
     from stages import augment, split, validate
-    from tuneforge.base.spec import parse_params
+    from tuneforge.params import parse_params
     from tuneforge.pipeline.runner import quiet_libraries
 
     quiet_libraries()

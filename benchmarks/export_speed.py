@@ -72,7 +72,8 @@ def main() -> None:
     os.chdir(args.work)
 
     from stages import export
-    from tuneforge.base.spec import ExportConfig, load_params
+    from tuneforge.base.spec import ExportConfig
+    from tuneforge.params import load_params
     from tuneforge.pipeline.runner import quiet_libraries
 
     quiet_libraries()

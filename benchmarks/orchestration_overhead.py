@@ -80,7 +80,7 @@ def tiny_pipeline(scratch: Path) -> Path:
     """A git clone of this checkout on the tiny spec, reproduced once so that everything is up to date."""
     from quick_data import tiny_bert
 
-    from tuneforge.base.overrides import apply_to_params_file
+    from tuneforge.params.overrides import apply_to_params_file
 
     clone = scratch / "clone"
     listing = git(REPO_ROOT, "ls-files", "--cached", "--others", "--exclude-standard", "-z")

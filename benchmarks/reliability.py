@@ -110,7 +110,7 @@ def project_files() -> list[str]:
 
 
 def make_clone(workdir: Path) -> Path:
-    from tuneforge.base.overrides import apply_to_params_file
+    from tuneforge.params.overrides import apply_to_params_file
 
     clone = workdir / "clone"
     for name in project_files():

@@ -25,9 +25,9 @@ from prefect.runtime import flow_run
 
 from tuneforge.base.errors import StageError
 from tuneforge.base.layout import PARAMS_FILE, metrics_file
-from tuneforge.base.overrides import apply_to_params_file
 from tuneforge.base.secrets import for_records, mask_text
 from tuneforge.data.io import check_data_files
+from tuneforge.params.overrides import apply_to_params_file
 from tuneforge.pipeline.run_lock import checkout_lock
 
 STAGE_RETRIES = 2

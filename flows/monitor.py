@@ -26,8 +26,8 @@ from prefect.deployments import run_deployment
 from stages import split, validate
 from tuneforge.base.errors import StageError
 from tuneforge.base.layout import EXPECTATIONS_DIR, PARAMS_FILE
-from tuneforge.base.spec import Params, load_params
 from tuneforge.monitor.retrain import TRAIN_FILE
+from tuneforge.params import Params, load_params
 
 FINETUNE_DEPLOYMENT = "finetune/finetune"
 ARTIFACT_KEY = "drift-monitor"

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import select
 
 from registry import blobs
+from registry.config import PromotionConfig, RegistryConfig
 from registry.connection import opened
 from registry.db import reading, transaction
 from registry.errors import RegistryError
@@ -62,7 +63,6 @@ from registry.versions import (
     version_info,
 )
 from tuneforge.base.outputs import sha256_path
-from tuneforge.base.spec import PromotionConfig, RegistryConfig
 
 __all__ = [
     "artifacts", "download", "events", "gc", "lineage", "models", "promote", "record_drift_check", "record_stage",

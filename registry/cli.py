@@ -16,11 +16,11 @@ from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
 from registry import api
+from registry.config import RegistrySections, load_registry_sections
 from registry.versions import VersionInfo
 from tuneforge.base.errors import StageError
 from tuneforge.base.layout import PARAMS_FILE
 from tuneforge.base.secrets import mask_text
-from tuneforge.base.spec import Params, load_params
 
 app = typer.Typer(
     name="registry",
@@ -48,12 +48,12 @@ def _global_options(
     ctx.obj = params
 
 
-def _params(ctx: typer.Context) -> Params:
+def _params(ctx: typer.Context) -> RegistrySections:
     path = Path(ctx.obj or PARAMS_FILE)
     # Without a params.yaml in the working directory the defaults apply; a named file must exist.
     if path == PARAMS_FILE and not path.exists():
-        return Params()
-    return load_params(path)
+        return RegistrySections()
+    return load_registry_sections(path)
 
 
 def _handles_errors(command):

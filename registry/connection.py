@@ -8,8 +8,8 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from registry.blobs import BlobStore, open_store
+from registry.config import RegistryConfig
 from registry.db import open_database
-from tuneforge.base.spec import RegistryConfig
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from registry.config import PromotionConfig
 from registry.versions import VersionInfo
-from tuneforge.base.spec import PromotionConfig
 
 TOLERANCE = 1e-12
 

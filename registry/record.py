@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from registry import blobs
+from registry.config import RegistryConfig
 from registry.connection import opened
 from registry.db import reading, transaction
 from registry.errors import RegistryError
@@ -30,7 +31,6 @@ from registry.store import (
 )
 from tuneforge.base.outputs import Produced, git_commit, is_execution_record, sha256_path
 from tuneforge.base.secrets import for_records
-from tuneforge.base.spec import RegistryConfig
 
 ENTRY_POINTS = ("dvc", "prefect", "cli")
 DATA_SUFFIXES = (".parquet", ".csv", ".jsonl")

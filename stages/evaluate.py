@@ -28,11 +28,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from registry.config import RegistryConfig
 from tuneforge.base.errors import StageError
 from tuneforge.base.layout import SPLITS_DIR, TEACHER_DIR, metrics_file, reports_dir
 from tuneforge.base.outputs import Produced, atomic_dirs, atomic_write_text, sha256_file, write_json, write_meta
 from tuneforge.base.secrets import mask_url
-from tuneforge.base.spec import EvaluateConfig, RegistryConfig, shown_value
+from tuneforge.base.spec import EvaluateConfig, shown_value
 from tuneforge.evaluation import metrics as m
 from tuneforge.evaluation.calibration import expected_calibration_error, reliability_bins
 from tuneforge.evaluation.plots import confusion_png, matplotlib_missing, reliability_png

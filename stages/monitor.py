@@ -29,10 +29,11 @@ from pathlib import Path
 from tuneforge.base.errors import StageError
 from tuneforge.base.layout import PARAMS_FILE
 from tuneforge.base.outputs import Produced, atomic_dirs, atomic_write_text, write_json, write_meta
-from tuneforge.base.spec import MonitorConfig, Params, load_params
+from tuneforge.base.spec import MonitorConfig
 from tuneforge.data.io import LABEL, TEXT
 from tuneforge.monitor.data import batch_sha256, read_batch, read_reference, sample
 from tuneforge.monitor.signals import PREDICTED, compare, decide, predicted_labels, sentence_embeddings, with_embeddings
+from tuneforge.params import Params, load_params
 
 STAGE = "monitor"
 

@@ -16,6 +16,7 @@ import json
 import time
 from pathlib import Path
 
+from registry.config import PromotionConfig, RegistryConfig
 from tuneforge.base.errors import StageError
 from tuneforge.base.layout import (
     ONNX_DIR,
@@ -27,7 +28,6 @@ from tuneforge.base.layout import (
     reports_dir,
 )
 from tuneforge.base.outputs import Produced, atomic_dirs, atomic_write_text, write_json, write_meta
-from tuneforge.base.spec import PromotionConfig, RegistryConfig
 from tuneforge.pipeline.runner import stage_main
 
 STAGE = "register"

@@ -46,7 +46,8 @@ from tuneforge.base.layout import (
 )
 from tuneforge.base.outputs import Produced, atomic_dirs, atomic_write_text, write_json, write_meta
 from tuneforge.base.secrets import mask_url
-from tuneforge.base.spec import ModelConfig, TrainConfig, TuneConfig, load_params
+from tuneforge.base.spec import ModelConfig, TrainConfig, TuneConfig
+from tuneforge.params import load_params
 from tuneforge.pipeline.runner import quiet_libraries, stage_main
 from tuneforge.tuning.files import (
     BEST_PARAMS_NAME,

@@ -115,7 +115,7 @@ def dvc(clone: Path, *args: str) -> str:
 
 def use_fast_spec(clone: Path, model_dir: Path) -> Path:
     """Switch the clone's spec to a tiny model (built in `model_dir`) and a few steps, and commit it."""
-    from tuneforge.base.overrides import apply_to_params_file
+    from tuneforge.params.overrides import apply_to_params_file
 
     base = build_tiny_bert_with_minilm_tokenizer(model_dir)
     apply_to_params_file(clone / "params.yaml", [

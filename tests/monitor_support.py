@@ -38,7 +38,7 @@ def one_thread():
 def production_project(tmp_path_factory) -> Path:
     """The project after `dvc repro` with intents:1 promoted to production, plus batches/ (see write_batches)."""
     if "project" not in _BUILT:
-        from tuneforge.base.overrides import apply_to_params_file
+        from tuneforge.params.overrides import apply_to_params_file
 
         root = tmp_path_factory.mktemp("monitor-project")
         clone = use_fast_spec(copy_project(root / "clone"), root / "tiny-bert")

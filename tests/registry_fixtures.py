@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from tuneforge.base.spec import RegistryConfig
+from registry.config import RegistryConfig
 
 PG_URL = os.environ.get("TUNEFORGE_TEST_PG_URL")
 BACKENDS = [

@@ -18,7 +18,7 @@ _BUILT: dict[str, Path] = {}
 
 def registry_config(project: Path):
     """The project's registry with absolute paths, usable from any working directory."""
-    from tuneforge.base.spec import load_params
+    from tuneforge.params import load_params
 
     registry = load_params(project / "params.yaml").registry
     return registry.model_copy(update={
@@ -32,7 +32,7 @@ def serving_project(tmp_path_factory) -> Path:
         return _BUILT["project"]
     from registry import api
     from tuneforge.base.outputs import Produced
-    from tuneforge.base.overrides import apply_to_params_file
+    from tuneforge.params.overrides import apply_to_params_file
 
     source = production_project(tmp_path_factory)
     project = tmp_path_factory.mktemp("serving-project") / "clone"

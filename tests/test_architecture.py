@@ -19,6 +19,7 @@ LAYERS = [
     ("tuneforge.tasks",),
     ("tuneforge.data", "tuneforge.training", "tuneforge.tuning", "tuneforge.evaluation", "tuneforge.export",
      "tuneforge.inference", "tuneforge.monitor"),
+    ("tuneforge.params",),
     ("registry",),
     ("tuneforge.base", "tuneforge"),
 ]

@@ -12,9 +12,9 @@ import yaml
 
 from conftest import REPO_ROOT
 from stages import augment, split, validate
-from tuneforge.base.overrides import merge
-from tuneforge.base.spec import parse_params
 from tuneforge.data.textnorm import normalize_text
+from tuneforge.params import parse_params
+from tuneforge.params.overrides import merge
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ import yaml
 
 from conftest import REPO_ROOT
 from tuneforge.base.errors import ConfigError
-from tuneforge.base.overrides import apply_to_params_file, merge, parse_assignment
-from tuneforge.base.spec import Params, describe_schema, load_params, parse_params
+from tuneforge.params import Params, describe_schema, load_params, parse_params
+from tuneforge.params.overrides import apply_to_params_file, merge, parse_assignment
 
 
 def shipped_params() -> list[Path]:

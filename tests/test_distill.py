@@ -24,7 +24,8 @@ from transformers import BertConfig, BertForSequenceClassification
 
 from stages import distill
 from tuneforge.base.errors import ConfigError, StageError
-from tuneforge.base.spec import DistillConfig, parse_params
+from tuneforge.base.spec import DistillConfig
+from tuneforge.params import parse_params
 from tuneforge.training.kd import distillation_loss
 from tuneforge.training.student import (
     choose_layers,

@@ -12,9 +12,9 @@ from train_support import build_tiny_bert, tiny_train, write_classification_data
 from tune_support import LR_SPACE, load_trials, tune_settings, write_params
 
 from registry import api
+from registry.config import RegistryConfig
 from stages import distill, train, tune
 from tuneforge.base.layout import checkpoints_dir
-from tuneforge.base.spec import RegistryConfig
 from tuneforge.training.training_args import NonFiniteLoss
 
 pytestmark = pytest.mark.usefixtures("one_thread")

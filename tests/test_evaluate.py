@@ -15,10 +15,11 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precisio
 from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification, BertModel
 
 from registry import api, record_stage
+from registry.config import PromotionConfig, RegistryConfig
 from stages import evaluate
 from tuneforge.base.errors import StageError
 from tuneforge.base.outputs import Produced, sha256_file, sha256_path
-from tuneforge.base.spec import EvaluateConfig, PromotionConfig, RegistryConfig
+from tuneforge.base.spec import EvaluateConfig
 from tuneforge.evaluation.calibration import expected_calibration_error, reliability_bins
 from tuneforge.evaluation.metrics import mcnemar_test, top_confusions
 

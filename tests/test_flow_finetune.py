@@ -109,7 +109,7 @@ def without_measurements(path: Path) -> dict:
 
 def registry_of(clone: Path, monkeypatch):
     """The clone's registry settings (its URLs are relative to the repo root, where stages run)."""
-    from tuneforge.base.spec import load_params
+    from tuneforge.params import load_params
 
     monkeypatch.chdir(clone)
     return load_params(clone / "params.yaml").registry

@@ -16,9 +16,9 @@ from registry import api
 from stages import monitor, split, validate
 from tuneforge.base.errors import StageError
 from tuneforge.base.outputs import sha256_file
-from tuneforge.base.overrides import apply_to_params_file
-from tuneforge.base.spec import load_params
 from tuneforge.monitor import retrain
+from tuneforge.params import load_params
+from tuneforge.params.overrides import apply_to_params_file
 
 pytestmark = pytest.mark.e2e
 

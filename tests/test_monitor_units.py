@@ -7,11 +7,12 @@ import pytest
 
 from conftest import REPO_ROOT, write_csv
 from tuneforge.base.errors import ConfigError, StageError
-from tuneforge.base.spec import MonitorConfig, Params, load_params, parse_params
+from tuneforge.base.spec import MonitorConfig
 from tuneforge.data.io import read_labelled_table
 from tuneforge.monitor.data import batch_files, batch_sha256, read_batch, sample
 from tuneforge.monitor.retrain import write_at_source_lines
 from tuneforge.monitor.signals import decide
+from tuneforge.params import Params, load_params, parse_params
 
 
 def test_params_yaml_states_the_monitor_defaults():

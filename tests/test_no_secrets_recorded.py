@@ -21,7 +21,7 @@ from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
 from conftest import dvc, git
-from tuneforge.base.overrides import apply_to_params_file
+from tuneforge.params.overrides import apply_to_params_file
 
 pytestmark = pytest.mark.e2e
 PG_URL = os.environ.get("TUNEFORGE_TEST_PG_URL")

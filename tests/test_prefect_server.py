@@ -19,8 +19,8 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from conftest import copy_project, use_fast_spec
 from registry import api
-from tuneforge.base.spec import load_params
 from tuneforge.orchestration import deploy_all, local_server, serving_environment, start_worker, stop
+from tuneforge.params import load_params
 
 pytestmark = pytest.mark.e2e
 RUN_TIMEOUT_S = 900  # a whole pipeline on the tiny model, on a loaded 2-core box

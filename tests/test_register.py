@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 
 from registry import api, record_stage
+from registry.config import PromotionConfig, RegistryConfig
 from stages import register
 from tuneforge.base.errors import StageError
 from tuneforge.base.outputs import Produced
-from tuneforge.base.spec import PromotionConfig, RegistryConfig
 
 ROLE_METRICS = {
     "validated": {"success": True},

@@ -9,13 +9,13 @@ from registry_support import run_data_stages, stage_dir, write
 from sqlalchemy import func, select
 
 from registry import api, blobs, record_stage
+from registry.config import PromotionConfig
 from registry.db import open_database, transaction
 from registry.errors import RegistryError
 from registry.lineage import sources
 from registry.names import parse_ref, safe_name, validate_name
 from registry.schema import Artifact, Event, Run
 from tuneforge.base.outputs import Produced, sha256_file, sha256_path
-from tuneforge.base.spec import PromotionConfig
 
 pytest_plugins = ["registry_fixtures"]  # the registry_config fixture: SQLite, and PostgreSQL when configured
 

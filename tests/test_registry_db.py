@@ -14,11 +14,11 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError
 
 from registry import api
+from registry.config import RegistryConfig
 from registry.db import create_registry_engine, current_revision, head_revision, open_database, upgrade
 from registry.errors import RegistryError
 from registry.schema import Base
 from tuneforge.base.outputs import Produced
-from tuneforge.base.spec import RegistryConfig
 
 pytest_plugins = ["registry_fixtures"]
 

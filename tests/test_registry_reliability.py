@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from conftest import REPO_ROOT
 from registry import api, blobs, record_stage
 from registry.cli import app
+from registry.config import RegistryConfig
 from registry.connection import opened
 from registry.db import transaction
 from registry.errors import RegistryError
@@ -24,7 +25,8 @@ from registry.store import add_artifact
 from stages import split
 from tuneforge.base.errors import ConfigError
 from tuneforge.base.outputs import EXECUTION_RECORDS, Produced, sha256_file, sha256_path
-from tuneforge.base.spec import RegistryConfig, SplitConfig, parse_params
+from tuneforge.base.spec import SplitConfig
+from tuneforge.params import parse_params
 from tuneforge.training import checkpoints
 
 pytest_plugins = ["registry_fixtures"]

@@ -6,10 +6,10 @@ from typer.testing import CliRunner
 from conftest import REPO_ROOT, build_tiny_bert_with_minilm_tokenizer, labelled_rows, write_csv
 from stages import validate
 from tuneforge.base.errors import ConfigError, StageError
-from tuneforge.base.overrides import apply_to_params_file
 from tuneforge.base.spec import DataConfig, ValidateConfig
 from tuneforge.cli import app
 from tuneforge.data.io import read_labelled_table
+from tuneforge.params.overrides import apply_to_params_file
 from tuneforge.training import modeling
 
 

@@ -14,12 +14,14 @@ import yaml
 from typer.testing import CliRunner
 
 from flows.finetune import StageFailed
+from registry.config import RegistryConfig
 from stages import tune
 from tuneforge.base.errors import StageError
 from tuneforge.base.outputs import RUN_ID_ENV, RUN_PARAMETERS_ENV, write_meta
 from tuneforge.base.secrets import for_records, mask_text, mask_url
-from tuneforge.base.spec import Params, RegistryConfig, TuneConfig, parse_params
+from tuneforge.base.spec import TuneConfig
 from tuneforge.cli import app
+from tuneforge.params import Params, parse_params
 from tuneforge.pipeline.runner import stage_main
 
 SECRET = "Pw-5ecret-in-the-url"

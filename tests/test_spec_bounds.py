@@ -9,10 +9,11 @@ from pydantic import BaseModel
 from typer.testing import CliRunner
 
 from tuneforge.base.errors import ConfigError
-from tuneforge.base.overrides import apply_to_params_file
-from tuneforge.base.spec import MAX_ERROR_LINE_CHARS, Params, load_params, parse_params
+from tuneforge.base.spec import MAX_ERROR_LINE_CHARS
 from tuneforge.base.spec_yaml import MAX_SPEC_BYTES, MAX_SPEC_VALUES
 from tuneforge.cli import app
+from tuneforge.params import Params, load_params, parse_params
+from tuneforge.params.overrides import apply_to_params_file
 
 runner = CliRunner()
 

@@ -134,7 +134,7 @@ def test_disabled_search_writes_a_file_saying_so_and_trains_nothing(project):
 
 def test_params_yaml_mirrors_the_tune_defaults():
     from conftest import REPO_ROOT
-    from tuneforge.base.spec import Params, load_params
+    from tuneforge.params import Params, load_params
 
     shipped = load_params(REPO_ROOT / "params.yaml").model_dump(by_alias=True)
     assert shipped["tune"] == Params().model_dump(by_alias=True)["tune"]

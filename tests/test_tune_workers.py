@@ -53,7 +53,7 @@ def test_two_workers_share_one_study_and_run_each_trial_once(project, storage):
     # The stage finds the study full: it runs nothing, reports every worker's trial, and registers them.
     from registry import api
     from stages import tune
-    from tuneforge.base.spec import load_params
+    from tuneforge.params import load_params
 
     assert tune.main(["--params", str(root / "params.yaml")]) == 0
     with open(root / "reports/tune/trials.csv", newline="") as handle:

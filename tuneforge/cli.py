@@ -57,8 +57,8 @@ def run(
     params: Path = typer.Option(PARAMS_FILE, help="The pipeline spec"),
 ) -> None:
     """Run the whole pipeline through `dvc repro` (stages that are up to date are skipped)."""
-    from tuneforge.base.overrides import apply_to_params_file
     from tuneforge.data.io import check_data_files
+    from tuneforge.params.overrides import apply_to_params_file
 
     command = [sys.executable, "-m", "dvc", "repro", *(["--force"] if force else [])]
     try:
@@ -108,7 +108,7 @@ def show_params(
     params: Path = typer.Option(PARAMS_FILE, help="The pipeline spec"),
 ) -> None:
     """Print every key of the spec with its default and meaning, or validate params.yaml with --check."""
-    from tuneforge.base.spec import describe_schema, load_params
+    from tuneforge.params import describe_schema, load_params
 
     if check:
         try:

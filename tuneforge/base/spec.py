@@ -551,63 +551,6 @@ class ExportConfig(Section):
     )
 
 
-class RegistryConfig(Section):
-    enabled: bool = Field(True, description="Record every stage's outputs in the registry after it succeeds.")
-    model_name: SafeName = Field(
-        "classifier", description="Registered model that a pipeline run's versions belong to (and are compared with)."
-    )
-    url: SecretUrl = Field(
-        "sqlite:///.tuneforge/registry.db",
-        description="SQLAlchemy URL of the registry database (a SQLite file, or postgresql+psycopg://...).",
-    )
-    artifacts: SecretUrl = Field(
-        ".tuneforge/artifacts", description="Root of the content-addressed blob store: folder or fsspec URL."
-    )
-    cache: str = Field(
-        ".tuneforge/cache", description="Local folder where resolved model versions are placed, verified."
-    )
-    busy_timeout_s: float = Field(
-        60.0, gt=0, description="How long a SQLite writer waits for another writer's lock before failing."
-    )
-    connect_timeout_s: int = Field(
-        5, ge=1, description="Seconds to wait for a database server before reporting it unreachable."
-    )
-
-
-class PromotionConfig(Section):
-    min_metrics: dict[str, float] = Field(
-        {"metrics.macro_f1": 0.5}, description="Least value of each version metric (role.metric) to promote."
-    )
-    primary_metric: str = Field(
-        "metrics.macro_f1", min_length=1, description="Metric a candidate must improve on (higher is better)."
-    )
-    min_improvement: float = Field(
-        0.0,
-        description="Least gain in primary_metric over the alias's holder, measured on the same test split.",
-    )
-    test_split_role: SafeName = Field(
-        "test_split", description="Role of the test split artifact whose hash both versions must share."
-    )
-    test_split_file: str | None = Field(
-        "test.parquet", description="File whose hash is compared when that artifact is a folder; null: whole."
-    )
-    parity_flag: str | None = Field(
-        "onnx_int8.parity_passed",
-        description="Metric that must be true: the int8 ONNX model matches the model; null turns it off.",
-    )
-    validation_flag: str | None = Field(
-        "validated.success",
-        description="Metric that must be true: the data passed validation; null turns it off.",
-    )
-    drift_metric: str | None = Field(
-        "test_split.drift_share.test_vs_train", description="Drift share metric to bound; null turns it off."
-    )
-    max_drift_share: Probability = Field(0.5, description="Largest drift_metric value a promotion accepts.")
-    promote_to: SafeName | None = Field(
-        None, description="Alias the register stage moves to each new version whose gates pass; null: none."
-    )
-
-
 # Evidently's drift tests by the column type they accept (evidently.legacy.calculations.stattests).
 NumericDriftTest = Literal[
     "ks", "wasserstein", "psi", "kl_div", "jensenshannon", "hellinger", "anderson", "cramer_von_mises", "ed", "es",
@@ -762,58 +705,28 @@ class ServeConfig(Section):
     traffic: TrafficConfig = Field(TrafficConfig(), description="The traffic log the drift monitor reads.")
 
 
-class Params(Section):
-    data: DataConfig = Field(DataConfig(), description="Where the labelled data is and which columns to read.")
-    validate_: ValidateConfig = Field(
-        ValidateConfig(), alias="validate", description="Cleaning and Great Expectations validation."
-    )
-    split: SplitConfig = Field(SplitConfig(), description="Stratified train/val/test split.")
-    augment: AugmentConfig = Field(AugmentConfig(), description="Augmentation of the train split only.")
-    model: ModelConfig = Field(ModelConfig(), description="The base model and the task it is tuned for.")
-    train: TrainConfig = Field(TrainConfig(), description="Fine-tuning: method and hyperparameters.")
-    tune: TuneConfig = Field(TuneConfig(), description="Hyperparameter search over train keys (Optuna).")
-    evaluate: EvaluateConfig = Field(
-        EvaluateConfig(), description="Test-split metrics, calibration, and the comparison with production."
-    )
-    distill: DistillConfig = Field(DistillConfig(), description="Knowledge distillation into a smaller student.")
-    export: ExportConfig = Field(
-        ExportConfig(), description="ONNX export, int8 quantization, parity gates and the speed report."
-    )
-    registry: RegistryConfig = Field(RegistryConfig(), description="Where artifacts and records are kept.")
-    promotion: PromotionConfig = Field(PromotionConfig(), description="Gates a version passes for an alias.")
-    monitor: MonitorConfig = Field(
-        MonitorConfig(), description="Drift monitor: new data vs production's training data; retrain on drift."
-    )
-    serve: ServeConfig = Field(
-        ServeConfig(), description="HTTP model server (tuneforge serve-model): batching, limits, the traffic log."
-    )
-
-    model_config = ConfigDict(
-        extra="forbid", frozen=True, strict=True, populate_by_name=True, allow_inf_nan=False
-    )
-
-
-def parse_params(raw: Any, source: str = "params.yaml") -> Params:
-    """Validate a params mapping; every problem is reported by its dotted path."""
+def parse_spec(model: type[BaseModel], raw: Any, source: str = "params.yaml"):
+    """Validate a params mapping against `model` (the whole spec, or some of its sections); every problem is
+    reported by its dotted path."""
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: must be a mapping of sections, got {type(raw).__name__}")
     try:
-        return Params.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as exc:
         errors = exc.errors()
-        lines = [_describe(error) for error in errors[:SHOWN_ERRORS + 1]]
+        lines = [_describe(model, error) for error in errors[:SHOWN_ERRORS + 1]]
         if len(errors) > len(lines):
             lines.append(f"... and {len(errors) - len(lines)} more")
         raise ConfigError(f"{source}: {lines[0]}", detail="\n".join(lines[1:])) from None
 
 
-def load_params(path: Path | str = "params.yaml") -> Params:
+def load_spec(model: type[BaseModel], path: Path | str = "params.yaml"):
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: params file not found")
-    return parse_params(read_spec(path, yaml.safe_load), source=str(path))
+    return parse_spec(model, read_spec(path, yaml.safe_load), source=str(path))
 
 
 def shown_value(value: Any, limit: int = SHOWN_VALUE_CHARS) -> str:
@@ -827,11 +740,11 @@ def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "\u2026"
 
 
-def _describe(error: dict) -> str:
+def _describe(root: type[BaseModel], error: dict) -> str:
     path = ".".join(str(part) for part in error["loc"]) or "(top level)"
     kind = error["type"]
     if kind == "extra_forbidden":
-        allowed = _allowed_keys(error["loc"][:-1])
+        allowed = _allowed_keys(root, error["loc"][:-1])
         return f"{path}: unknown key (expected one of: {', '.join(allowed)})"
     if kind == "missing":
         return f"{path}: required"
@@ -842,8 +755,7 @@ def _describe(error: dict) -> str:
     return _cut(mask_text(f"{path}: {message}"), MAX_ERROR_LINE_CHARS)
 
 
-def _allowed_keys(loc: tuple) -> list[str]:
-    model: type[BaseModel] = Params
+def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:
     for part in loc:
         field = _field_by_key(model, part)
         annotation = field.annotation if field else None
@@ -860,10 +772,10 @@ def _field_by_key(model: type[BaseModel], key: Any):
     return None
 
 
-def describe_schema() -> dict[str, dict[str, tuple[Any, str]]]:
+def describe_sections(root: type[BaseModel]) -> dict[str, dict[str, tuple[Any, str]]]:
     """Every section's fields with default and description (used by docs and `tuneforge params`)."""
     sections = {}
-    for name, field in Params.model_fields.items():
+    for name, field in root.model_fields.items():
         model = field.annotation
         sections[field.alias or name] = {
             key: (sub.default, sub.description or "") for key, sub in model.model_fields.items()

@@ -26,10 +26,10 @@ import pandas as pd
 
 from tuneforge.base.errors import StageError
 from tuneforge.base.outputs import atomic_dirs
-from tuneforge.base.spec import Params
 from tuneforge.data.io import LABEL, SOURCE_ROW, TEXT, read_labelled_table
 from tuneforge.data.textnorm import text_key
 from tuneforge.monitor.data import batch_sha256, read_batch
+from tuneforge.params import Params
 
 # (params, folder, test file name, shown_as) -> None, or a StageError naming what a data stage refuses
 DataCheck = Callable[..., None]

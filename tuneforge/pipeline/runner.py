@@ -11,7 +11,7 @@ from tuneforge.base.errors import StageError
 from tuneforge.base.layout import PARAMS_FILE
 from tuneforge.base.outputs import Produced
 from tuneforge.base.secrets import mask_text
-from tuneforge.base.spec import Params, load_params
+from tuneforge.params import Params, load_params
 from tuneforge.tasks import get_task, require
 
 

@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from tuneforge.base.spec import Params
+from tuneforge.params import Params
 from tuneforge.serving.batching import MicroBatcher, ServerClosing
 from tuneforge.serving.follower import ModelHolder
 from tuneforge.serving.metrics import Metrics

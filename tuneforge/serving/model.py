@@ -10,8 +10,9 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from registry.config import RegistryConfig
 from tuneforge.base.errors import StageError
-from tuneforge.base.spec import RegistryConfig, ServeConfig
+from tuneforge.base.spec import ServeConfig
 from tuneforge.inference import onnx_predictor as onnx_predict
 from tuneforge.serving.source import ModelRef, folder_hashes, verified_model_folder
 

@@ -20,8 +20,8 @@ from pathlib import Path
 import yaml
 
 from tuneforge.base.errors import ConfigError, StageError
-from tuneforge.base.overrides import assign, parse_assignment
-from tuneforge.base.spec import load_params, parse_params
+from tuneforge.params import load_params, parse_params
+from tuneforge.params.overrides import assign, parse_assignment
 from tuneforge.serving.source import current_version, parse_model_ref
 
 SETTINGS_ENV = "TUNEFORGE_SERVE_SETTINGS"

@@ -9,10 +9,10 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from registry.config import RegistryConfig
 from registry.errors import RegistryError
 from registry.names import Ref, parse_ref
 from tuneforge.base.errors import StageError
-from tuneforge.base.spec import RegistryConfig
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,9 @@ import yaml
 from tuneforge.base.errors import ConfigError
 from tuneforge.base.layout import MODELS_DIR
 from tuneforge.base.outputs import sha256_path
-from tuneforge.base.overrides import merge
-from tuneforge.base.spec import TrainConfig, parse_params
+from tuneforge.base.spec import TrainConfig
+from tuneforge.params import parse_params
+from tuneforge.params.overrides import merge
 
 TUNE_DIR = MODELS_DIR / "tune"
 BEST_PARAMS_NAME = "best_params.yaml"

@@ -14,8 +14,9 @@ import yaml
 from ruamel.yaml import YAML
 
 from tuneforge.base.errors import ConfigError
-from tuneforge.base.spec import Params, parse_params, shown_value
+from tuneforge.base.spec import shown_value
 from tuneforge.base.spec_yaml import parse_spec_text, read_spec
+from tuneforge.params import Params, parse_params
 
 
 def parse_assignment(assignment: str) -> tuple[list[str], Any]:

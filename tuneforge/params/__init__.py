@@ -1,0 +1,70 @@
+"""The whole spec: params.yaml's sections composed into one model (the sections are in tuneforge/base/spec.py,
+the registry's own in registry/config.py), read and validated by dotted path."""
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import ConfigDict, Field
+
+from registry.config import PromotionConfig, RegistryConfig
+from tuneforge.base.spec import (
+    AugmentConfig,
+    DataConfig,
+    DistillConfig,
+    EvaluateConfig,
+    ExportConfig,
+    ModelConfig,
+    MonitorConfig,
+    Section,
+    ServeConfig,
+    SplitConfig,
+    TrainConfig,
+    TuneConfig,
+    ValidateConfig,
+    describe_sections,
+    load_spec,
+    parse_spec,
+)
+
+
+class Params(Section):
+    data: DataConfig = Field(DataConfig(), description="Where the labelled data is and which columns to read.")
+    validate_: ValidateConfig = Field(
+        ValidateConfig(), alias="validate", description="Cleaning and Great Expectations validation."
+    )
+    split: SplitConfig = Field(SplitConfig(), description="Stratified train/val/test split.")
+    augment: AugmentConfig = Field(AugmentConfig(), description="Augmentation of the train split only.")
+    model: ModelConfig = Field(ModelConfig(), description="The base model and the task it is tuned for.")
+    train: TrainConfig = Field(TrainConfig(), description="Fine-tuning: method and hyperparameters.")
+    tune: TuneConfig = Field(TuneConfig(), description="Hyperparameter search over train keys (Optuna).")
+    evaluate: EvaluateConfig = Field(
+        EvaluateConfig(), description="Test-split metrics, calibration, and the comparison with production."
+    )
+    distill: DistillConfig = Field(DistillConfig(), description="Knowledge distillation into a smaller student.")
+    export: ExportConfig = Field(
+        ExportConfig(), description="ONNX export, int8 quantization, parity gates and the speed report."
+    )
+    registry: RegistryConfig = Field(RegistryConfig(), description="Where artifacts and records are kept.")
+    promotion: PromotionConfig = Field(PromotionConfig(), description="Gates a version passes for an alias.")
+    monitor: MonitorConfig = Field(
+        MonitorConfig(), description="Drift monitor: new data vs production's training data; retrain on drift."
+    )
+    serve: ServeConfig = Field(
+        ServeConfig(), description="HTTP model server (tuneforge serve-model): batching, limits, the traffic log."
+    )
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, strict=True, populate_by_name=True, allow_inf_nan=False
+    )
+
+
+def parse_params(raw: Any, source: str = "params.yaml") -> Params:
+    return parse_spec(Params, raw, source)
+
+
+def load_params(path: Path | str = "params.yaml") -> Params:
+    return load_spec(Params, path)
+
+
+def describe_schema() -> dict[str, dict[str, tuple[Any, str]]]:
+    return describe_sections(Params)
