@@ -113,9 +113,9 @@ def test_a_stage_error_line_is_printed_with_passwords_masked(in_tmp_dir, capsys)
     def failing(params):
         raise StageError(f"cannot open {PG_URL}", detail=f"tried {PG_URL} twice")
 
-    assert stage_main("probe", failing, ["--params", "params.yaml"]) == 1
+    assert stage_main("validate", failing, ["--params", "params.yaml"]) == 1
     err = capsys.readouterr().err
-    assert err == f"probe: error: cannot open {MASKED_PG_URL}\ntried {MASKED_PG_URL} twice\n"
+    assert err == f"validate: error: cannot open {MASKED_PG_URL}\ntried {MASKED_PG_URL} twice\n"
 
 
 def test_the_flow_reports_a_failed_stage_with_passwords_masked():
