@@ -1,6 +1,6 @@
 """The registry's tables as SQLAlchemy 2 ORM classes.
 
-The migrations in registry/migrations create these tables; tests/test_registry_db.py checks that the
+The migrations in registry/migrations create these tables; tests/registry/test_registry_db.py checks that the
 migrated schema and these classes agree, so a change here needs a new migration revision.
 """
 

@@ -1,4 +1,4 @@
-"""Where each stage writes. dvc.yaml declares the same paths as outs (tests/test_dvc_yaml.py checks they agree)."""
+"""Where each stage writes; dvc.yaml declares the same paths as its outs."""
 
 from pathlib import Path
 

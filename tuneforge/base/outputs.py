@@ -34,7 +34,7 @@ RUN_ID_ENV, RUN_PARAMETERS_ENV = "TUNEFORGE_RUN_ID", "TUNEFORGE_RUN_PARAMETERS"
 # names stay out of sha256_path, so the content hash (the registry's artifact identity, the input hashes in
 # meta.json) is the same for the same inputs however often the stage runs. By name rather than by
 # .dvcignore's repository paths because a folder is hashed wherever it lies (a test's temporary folder, the
-# registry's cache); tests/test_registry_reliability.py checks the two lists agree.
+# registry's cache); tests/registry/test_registry_reliability.py checks the two lists agree.
 EXECUTION_RECORDS = frozenset({"meta.json", "speed.json", "speed.md"})
 
 

@@ -1,0 +1,138 @@
+"""The benchmark runner (benchmarks/run_all.py): its reading of measurements, and its quick mode end to end.
+
+The end-to-end test is CI's reduced version of the real run: every benchmark script really runs (subset, tiny
+model, a few steps) and RESULTS.md must hold every section with a number in every ratio cell.
+"""
+
+import json
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.helpers.project import REPO_ROOT
+
+sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+import run_all  # noqa: E402
+
+SECTIONS = ["## Machine", "## Versions", "## Summary", "## Train throughput", "## Int8 student vs PyTorch teacher",
+            "## Flow overhead", "## Quality on banking77", "## Data stages", "## Serving", "## Raw output"]
+FIGURES = [
+    "Train throughput (samples/s)", "Train peak RSS (MB)", "Batch-1 p50 latency (ms)", "Size (MiB)",
+    "Test accuracy (%): int8 student vs PyTorch fp32 teacher", "Orchestration (s)",
+    "Teacher test accuracy (%) vs BERT-base", "Teacher test accuracy (%) vs DistilBERT",
+    "Teacher test accuracy (%) vs RoBERTa-base", "Teacher test accuracy (%) vs BERT-large",
+    "Student (PyTorch) test accuracy (%) vs teacher", "Int8 student test accuracy (%) vs teacher",
+    "Serving throughput (req/s) at concurrency 64", "Serving p99 latency (ms) at concurrency 8",
+    "Serving throughput (texts/s) at concurrency 64 vs model-only ceiling",
+]
+
+
+def summary_rows(results: str) -> dict[str, list[str]]:
+    section = results.split("## Summary", 1)[1].split("\n## ", 1)[0]
+    rows = [line.strip("|").split(" | ") for line in section.splitlines() if line.startswith("| ")]
+    return {row[0].strip(): [cell.strip() for cell in row[1:]] for row in rows[1:]}
+
+
+def test_ratio_targets_and_the_points_rule():
+    faster = run_all.figure_row("latency", 0.3, 7.0, "teacher", 3, run_all.Target("ratio", "<=", 1 / 8, "<= 0.125"))
+    shown = (faster.value, faster.reference, faster.ratio, faster.result)
+    assert shown == ("0.300", "7.000 (teacher)", "0.043", "pass")
+    drop = run_all.Target("drop", "<=", 1.0, "within 1.0 point")
+    assert run_all.figure_row("int8", 91.2, 92.1, "teacher", 2, drop).result == "pass"
+    assert run_all.figure_row("int8", 91.0, 92.1, "teacher", 2, drop).result == "FAIL"
+    goal = run_all.Target("value", ">=", 92.0, ">= 92.0")
+    assert run_all.figure_row("teacher", 91.9, 93.1, "BERT-base", 2, goal).result == "FAIL"
+    missing = run_all.figure_row("x", None, 1.0, "ref", 2, goal, "not run: missing")
+    assert (missing.value, missing.ratio, missing.result) == ("not run: missing", "—", "not run")
+
+
+def test_anchors_are_the_published_constants():
+    assert run_all.PUBLISHED_ANCHORS == {"BERT-base": 93.1, "DistilBERT": 92.5, "RoBERTa-base": 93.5,
+                                        "BERT-large": 93.7}
+    rows = run_all.quality_rows({name: {"accuracy": 0.925} for name in ("teacher", "student", "int8")}, "")
+    assert [row.ratio for row in rows[:4]] == [f"{92.5 / anchor:.3f}" for anchor in (93.1, 92.5, 93.5, 93.7)]
+    assert rows[0].result == "pass" and rows[1].result == "—"
+
+
+def test_gnu_time_log_gives_cpu_and_wall_seconds():
+    log = ("\tUser time (seconds): 5120.50\n\tSystem time (seconds): 79.50\n"
+           "\tElapsed (wall clock) time (h:mm:ss or m:ss): 1:02:03\n")
+    assert run_all.parse_time_log(log) == {"cpu_seconds": 5200.0, "wall_seconds": 3723.0}
+    assert run_all.parse_time_log("no timing here") == {}
+
+
+@pytest.mark.parametrize("figures, expected", [
+    ({"dvc_repro_seconds": 2.0, "flow_seconds": 5.0, "ratio": 2.5}, (5.0, 2.0, None)),
+    ({"noop_dvc_repro": {"median_s": 1.5}, "cached_flow_rerun": {"median_s": 4.5}, "overhead_ratio": 3.0,
+      "target": "<= 5"}, (4.5, 1.5, "<= 5")),
+])
+def test_flow_overhead_figures_are_found_by_name(figures, expected):
+    assert run_all.flow_figures(figures) == expected
+
+
+def test_recipe_cost_prefers_the_runners_own_measurement(tmp_path):
+    (tmp_path / "models/teacher").mkdir(parents=True)
+    (tmp_path / "models/teacher/meta.json").write_text(json.dumps({"wall_time_s": 3000.0, "cpu_time_s": 5800.0}))
+    cost = run_all.run_cost(tmp_path, None)
+    assert (cost["cpu"], cost["wall"]) == (5800.0, 3000.0) and "meta.json" in cost["source"]
+    (tmp_path / ".tuneforge").mkdir()
+    (tmp_path / ".tuneforge/recipe_run.json").write_text(json.dumps(
+        {"cpu_seconds": 6100.0, "wall_seconds": 3300.0, "command": "python -m tuneforge.cli run"}))
+    cost = run_all.run_cost(tmp_path, None)
+    assert (cost["cpu"], cost["wall"]) == (6100.0, 3300.0) and "run_all.py" in cost["source"]
+    assert cost["stages"] == {"train": {"wall": 3000.0, "cpu": 5800.0}}
+
+
+def test_serving_only_replaces_its_rows_and_section_and_keeps_the_rest():
+    results = "\n".join([
+        "# tuneforge benchmarks", "", "## Summary", "", "| figure | tuneforge |", "|---|---|", "| Train x | 1 |",
+        "| Serving old | 2 |", "", "## Data stages", "", "data", "", "## Serving (benchmarks/serving.py)", "", "old",
+        "", "## Raw output", "", "raw", ""])
+    updated = run_all.splice_serving(results, ["| Serving new | 3 |"], ["## Serving (benchmarks/serving.py)", "",
+                                                                       "new", ""])
+    assert updated.splitlines()[6:8] == ["| Train x | 1 |", "| Serving new | 3 |"]
+    assert "old" not in updated and "data" in updated and "raw" in updated
+    assert updated.index("new\n") < updated.index("## Raw output")
+    first = run_all.splice_serving(results.replace("## Serving (benchmarks/serving.py)\n\nold\n\n", ""),
+                                   ["| Serving new | 3 |"], ["## Serving (benchmarks/serving.py)", "", "new", ""])
+    assert first.index("## Data stages") < first.index("## Serving") < first.index("## Raw output")
+
+
+def test_a_recipe_dir_without_a_run_is_refused(tmp_path, capsys):
+    assert run_all.main(["--quick", "--recipe-dir", str(tmp_path), "--out", str(tmp_path / "R.md")]) == 2
+    assert "no reports/metrics" in capsys.readouterr().err
+    assert not (tmp_path / "R.md").exists()
+
+
+@pytest.mark.e2e
+def test_quick_mode_writes_every_section_with_numeric_ratios(tmp_path):
+    committed = run_all.RESULTS.read_bytes() if run_all.RESULTS.is_file() else None
+    out = tmp_path / "RESULTS.md"
+    began = time.perf_counter()
+    done = subprocess.run([sys.executable, str(REPO_ROOT / "benchmarks/run_all.py"), "--quick", "--out", str(out)],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    print(f"quick runner: {time.perf_counter() - began:.0f} s")
+    results = out.read_text()
+    for section in SECTIONS:
+        assert section in results, section
+    assert "**Quick mode (CI):**" in results and "tuneforge commit" in results and "| torch | 2." in results
+
+    rows = summary_rows(results)
+    for figure in FIGURES:
+        row = next((cells for name, cells in rows.items() if name.startswith(figure)), None)
+        assert row is not None, figure
+        value, reference, ratio, target, result = row
+        if figure == "Orchestration (s)" and not (REPO_ROOT / "benchmarks/orchestration_overhead.py").is_file():
+            assert (value, result) == ("not run: missing", "not run")
+            continue
+        assert re.fullmatch(r"\d+\.\d{3}", ratio), (figure, row)
+        expected = float(value) / float(reference.split()[0])
+        assert float(ratio) == pytest.approx(expected, rel=0.02, abs=2e-3), (figure, row)
+        assert result in ("pass", "FAIL", "—"), (figure, row)
+    assert "93.10 (BERT-base, published)" in rows["Teacher test accuracy (%) vs BERT-base"][1]
+    assert (run_all.RESULTS.read_bytes() if run_all.RESULTS.is_file() else None) == committed, \
+        "quick mode must not overwrite the committed RESULTS.md"
