@@ -179,3 +179,28 @@ def test_spec_val_file():
         parse_params({"data": {"val_file": "x.csv", "test_file": "x.csv"}})
     with pytest.raises(ConfigError, match=r"data.val_file: unsupported file extension '.txt'"):
         parse_params({"data": {"val_file": "x.txt"}})
+
+
+def test_monitor_retrain_carries_the_val_file_over(inputs):
+    from tuneforge.monitor.data import batch_sha256
+    from tuneforge.monitor.retrain import prepare_retrain_data
+
+    params = parse_params({
+        "data": {"dir": "in", "train_file": "train.csv", "val_file": "val.csv", "test_file": "test.csv"},
+        "monitor": {"retrain_dir": "retrain"},
+    })
+    new = labelled_rows(classes=4, per_class=2, prefix="new: ") + [val_rows()[3]]  # the last is a val text
+    batch = write_csv(inputs / "batch.csv", new)
+    summary = {"batch": {"id": "b1", "sha256": batch_sha256(batch)}}
+
+    prepared = prepare_retrain_data(params, summary, batch)
+
+    assert prepared["overrides"] == [
+        "data.train_file=merged_train.parquet", "data.test_file=test.csv", "data.val_file=val.csv",
+    ]
+    folder = Path(prepared["data_dir"])
+    assert (folder / "val.csv").read_bytes() == (inputs / "in/val.csv").read_bytes()
+    # Training rows that are val texts are left out, and so is a new row that is one.
+    assert prepared["rows"]["added"] == 8 and prepared["rows"]["train"] == 118 + 8
+    merged = set(pd.read_parquet(folder / "merged_train.parquet")["text"])
+    assert not merged & {row["text"] for row in val_rows()}
