@@ -224,6 +224,10 @@ CASES = [
     # files
     Case("missing_train_file", "files", "tuneforge run --set data.train_file=tickets.csv",
          ("data.train_file", "examples/tickets.csv", "not found")),
+    Case("missing_val_file", "files", "tuneforge run --set data.val_file=dev.csv",
+         ("data.val_file", "examples/dev.csv", "not found")),
+    Case("missing_val_file_stage", "files", "python -m stages.validate",
+         ("examples/dev.csv", "not found", "data.val_file"), params(data__val_file="dev.csv")),
     Case("missing_data_dir", "files", "tuneforge run --set data.dir=exampels", ("data.dir", "exampels")),
     Case("empty_file", "files", "tuneforge run", ("examples/intents.csv", "empty"), replace_data(lambda rows: b"")),
     Case("header_only", "files", "python -m stages.validate", ("examples/intents.csv", "no data rows"),

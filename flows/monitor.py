@@ -141,9 +141,13 @@ def markdown(summary: dict, outcome: dict, repo: Path) -> str:
     )
 
 
-def check_with_data_stages(params: Params, folder: Path, test_file: str, *, shown_as: Path) -> None:
+def check_with_data_stages(
+    params: Params, folder: Path, test_file: str, *, shown_as: Path, val_file: str | None = None
+) -> None:
     """Run validate and split on the folder in a scratch directory; their refusal is one StageError line."""
-    data = params.data.model_copy(update={"dir": str(folder), "train_file": TRAIN_FILE, "test_file": test_file})
+    data = params.data.model_copy(update={
+        "dir": str(folder), "train_file": TRAIN_FILE, "test_file": test_file, "val_file": val_file,
+    })
     with tempfile.TemporaryDirectory(prefix="tuneforge-monitor-") as scratch:
         scratch = Path(scratch)
         stage = "validate"

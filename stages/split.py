@@ -1,14 +1,16 @@
 """Stage `split`: stratified, seeded train/val/test splits of the validated data.
 
-Input: data/validated/train.parquet, and data/validated/test.parquet when the spec names a test file;
-that file then is the test split row for row and only train is split into train/val.
+Input: data/validated/train.parquet, plus data/validated/test.parquet when the spec names a test file
+and data/validated/val.parquet when it names a val file. A given file is that split row for row, and train
+is split only for the held-out splits still missing: into train/val with a given test file, into
+train/test with a given val file, and not at all with both (train is then every validated training row).
 Output: data/splits/{train,val,test}.parquet (text, label, source_row) + meta.json, drift reports
 reports/split/{val_vs_train,test_vs_train}.{html,json}, and metrics reports/metrics/split.json.
 
 Rows whose texts are equal after normalisation and casefolding are split as one unit, so case or
 whitespace variants of a text can never end up on both sides; the stratified unit is the distinct text,
 labelled by its first row. The leakage check afterwards still compares every split with every other
-(it catches a given test file that shares texts with train).
+(it catches a given val or test file that shares texts with train or with the other).
 """
 
 import json
@@ -48,16 +50,17 @@ def run(
 ) -> Produced:
     started = time.time()
     train_path = Path(validated_dir) / "train.parquet"
-    test_path = Path(validated_dir) / "test.parquet"
     if not train_path.is_file():
         raise StageError(f"{train_path}: not found; run the validate stage first (python -m stages.validate)")
     labelled = read_validated(train_path)
-    given_test = read_validated(test_path) if test_path.is_file() else None
+    given_paths = {name: Path(validated_dir) / f"{name}.parquet" for name in ("val", "test")}
+    given_paths = {name: path for name, path in given_paths.items() if path.is_file()}
+    given = {name: read_validated(path) for name, path in given_paths.items()}
 
-    splits = split_frame(labelled, cfg, given_test=given_test)
+    splits = split_frame(labelled, cfg, given=given)
     check_no_shared_text(splits)
 
-    inputs = {"train": train_path} | ({"test": test_path} if given_test is not None else {})
+    inputs = {"train": train_path} | given_paths
     with atomic_dirs(Path(out_dir), Path(reports)) as (splits_tmp, reports_tmp):
         for name, frame in splits.items():
             frame.to_parquet(splits_tmp / f"{name}.parquet", index=False)
@@ -70,7 +73,8 @@ def run(
         metrics = {
             "rows": {name: len(frame) for name, frame in splits.items()},
             "classes": int(labelled[LABEL].nunique()),
-            "test_source": "given" if given_test is not None else "split",
+            "val_source": "given" if "val" in given else "split",
+            "test_source": "given" if "test" in given else "split",
             "drift_share": drift,
         }
         write_meta(
@@ -104,8 +108,10 @@ def read_validated(path: Path) -> pd.DataFrame:
     return frame[COLUMNS].astype({TEXT: str, LABEL: str}).reset_index(drop=True)
 
 
-def held_out_fractions(cfg: SplitConfig, *, has_test: bool) -> dict[str, float]:
-    return {"val": cfg.val_fraction} if has_test else {"val": cfg.val_fraction, "test": cfg.test_fraction}
+def held_out_fractions(cfg: SplitConfig, *, given: set[str] = frozenset()) -> dict[str, float]:
+    """The held-out splits still to be cut from the training table (none that a file gives), with their shares."""
+    wanted = {"val": cfg.val_fraction, "test": cfg.test_fraction}
+    return {name: fraction for name, fraction in wanted.items() if name not in given}
 
 
 def min_per_class(fractions: dict[str, float]) -> int:
@@ -116,33 +122,31 @@ def min_per_class(fractions: dict[str, float]) -> int:
 
 
 def split_frame(
-    labelled: pd.DataFrame, cfg: SplitConfig, *, given_test: pd.DataFrame | None = None
+    labelled: pd.DataFrame, cfg: SplitConfig, *, given: dict[str, pd.DataFrame] | None = None
 ) -> dict[str, pd.DataFrame]:
-    """train/val/test frames (in input order) from the labelled table; a given test is kept as is."""
-    fractions = held_out_fractions(cfg, has_test=given_test is not None)
+    """train/val/test frames (in input order) from the labelled table; a given val or test frame is kept as is."""
+    given = given or {}
+    fractions = held_out_fractions(cfg, given=set(given))
     keys = labelled[TEXT].map(text_key)
     units = labelled.assign(**{_KEY: keys}).drop_duplicates(_KEY)[[_KEY, LABEL]]
-    check_class_sizes(units[LABEL], fractions)
+    if fractions:  # with val and test both given nothing is stratified, and validate has checked class sizes
+        check_class_sizes(units[LABEL], fractions)
 
-    if given_test is None:
-        rest, test = train_test_split(
-            units, test_size=cfg.test_fraction, stratify=units[LABEL], random_state=cfg.seed
-        )
-        # Rescaled so val is val_fraction of the whole table, not of what the test split left.
-        val_share = cfg.val_fraction / (1 - cfg.test_fraction)
-        train, val = train_test_split(rest, test_size=val_share, stratify=rest[LABEL], random_state=cfg.seed)
-        assigned = {"train": train, "val": val, "test": test}
-    else:
-        train, val = train_test_split(
-            units, test_size=cfg.val_fraction, stratify=units[LABEL], random_state=cfg.seed
-        )
-        assigned = {"train": train, "val": val}
+    assigned, rest, remaining = {}, units, 1.0
+    for name in ("test", "val"):  # test first: the order (and so the rows) splits have always been cut in
+        if name in fractions:
+            # Rescaled so each share is of the whole table, not of what an earlier cut left.
+            rest, assigned[name] = train_test_split(
+                rest, test_size=fractions[name] / remaining, stratify=rest[LABEL], random_state=cfg.seed
+            )
+            remaining -= fractions[name]
+    assigned["train"] = rest
 
     made = {
         name: labelled[keys.isin(set(unit[_KEY]))].reset_index(drop=True) for name, unit in assigned.items()
     }
     _check_every_class_everywhere(made, units[LABEL].unique())
-    splits = made | ({"test": given_test} if given_test is not None else {})
+    splits = made | given
     return {name: splits[name] for name in SPLIT_NAMES}
 
 
@@ -192,7 +196,8 @@ def check_no_shared_text(splits: dict[str, pd.DataFrame]) -> None:
     count = shared[_KEY].nunique()
     raise StageError(
         f"{count} texts appear in more than one split (compared after normalising whitespace and case); "
-        "a given test file must not share texts with the training file (validate.drop_test_overlap)",
+        "a given val or test file must not share texts with the training file (validate.drop_test_overlap) "
+        "or with the other given file",
         detail="\n".join(lines),
     )
 

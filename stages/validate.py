@@ -1,15 +1,16 @@
 """Stage `validate`: clean the labelled data, check it with a Great Expectations suite, write it as Parquet.
 
 Cleaning (tuneforge.data.cleaning) normalises texts, drops empty texts and exact duplicates, and finds texts
-seen with two or more labels. Training rows whose text is also in the test file are leakage and are
-dropped (validate.drop_test_overlap). The suite (expectations/<suite>.json) then checks what is left;
-its thresholds come from params.yaml as GX suite parameters. On success the conflicting texts, which
+seen with two or more labels. Training rows whose text is also in a given test or val file are leakage and
+are dropped (validate.drop_test_overlap covers both). The suite (expectations/<suite>.json) then checks what
+is left; its thresholds come from params.yaml as GX suite parameters. On success the conflicting texts, which
 were within validate.max_duplicate_share, are dropped and everything is written at once; on failure
 nothing is written and the error names the offending lines.
 
-The given test file is the test split as is: its texts are normalised and its empty texts dropped,
-but its exact duplicates and conflicting texts are kept (and counted) so scores stay comparable with
-anyone else's on the same file.
+A given test file (data.test_file) is the test split as is, and a given val file (data.val_file) the val
+split: their texts are normalised and their empty texts dropped, but their exact duplicates and conflicting
+texts are kept (and counted) so scores stay comparable with anyone else's on the same files. The two must
+not share a text.
 """
 
 import json
@@ -45,57 +46,70 @@ def run(
     out_dir, reports, metrics_path = Path(out_dir), Path(reports), Path(metrics_path)
     suite_path = Path(expectations_dir) / f"{cfg.suite}.json"
     suite = load_suite(suite_path)
-    train_path, test_path = data.train_path, data.test_path
+    files = {"train": data.train_path, "val": data.val_path, "test": data.test_path}
+    files = {name: path for name, path in files.items() if path is not None}
 
-    train = _read_clean(train_path, data, drop_duplicates=True)
-    test = _read_clean(test_path, data, drop_duplicates=False) if test_path else None
-    test_texts = sorted(set(test.frame[TEXT])) if test is not None else []
+    train = _read_clean(files["train"], data, drop_duplicates=True, key="data.train_file")
+    # A given val or test file is that split as is (see the module docstring).
+    held_out = {
+        name: _read_clean(files[name], data, drop_duplicates=False, key=f"data.{name}_file")
+        for name in ("val", "test") if name in files
+    }
+    if len(held_out) == 2:
+        _refuse_shared_texts(held_out["val"].frame, files["val"], held_out["test"].frame, files["test"])
+    held_out_texts = {name: set(cleaned.frame[TEXT]) for name, cleaned in held_out.items()}
 
-    train_frame, dropped_overlap = train.frame, 0
-    if test is not None and cfg.drop_test_overlap:
-        in_test = train_frame[TEXT].isin(test_texts)
-        train_frame, dropped_overlap = train_frame[~in_test].reset_index(drop=True), int(in_test.sum())
+    # Training rows in a given val file leak as surely as those in a given test file (early stopping, tuning
+    # and model choice read val): one setting, validate.drop_test_overlap, covers both.
+    train_frame, dropped_overlap = train.frame, {"val": 0, "test": 0}
+    if cfg.drop_test_overlap:
+        for name, texts in held_out_texts.items():
+            in_held_out = train_frame[TEXT].isin(texts)
+            dropped_overlap[name] = int(in_held_out.sum())
+            train_frame = train_frame[~in_held_out].reset_index(drop=True)
         if train_frame.empty:
-            raise StageError(f"{train_path}: no rows left: all {dropped_overlap} texts are in {test_path}")
-    _require_two_classes(train_path, train_frame, data.label_column)
+            given = " and ".join(str(files[name]) for name in held_out)
+            dropped = sum(dropped_overlap.values())
+            raise StageError(f"{files['train']}: no rows left: all {dropped} texts are in {given}")
+    _require_two_classes(files["train"], train_frame, data.label_column)
 
     labels = list(data.labels) if data.labels is not None else sorted(train_frame[LABEL].dropna().unique())
     labels_source = "declared" if data.labels is not None else "inferred"
-    tables = _tables_to_validate(train_frame, test, labels, test_texts, cfg)
-    files = {"train": train_path, "test": test_path}
+    held_out_all = sorted(set().union(*held_out_texts.values()))
+    tables = _tables_to_validate(train_frame, held_out, labels, held_out_all, cfg)
     results = validate_tables(suite, suite_path, tables)
     _raise_on_failures(results, tables, files, suite)
 
     train_conflicts = conflicts(train_frame)
     conflicting = labels_per_text(train_frame) > 1
-    train_out = train_frame[~conflicting].reset_index(drop=True)
-    test_out = test.frame if test is not None else None
+    outputs = {"train": train_frame[~conflicting].reset_index(drop=True)}
+    outputs |= {name: cleaned.frame for name, cleaned in held_out.items()}
     evaluated = sum(counts(result)[1] for result in results.values())
     metrics = {
         "rows_in": train.rows_in,
-        "rows_out": len(train_out),
+        "rows_out": len(outputs["train"]),
         "dropped_empty": train.dropped_empty,
         "dropped_duplicates": train.dropped_duplicates,
         "dropped_conflicts": int(conflicting.sum()),
-        "dropped_test_overlap": dropped_overlap,
-        "test_rows_in": test.rows_in if test is not None else 0,
-        "test_rows_out": len(test_out) if test_out is not None else 0,
+        "dropped_test_overlap": dropped_overlap["test"],
+        "dropped_val_overlap": dropped_overlap["val"],
+        **{f"{name}_rows_in": held_out[name].rows_in if name in held_out else 0 for name in ("val", "test")},
+        **{f"{name}_rows_out": len(outputs[name]) if name in outputs else 0 for name in ("val", "test")},
         "classes": len(labels),
         "expectations_evaluated": evaluated,
         "success": True,
     }
-    inputs = {"train": train_path, **({"test": test_path} if test_path else {}), "suite": suite_path}
+    inputs = {**files, "suite": suite_path}
 
     with atomic_dirs(out_dir, reports) as (data_tmp, reports_tmp):
-        _write_table(train_out, data_tmp / "train.parquet")
-        if test_out is not None:
-            _write_table(test_out, data_tmp / "test.parquet")
+        for name, frame in outputs.items():
+            _write_table(frame, data_tmp / f"{name}.parquet")
         write_json(data_tmp / "labels.json", {"labels": labels, "source": labels_source})
         write_json(reports_tmp / "gx_result.json", results)
         summary = _summary(
-            files=files, suite_path=suite_path, results=results, train=train, test=test, metrics=metrics,
-            train_conflicts=train_conflicts, test_conflicts=conflicts(test_out) if test_out is not None else [],
-            labels=labels, labels_source=labels_source, train_out=train_out, test_out=test_out,
+            files=files, suite_path=suite_path, results=results, train=train, held_out=held_out,
+            metrics=metrics, train_conflicts=train_conflicts, outputs=outputs,
+            labels=labels, labels_source=labels_source,
         )
         atomic_write_text(reports_tmp / "summary.md", summary)
         write_meta(
@@ -107,17 +121,36 @@ def run(
     metrics_path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(metrics_path, json.dumps(metrics, indent=2, sort_keys=True) + "\n")
 
-    outputs = {"validated": out_dir, "reports": reports, "metrics": metrics_path}
-    return Produced(stage=STAGE, outputs=outputs, inputs=inputs, metrics=metrics)
+    produced = {"validated": out_dir, "reports": reports, "metrics": metrics_path}
+    return Produced(stage=STAGE, outputs=produced, inputs=inputs, metrics=metrics)
 
 
-def _read_clean(path: Path, data: DataConfig, *, drop_duplicates: bool) -> Cleaned:
+def _read_clean(path: Path, data: DataConfig, *, drop_duplicates: bool, key: str) -> Cleaned:
+    if not path.is_file():
+        raise StageError(f"{path}: file not found ({key})")
     cleaned = clean_table(
         read_labelled_table(path, data.text_column, data.label_column), drop_duplicates=drop_duplicates
     )
     if cleaned.frame.empty:
         raise StageError(f"{path}: no non-empty texts (all {cleaned.rows_in} rows were empty)")
     return cleaned
+
+
+def _refuse_shared_texts(val: pd.DataFrame, val_path: Path, test: pd.DataFrame, test_path: Path) -> None:
+    """A text in both given files would be selected on and scored on; neither file is changed, so refuse."""
+    shared = val[val[TEXT].isin(set(test[TEXT]))]
+    if shared.empty:
+        return
+    first = shared.iloc[0]
+    test_line = int(test.loc[test[TEXT] == first[TEXT], SOURCE_ROW].iloc[0])
+    raise StageError(
+        f"{val_path}: {shared[TEXT].nunique()} texts are also in {test_path} (first: line {first[SOURCE_ROW]}, "
+        f"line {test_line} there: '{_shorten(first[TEXT])}'); a given val file and test file must not share texts"
+    )
+
+
+def _shorten(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _require_two_classes(path: Path, frame: pd.DataFrame, label_column: str) -> None:
@@ -129,7 +162,8 @@ def _require_two_classes(path: Path, frame: pd.DataFrame, label_column: str) -> 
 
 
 def _tables_to_validate(
-    train_frame: pd.DataFrame, test: Cleaned | None, labels: list[str], test_texts: list[str], cfg: ValidateConfig
+    train_frame: pd.DataFrame, held_out: dict[str, Cleaned], labels: list[str], held_out_texts: list[str],
+    cfg: ValidateConfig,
 ) -> dict[str, tuple[pd.DataFrame, dict]]:
     """Each frame GX validates (with its derived columns) and its suite parameters."""
     shared = {
@@ -138,13 +172,15 @@ def _tables_to_validate(
         "max_text_chars": cfg.max_text_chars,
         "max_duplicate_share": cfg.max_duplicate_share,
     }
+    # The suite parameter keeps its name `test_texts` (suites in use refer to it); it holds the texts of
+    # every given held-out file, val and test.
     tables = {"train": (with_derived_columns(train_frame), {
-        **shared, "required_labels": labels, "test_texts": test_texts,
+        **shared, "required_labels": labels, "test_texts": held_out_texts,
         "min_examples_per_class": cfg.min_examples_per_class,
     })}
-    if test is not None:
-        # The test file only needs known labels and sound texts; it need not cover every class.
-        tables["test"] = (with_derived_columns(test.frame), {
+    for name, cleaned in held_out.items():
+        # A given val or test file only needs known labels and sound texts; it need not cover every class.
+        tables[name] = (with_derived_columns(cleaned.frame), {
             **shared, "required_labels": [], "test_texts": [], "min_examples_per_class": 1,
         })
     return tables
@@ -169,50 +205,54 @@ def _write_table(frame: pd.DataFrame, path: Path) -> None:
 
 
 def _summary(
-    *, files, suite_path, results, train, test, metrics, train_conflicts, test_conflicts,
-    labels, labels_source, train_out, test_out,
+    *, files, suite_path, results, train, held_out, metrics, train_conflicts, outputs, labels, labels_source,
 ) -> str:
     lines = ["# validate", ""]
     for name, result in results.items():
         bad, evaluated = counts(result)
         passed = evaluated - bad
         lines.append(f"- `{files[name]}`: {passed} of {evaluated} expectations of `{suite_path}` passed")
+    overlap = str(metrics["dropped_test_overlap"])
+    if "val" in held_out:
+        overlap = f"{metrics['dropped_val_overlap']} (val), {metrics['dropped_test_overlap']} (test)"
     lines += [
         "",
         "## Rows",
         "",
-        "| file | rows in | empty texts dropped | exact duplicates dropped | also in test file, dropped "
-        "| conflicting labels, dropped | rows out |",
+        "| file | rows in | empty texts dropped | exact duplicates dropped | also in a given test or val file, "
+        "dropped | conflicting labels, dropped | rows out |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
         f"| `{files['train']}` | {train.rows_in} | {train.dropped_empty} | {train.dropped_duplicates} "
-        f"| {metrics['dropped_test_overlap']} | {metrics['dropped_conflicts']} | {metrics['rows_out']} |",
+        f"| {overlap} | {metrics['dropped_conflicts']} | {metrics['rows_out']} |",
     ]
-    if test is not None:
-        kept_duplicates = int(test.frame.duplicated([TEXT, LABEL]).sum())
-        lines += [
-            f"| `{files['test']}` | {test.rows_in} | {test.dropped_empty} | none ({kept_duplicates} kept) | – "
-            f"| none ({sum(len(c['lines']) for c in test_conflicts)} kept) | {len(test_out)} |",
-            "",
-            "The test file is the test split as given: its duplicates and conflicting texts are kept.",
-        ]
+    held_out_conflicts = {name: conflicts(outputs[name]) for name in held_out}
+    for name, cleaned in held_out.items():
+        kept_duplicates = int(cleaned.frame.duplicated([TEXT, LABEL]).sum())
+        kept_conflicts = sum(len(c["lines"]) for c in held_out_conflicts[name])
+        lines.append(
+            f"| `{files[name]}` | {cleaned.rows_in} | {cleaned.dropped_empty} | none ({kept_duplicates} kept) | – "
+            f"| none ({kept_conflicts} kept) | {len(outputs[name])} |"
+        )
+    if held_out:
+        given = " and ".join(f"the {name} file is the {name} split" for name in held_out)
+        lines += ["", f"As given, {given}: duplicates and conflicting texts are kept."]
     lines += ["", "## Texts with conflicting labels", ""]
-    listed = [("train", c) for c in train_conflicts] + [("test", c) for c in test_conflicts]
+    listed = [("train", c) for c in train_conflicts]
+    listed += [(name, c) for name in held_out for c in held_out_conflicts[name]]
     lines += [
         f"- {name}: '{c['text']}' labelled {', '.join(c['labels'])} "
         f"on lines {', '.join(map(str, c['lines']))} ({'dropped' if name == 'train' else 'kept'})"
         for name, c in listed
     ] or ["None."]
     source = "declared in `data.labels`" if labels_source == "declared" else "inferred from the training file"
-    train_counts = train_out[LABEL].value_counts()
-    test_counts = test_out[LABEL].value_counts() if test_out is not None else None
+    label_counts = {name: frame[LABEL].value_counts() for name, frame in outputs.items()}
     lines += [
         "", f"## Labels: {len(labels)}, {source}", "",
-        "| label | train |" + (" test |" if test is not None else ""),
-        "| --- | ---: |" + (" ---: |" if test is not None else ""),
+        "| label | " + " | ".join(outputs) + " |",
+        "| --- |" + " ---: |" * len(outputs),
     ]
     for label in labels:
-        row = f"| {label} | {int(train_counts.get(label, 0))} |"
-        lines.append(row + (f" {int(test_counts.get(label, 0))} |" if test_counts is not None else ""))
+        lines.append(f"| {label} | " + " | ".join(str(int(c.get(label, 0))) for c in label_counts.values()) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -78,6 +78,7 @@ def test_happy_path_cleans_validates_and_writes_everything(in_tmp_dir, capsys):
     assert metrics == {
         "rows_in": 130, "rows_out": 130 - 2 - 3 - 2 - 2, "dropped_empty": 2, "dropped_duplicates": 3,
         "dropped_conflicts": 2, "dropped_test_overlap": 2, "test_rows_in": 10, "test_rows_out": 10,
+        "dropped_val_overlap": 0, "val_rows_in": 0, "val_rows_out": 0,
         "classes": 4, "expectations_evaluated": 20, "success": True,
     }
     train = pd.read_parquet("data/validated/train.parquet")
@@ -204,7 +205,7 @@ BAD_INPUTS = {
         {"train.csv": base_rows(), "test.csv": base_rows()[:8]}, {"test_file": "test.csv"},
         {"drop_test_overlap": False},
         "in/train.csv: 1 of 10 expectations failed",
-        ["expect_column_values_to_not_be_in_set", "none of the 8 texts of the test file", "line 2: '"],
+        ["expect_column_values_to_not_be_in_set", "none of the 8 texts of the given test and val files", "line 2: '"],
     ),
     "test label unknown": (
         {"train.csv": base_rows(), "test.csv": [{"text": "a new kind of question", "label": "class_7"}]},
@@ -304,6 +305,7 @@ def test_banking77_passes_with_defaults(in_tmp_dir, banking77):
     assert produced.metrics == {
         "rows_in": 10003, "rows_out": 9992, "dropped_empty": 0, "dropped_duplicates": 4,
         "dropped_conflicts": 0, "dropped_test_overlap": 7, "test_rows_in": 3080, "test_rows_out": 3080, "classes": 77,
+        "dropped_val_overlap": 0, "val_rows_in": 0, "val_rows_out": 0,
         "expectations_evaluated": 20, "success": True,
     }
     assert len(pd.read_parquet("data/validated/test.parquet")) == 3080

@@ -91,6 +91,9 @@ class DataConfig(Section):
     test_file: DataFile | None = Field(
         None, description="Optional separate test file inside `dir`; when set it is the test split as is."
     )
+    val_file: DataFile | None = Field(
+        None, description="Optional separate validation file inside `dir`; when set it is the val split as is."
+    )
     text_column: str = Field("text", min_length=1, description="Column holding the input text.")
     label_column: str = Field("label", min_length=1, description="Column holding the class label.")
     labels: list[str] | None = Field(
@@ -105,6 +108,22 @@ class DataConfig(Section):
     def test_path(self) -> Path | None:
         return Path(self.dir) / self.test_file if self.test_file else None
 
+    @property
+    def val_path(self) -> Path | None:
+        return Path(self.dir) / self.val_file if self.val_file else None
+
+    @model_validator(mode="after")
+    def _files_distinct(self):
+        # One file as two splits would score or select the model on its own training rows.
+        named = [(key, name) for key, name in (
+            ("train_file", self.train_file), ("val_file", self.val_file), ("test_file", self.test_file)
+        ) if name]
+        for index, (key, name) in enumerate(named):
+            for other, other_name in named[index + 1:]:
+                if Path(name) == Path(other_name):
+                    raise ValueError(f"{key} and {other} are the same file ({name}); each split needs its own")
+        return self
+
 
 class ValidateConfig(Section):
     suite: SafeName = Field(
@@ -117,7 +136,8 @@ class ValidateConfig(Section):
         0.01, description="Largest share of rows whose text also appears with another label (they are dropped)."
     )
     drop_test_overlap: bool = Field(
-        True, description="Drop training rows whose text is in the test file (else overlap fails validation)."
+        True,
+        description="Drop training rows whose text is in the test or val file (else overlap fails validation).",
     )
 
     @model_validator(mode="after")
@@ -130,7 +150,9 @@ class ValidateConfig(Section):
 
 
 class SplitConfig(Section):
-    val_fraction: OpenFraction = Field(0.1, description="Share of the labelled file held out for validation.")
+    val_fraction: OpenFraction = Field(
+        0.1, description="Share of the labelled file held out for validation; ignored when data.val_file is given."
+    )
     test_fraction: OpenFraction = Field(
         0.1, description="Share held out for test; ignored when data.test_file is given."
     )

@@ -211,7 +211,7 @@ def _expected(kind: str, kwargs: dict) -> str:
     if kind == "expect_column_values_to_be_in_set":
         return f"one of {len(value_set)} labels: {_preview(value_set)}"
     if kind == "expect_column_values_to_not_be_in_set":
-        return f"none of the {len(value_set)} texts of the test file"
+        return f"none of the {len(value_set)} texts of the given test and val files"
     if kind == "expect_column_distinct_values_to_contain_set":
         return f"all {len(value_set)} labels present"
     if kwargs.get("column") == LABELS_PER_TEXT:

@@ -3,6 +3,7 @@ labelled rows, in a new folder under monitor.retrain_dir that the finetune flow 
 
     <monitor.retrain_dir>/<batch id>/merged_train.parquet   data.train_file's rows + the new labelled rows
     <monitor.retrain_dir>/<batch id>/<test file>            the test split, pinned (data.test_file)
+    <monitor.retrain_dir>/<batch id>/<val file>             a copy of data.val_file, when the spec names one
 
 The test split is pinned so that the retrained model is scored on the same test rows as the production
 model: the promotion gates compare two versions only on the same test split (by the hash of the split
@@ -10,8 +11,10 @@ stage's test.parquet). It is a byte copy of the current data.test_file when the 
 production version's own test split (`promotion.test_split_file` of its `promotion.test_split_role`)
 written as test.jsonl with every row on its original line number (blank lines between): validate
 numbers rows by line, so the split stage writes back a byte-identical test.parquet.
-Training rows whose text is a test text (after normalisation and casefolding, as the split stage
-compares texts) are left out, and new rows whose text is already in the training data are not added twice.
+A given val file is copied over as is: the flow points data.dir at the new folder, where data.val_file
+must then be too, and the retrain selects its model on the same val split. Training rows whose text is a
+test or val text (after normalisation and casefolding, as the split stage compares texts) are left out, and
+new rows whose text is already in the training data are not added twice.
 
 Before anything is written where the flow will look, the caller's check runs the folder through the validate
 and split stages in a scratch directory (flows/monitor.py): data those stages refuse never reaches a retrain.
@@ -31,7 +34,7 @@ from tuneforge.data.textnorm import text_key
 from tuneforge.monitor.data import batch_sha256, read_batch
 from tuneforge.params import Params
 
-# (params, folder, test file name, shown_as) -> None, or a StageError naming what a data stage refuses
+# (params, folder, test file name, shown_as=, val_file=) -> None, or a StageError naming what a data stage refuses
 DataCheck = Callable[..., None]
 TRAIN_FILE, PINNED_TEST_FILE = "merged_train.parquet", "test.jsonl"
 
@@ -52,15 +55,19 @@ def prepare_retrain_data(params: Params, summary: dict, new_data: Path | str, *,
 
     current = read_labelled_table(data.train_path, data.text_column, data.label_column)[[TEXT, LABEL]]
     test_name, test = pinned_test_split(params, summary)
-    test_keys = set(test[TEXT].fillna("").map(text_key))
+    val_name = given_val_name(data, test_name)
+    held_out_keys = set(test[TEXT].fillna("").map(text_key))
+    if data.val_path is not None:
+        val = read_labelled_table(data.val_path, data.text_column, data.label_column)
+        held_out_keys |= set(val[TEXT].fillna("").map(text_key))
     current_keys = current[TEXT].fillna("").map(text_key)
     new_keys = labelled[TEXT].map(text_key)
-    fresh = labelled[~new_keys.isin(set(current_keys)) & ~new_keys.isin(test_keys)]
+    fresh = labelled[~new_keys.isin(set(current_keys)) & ~new_keys.isin(held_out_keys)]
     fresh = fresh[~fresh[TEXT].map(text_key).duplicated()]
     rows = {"new": len(batch), "new_labelled": len(labelled), "added": len(fresh), "test": len(test)}
     if fresh.empty:
         return {"status": "nothing new", "rows": rows}
-    train = pd.concat([current[~current_keys.isin(test_keys)], fresh[[TEXT, LABEL]]], ignore_index=True)
+    train = pd.concat([current[~current_keys.isin(held_out_keys)], fresh[[TEXT, LABEL]]], ignore_index=True)
     rows["train"] = len(train)
 
     target = Path(params.monitor.retrain_dir) / summary["batch"]["id"]
@@ -72,11 +79,20 @@ def prepare_retrain_data(params: Params, summary: dict, new_data: Path | str, *,
             shutil.copyfile(data.test_path, staging / test_name)
         else:
             write_at_source_lines(test, staging / test_name, data.text_column, data.label_column)
-        check_data(params, staging, test_name, shown_as=target)
-    return {
-        "status": "prepared", "rows": rows, "data_dir": str(target),
-        "overrides": [f"data.train_file={TRAIN_FILE}", f"data.test_file={test_name}"],
-    }
+        if val_name is not None:
+            shutil.copyfile(data.val_path, staging / val_name)
+        check_data(params, staging, test_name, shown_as=target, val_file=val_name)
+    overrides = [f"data.train_file={TRAIN_FILE}", f"data.test_file={test_name}"]
+    overrides += [f"data.val_file={val_name}"] if val_name is not None else []
+    return {"status": "prepared", "rows": rows, "data_dir": str(target), "overrides": overrides}
+
+
+def given_val_name(data, test_name: str) -> str | None:
+    """data.val_file's name in the merged folder: its own, unless the merged train or pinned test file has it."""
+    if data.val_path is None:
+        return None
+    name = data.val_path.name
+    return name if name not in (TRAIN_FILE, test_name) else f"given_val{data.val_path.suffix}"
 
 
 def pinned_test_split(params: Params, summary: dict) -> tuple[str, pd.DataFrame]:
