@@ -10,8 +10,9 @@ import pytest
 from stages import split, validate
 from tests.helpers.project import REPO_ROOT, labelled_rows, write_csv
 from tuneforge.base.errors import ConfigError, StageError
-from tuneforge.base.spec import DataConfig, SplitConfig, ValidateConfig, parse_params
+from tuneforge.base.spec import DataConfig, SplitConfig, ValidateConfig
 from tuneforge.data.io import check_data_files
+from tuneforge.params import parse_params
 
 EXPECTATIONS = REPO_ROOT / "expectations"
 TRAIN_ROWS = labelled_rows(classes=4, per_class=30)  # lines 2-121
