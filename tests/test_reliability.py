@@ -52,7 +52,8 @@ def test_quick_subset_is_refused_cleanly(tmp_path):
     assert [case["name"] for case in results["cases"]] == [
         case.name for case in load_script().CASES if case.name in load_script().QUICK_CASES
     ]
-    assert {case["category"] for case in results["cases"]} == {"files", "params", "models", "registry", "predict"}
+    categories = {case["category"] for case in results["cases"]}
+    assert categories == {"files", "params", "models", "registry", "predict", "serve"}
     assert_every_case_clean(done, results)
 
 
