@@ -286,15 +286,22 @@ def test_a_server_that_cannot_start_says_why_in_one_line(project, busy_port, ref
 
 
 class Load:
-    """The load generator running in a thread until stopped: every answer kept."""
+    """The load generator running in a thread until stopped: every answer kept. A context manager, so that
+    a test that fails midway stops it too (it would otherwise go on against a stopped server)."""
 
     def __init__(self, url: str, concurrency: int = 4):
         self.stop_event, self.samples = threading.Event(), []
         self.thread = threading.Thread(target=lambda: asyncio.run(generate_load(
             url, TEXTS, concurrency=concurrency, max_requests=10**6, max_seconds=600, stop=self.stop_event,
-            samples=self.samples)))
+            samples=self.samples)), daemon=True)
         self.thread.start()
+
+    def __enter__(self) -> "Load":
         _wait_for(lambda: len(self.samples) >= 10)
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.finish()
 
     def finish(self) -> list:
         self.stop_event.set()
@@ -308,8 +315,8 @@ def test_promotion_and_rollback_under_load_swap_without_a_failed_request(project
     assert any(abs(expected[1][i]["scores"].get(label, 0) - score) > 1e-3
                for i in range(len(TEXTS)) for label, score in expected[2][i]["scores"].items()), \
         "the two versions must answer differently for this test to tell them apart"
-    with server_process("intents@production", cwd=project, sets=sets, log=tmp_path / "server.log") as server:
-        load = Load(server.url)
+    with (server_process("intents@production", cwd=project, sets=sets, log=tmp_path / "server.log") as server,
+          Load(server.url) as load):
         api.promote("intents", 2, "production", force=True, reason="serving test: promote under load",
                     config=registry)
         _wait_for(lambda: _served_version(server) == 2)
@@ -343,9 +350,9 @@ def test_a_tampered_copy_is_repaired_and_a_tampered_blob_refused_under_load(proj
     recorded = {f["path"]: f["sha256"] for f in api.show(third_ref, config=registry)["files"]}
     expected = {version: expected_outputs(registry, version, TEXTS, "fp32") for version in (1, 3)}
     cached = api.resolve(third_ref, config=registry)
-    with server_process("intents@production", cwd=project, sets=sets, log=tmp_path / "server.log") as server:
+    with (server_process("intents@production", cwd=project, sets=sets, log=tmp_path / "server.log") as server,
+          Load(server.url) as load):
         assert _served_version(server) == 1
-        load = Load(server.url)
         # 1. The cached copy of the very file the server loads is altered on this machine; the store is intact.
         with open(cached / "model.onnx", "r+b") as handle:
             handle.seek(-16, 2)
