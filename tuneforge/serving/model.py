@@ -84,7 +84,10 @@ def load_model(ref: ModelRef, serve: ServeConfig, registry: RegistryConfig, vers
         folder, recorded = registered_model_folder(name, version, serve.model_role, registry)
         identity = {"name": name, "version": version, "sha256": recorded["sha256"], "artifact": recorded["artifact"],
                     "files": recorded["files"]}
-    classifier = onnx_predict.load(folder, variant=serve.variant, threads=onnx_threads(serve), verify=True)
+    # No spinning: busy-waiting onnxruntime threads take the cores from the event loop between batches
+    # (at concurrency 8 on 2 shared cores, p99 37-40 ms without it vs 80-87 ms with it, twice the req/s).
+    classifier = onnx_predict.load(folder, variant=serve.variant, threads=onnx_threads(serve), verify=True,
+                                   spinning=False)
     model = ServedModel(classifier=classifier, alias=ref.registry.alias if ref.registry else None, **identity)
     predictions(model, ["warm-up"], 1)  # the first run allocates: pay it before the model takes traffic
     return replace(model, load_seconds=time.perf_counter() - started)
