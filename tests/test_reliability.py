@@ -1,7 +1,7 @@
 """The reliability runs: benchmarks/reliability.py feeds the pipeline bad inputs in a temporary clone, and
 every one must be refused cleanly (non-zero exit, one error line naming the problem, no traceback, outputs
 and registry unchanged). The default run takes the quick subset (about 2-3 minutes here); the full run
-(53 cases after the whole pipeline, about 8 minutes) is marked slow."""
+(69 cases after the whole pipeline, about 8 minutes) is marked slow."""
 
 import importlib.util
 import json
