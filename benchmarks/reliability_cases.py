@@ -190,6 +190,20 @@ def unreachable_params(clone: Path) -> None:
     write(clone, "bad/unreachable.yaml", yaml.safe_dump(spec, sort_keys=False))
 
 
+_HELD_PORTS: list[socket.socket] = []
+
+
+def port_in_use_params(clone: Path) -> None:
+    """bad/busy-port.yaml: serve.port is a port this process listens on (until it exits) while the case runs."""
+    held = socket.socket()
+    held.bind(("127.0.0.1", 0))
+    held.listen()
+    _HELD_PORTS.append(held)  # kept open: the server the case starts must find the port taken
+    spec = yaml.safe_load((clone / "params.yaml").read_text(encoding="utf-8"))
+    spec.setdefault("serve", {}).update(host="127.0.0.1", port=held.getsockname()[1])
+    write(clone, "bad/busy-port.yaml", yaml.safe_dump(spec, sort_keys=False))
+
+
 def corrupt_onnx(clone: Path) -> None:
     shutil.copytree(clone / "models/onnx", clone / "bad/onnx", dirs_exist_ok=True)
     model = clone / "bad/onnx/model.int8.onnx"
@@ -355,6 +369,14 @@ CASES = [
          ("bad/onnx/model.int8.onnx",), corrupt_onnx, needs_model=True),
     Case("predict_tampered_weights", "predict", "tuneforge predict bad/onnx-tampered 'my card was declined'",
          ("bad/onnx-tampered/model.int8.onnx", "sha256", "meta.json"), tampered_onnx_weights, needs_model=True),
+    # serve: the server refuses to start with one line, before it listens or loads anything
+    Case("serve_bad_ref", "serve", "tuneforge serve-model intents@@production --port 0",
+         ("invalid alias", "@production")),
+    Case("serve_unreachable_registry", "serve",
+         "tuneforge serve-model intents@production --port 0 --params bad/unreachable.yaml",
+         ("cannot reach registry database",), unreachable_params),
+    Case("serve_port_in_use", "serve", "tuneforge serve-model intents@production --params bad/busy-port.yaml",
+         ("cannot listen on 127.0.0.1:", "in use", "serve.port"), port_in_use_params),
 ]
 
 
@@ -366,5 +388,5 @@ QUICK_CASES = (
     "unknown_model_ref", "unreachable_registry_stage", "malformed_ref", "predict_missing_onnx_dir",
     "jsonl_text_not_a_string", "csv_text_over_field_limit", "model_dir_without_tokenizer",
     "inf_learning_rate_set", "yaml_alias_bomb", "params_list_set",
-    "ref_superscript_version",
+    "ref_superscript_version", "serve_bad_ref", "serve_unreachable_registry", "serve_port_in_use",
 )

@@ -84,7 +84,7 @@ def model_ceiling(model_dir: Path, texts: list[str], *, batch: int, threads: int
     from tuneforge.serving.model import ServedModel, predictions
 
     serve = ServeConfig()
-    classifier = predict.load(model_dir, variant="int8", threads=threads)
+    classifier = predict.load(model_dir, variant="int8", threads=threads, spinning=False)  # as the server loads it
     model = ServedModel(classifier=classifier, name=model_dir.name, version=None, sha256="")
     batches = [[texts[(start + i) % len(texts)] for i in range(batch)] for start in range(0, len(texts), batch)]
     predictions(model, batches[0], serve.top_k)

@@ -396,9 +396,12 @@ def _cache_folder(cache: Path, parts: dict[str, Artifact]) -> Path:
     return cache.resolve() / ("models" if "" not in parts else "artifacts") / key
 
 
-def verify(ref: str | None = None, *, config: RegistryConfig | None = None) -> dict[str, Any]:
+def verify(
+    ref: str | None = None, *, cache: bool = True, config: RegistryConfig | None = None
+) -> dict[str, Any]:
     """Re-hash the stored blobs of `ref` (or of every artifact), and the copies resolve keeps of it (or of
-    every artifact and model version) in the cache; {"checked", "artifacts", "cached", "problems"}."""
+    every artifact and model version) in the cache; {"checked", "artifacts", "cached", "problems"}.
+    `cache=False` checks the store only: for a caller that goes on to resolve, which repairs the cache."""
     with opened(config) as registry, reading(registry.engine) as session:
         if ref is None:
             parts = {str(a.id): a for a in session.scalars(select(Artifact).order_by(Artifact.id))}
@@ -419,7 +422,7 @@ def verify(ref: str | None = None, *, config: RegistryConfig | None = None) -> d
                                  "actual": exc.message})
         problems.extend(check_blobs(registry.store, expected))
         cached = 0
-        for what, plan in plans:
+        for what, plan in plans if cache else []:
             folder = _cache_folder(registry.cache, plan)
             if not folder.is_dir():
                 continue

@@ -1,7 +1,7 @@
 """The reliability runs: benchmarks/reliability.py feeds the pipeline bad inputs in a temporary clone, and
 every one must be refused cleanly (non-zero exit, one error line naming the problem, no traceback, outputs
 and registry unchanged). The default run takes the quick subset (about 2-3 minutes here); the full run
-(53 cases after the whole pipeline, about 8 minutes) is marked slow."""
+(69 cases after the whole pipeline, about 8 minutes) is marked slow."""
 
 import importlib.util
 import json
@@ -52,7 +52,8 @@ def test_quick_subset_is_refused_cleanly(tmp_path):
     assert [case["name"] for case in results["cases"]] == [
         case.name for case in load_script().CASES if case.name in load_script().QUICK_CASES
     ]
-    assert {case["category"] for case in results["cases"]} == {"files", "params", "models", "registry", "predict"}
+    categories = {case["category"] for case in results["cases"]}
+    assert categories == {"files", "params", "models", "registry", "predict", "serve"}
     assert_every_case_clean(done, results)
 
 

@@ -36,9 +36,11 @@ class OnnxClassifier:
     path: Path
 
 
-def create_session(model_path: Path, threads: int | None = None, *, data: bytes | None = None):
+def create_session(model_path: Path, threads: int | None = None, *, data: bytes | None = None, spinning: bool = True):
     """An onnxruntime CPU session, or a StageError naming the file when it is missing or not a valid model.
-    `data`: the file's bytes, already read (and verified); the session is built from them, not the path."""
+    `data`: the file's bytes, already read (and verified); the session is built from them, not the path.
+    `spinning=False`: onnxruntime's worker threads sleep between runs instead of busy-waiting for the next
+    one, leaving the cores to the rest of the process (a server's event loop) between batches."""
     import onnxruntime
 
     model_path = Path(model_path)
@@ -49,6 +51,9 @@ def create_session(model_path: Path, threads: int | None = None, *, data: bytes 
     if threads:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+    if not spinning:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.add_session_config_entry("session.inter_op.allow_spinning", "0")
     try:
         source = data if data is not None else str(model_path)
         return onnxruntime.InferenceSession(source, options, providers=["CPUExecutionProvider"])
@@ -57,12 +62,14 @@ def create_session(model_path: Path, threads: int | None = None, *, data: bytes 
 
 
 def load(
-    directory: Path, *, variant: str = "int8", threads: int | None = None, verify: bool = True
+    directory: Path, *, variant: str = "int8", threads: int | None = None, verify: bool = True,
+    spinning: bool = True,
 ) -> OnnxClassifier:
     """The classifier in a models/onnx directory: `variant` int8 (model.int8.onnx) or fp32 (model.onnx).
 
     `verify` (the default) refuses any file it loads whose sha256 differs from meta.json's record; only a
-    folder made by hand, or one being written (the export stage, before its meta.json), skips it."""
+    folder made by hand, or one being written (the export stage, before its meta.json), skips it.
+    `spinning`: see create_session."""
     directory = Path(directory)
     if variant not in MODEL_FILES:
         raise StageError(f"unknown model variant '{variant}' (use {' or '.join(MODEL_FILES)})")
@@ -76,7 +83,7 @@ def load(
 
     labels = read_labels(directory / LABELS_FILE, data=contents(directory / LABELS_FILE))
     tokenizer = load_tokenizer(directory / TOKENIZER_FILE, data=contents(directory / TOKENIZER_FILE))
-    session = create_session(model_path, threads, data=contents(model_path))
+    session = create_session(model_path, threads, data=contents(model_path), spinning=spinning)
     input_names = [item.name for item in session.get_inputs()]
     unknown = [name for name in input_names if name not in TOKEN_INPUTS]
     if unknown or "input_ids" not in input_names:

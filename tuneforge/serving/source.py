@@ -1,11 +1,13 @@
 """What a REF names (NAME@ALIAS, NAME:VERSION or a model folder), and a verified local folder for it.
 
-A registered version is served from its `serve.model_role` artifact (the int8 ONNX folder). Before a
-version is loaded, every blob it holds in the store is re-hashed and the local copy of the served role is
-hashed against the registry's manifest (`verified_model_folder`): a missing or tampered file refuses it.
+A registered version is served from its `serve.model_role` artifact (the int8 ONNX folder). Verification
+is the registry's and the loader's, not the server's own: `registered_model_folder` has the registry
+re-hash every stored blob of the version and hand back the role's copy through `api.resolve` (re-verified,
+repaired from the store when it was altered); onnx_predictor.load then checks each file it loads against
+the sha256 its meta.json records. A missing or tampered blob refuses the version.
 """
 
-import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +15,8 @@ from registry.config import RegistryConfig
 from registry.errors import RegistryError
 from registry.names import Ref, parse_ref
 from tuneforge.base.errors import StageError
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -69,57 +73,32 @@ def current_version(ref: Ref, config: RegistryConfig) -> int:
     return api.show(str(ref), config=config)["version"]
 
 
-def verified_model_folder(name: str, version: int, role: str, config: RegistryConfig) -> tuple[Path, dict]:
-    """(local folder of `role`, {"artifact", "sha256", "files": {path: sha256}}) of NAME:VERSION, verified.
-
-    Re-hashes every stored blob of the version (all roles, as a promotion does) and every file of the local
-    copy of `role` against the recorded manifest. One function, so that a registry-side check can replace it.
+def registered_model_folder(name: str, version: int, role: str, config: RegistryConfig) -> tuple[Path, dict]:
+    """(local folder of `role`, {"artifact", "sha256", "files": {path: sha256}}) of NAME:VERSION, verified
+    by the registry: every stored blob of the version re-hashed (all roles, as a promotion does), then the
+    role's copy from `api.resolve`, which re-hashes its cached copy and rebuilds it from the store when it
+    differs. The loader then checks the bytes it loads (onnx_predictor.load). No hashing of our own here.
     """
     from registry import api
+    from registry.blobs import tampered_message
 
     ref = f"{name}:{version}"
-    report = api.verify(ref, config=config)
-    if report["problems"]:
-        problem = report["problems"][0]
-        state = "missing" if problem["actual"] == "missing" else f"tampered (its bytes hash to {problem['actual']})"
-        raise StageError(f"{ref}: {problem['artifact']}: blob sha256:{problem['expected']} is {state}")
+    # cache=False: a cached copy that differs is not a reason to refuse; resolve below repairs it.
+    problems = api.verify(ref, cache=False, config=config)["problems"]
+    if problems:
+        label, expected, actual = (problems[0][key] for key in ("artifact", "expected", "actual"))
+        if actual == "missing":
+            raise StageError(f"{ref}: {label}: blob sha256:{expected} is missing from the store")
+        if not _SHA256.fullmatch(actual):  # the registry's own reason (a manifest that does not hash right)
+            raise StageError(f"{ref}: {actual}")
+        raise StageError(f"{ref}: {tampered_message(label, expected, actual)}")
     artifacts = api.show(ref, config=config)["artifacts"]
     if role not in artifacts:
         raise StageError(f"{ref} has no role '{role}' (serve.model_role); its roles: {', '.join(sorted(artifacts))}")
     artifact = f"{artifacts[role]['name']}:{artifacts[role]['version']}"
     recorded = api.show(artifact, config=config)
-    folder = api.resolve(artifact, config=config)
     if not recorded.get("is_dir", bool(recorded["files"])):
         raise StageError(f"{ref}: role '{role}' is {artifact}, a file, not a model folder (serve.model_role)")
+    folder = api.resolve(artifact, config=config)
     files = {entry["path"]: entry["sha256"] for entry in recorded["files"]}
-    check_files(folder, files, f"{ref} ({role} = {artifact})")
     return folder, {"artifact": artifact, "sha256": recorded["sha256"], "files": files}
-
-
-def check_files(folder: Path, files: dict[str, str], label: str) -> None:
-    """Every recorded file present with its recorded sha256, and nothing else in the folder."""
-    present = {path.relative_to(folder).as_posix() for path in folder.rglob("*") if path.is_file()}
-    for relative, expected in sorted(files.items()):
-        if relative not in present:
-            raise StageError(f"{label}: {relative} is missing from the local copy {folder}")
-        actual = sha256_file(folder / relative)
-        if actual != expected:
-            raise StageError(f"{label}: {folder / relative} does not match its recorded sha256 "
-                             f"{expected} (got {actual}): tampered")
-    extra = sorted(present - set(files))
-    if extra:
-        raise StageError(f"{label}: {folder} holds files the registry did not record: {', '.join(extra[:3])}")
-
-
-def folder_hashes(folder: Path) -> dict[str, str]:
-    """{relative path: sha256} of every file in a plain model folder."""
-    return {path.relative_to(folder).as_posix(): sha256_file(path) for path in sorted(folder.rglob("*"))
-            if path.is_file()}
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

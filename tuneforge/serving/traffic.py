@@ -3,8 +3,9 @@ appended to batch files the drift monitor reads (monitor.incoming_dir by default
 
 Rows collect in memory and go to one JSONL file when serve.traffic.rotate_rows are in, or when the oldest
 has waited rotate_s. A file is written under a dot name (the monitor skips those) and renamed into place,
-so the monitor never reads half a file. Names carry the time, the process id and a counter: several
-workers or replicas can share the folder. Predictions are not labels: they go in `prediction`, never in
+so the monitor never reads half a file. Names carry the time, the process id, a random token drawn once
+per process (replicas in containers all run as pid 1) and a counter: several workers or replicas can share
+the folder. Predictions are not labels: they go in `prediction`, never in
 the label column, so a retrain never learns the model's own guesses.
 """
 
@@ -16,6 +17,7 @@ import logging
 import os
 import random
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -34,6 +36,7 @@ class TrafficLog:
         self.rows: list[dict] = []
         self.first_row_at = 0.0
         self.files = 0
+        self.writer_id = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"  # unique among replicas sharing the folder
         self.writer = ThreadPoolExecutor(1, thread_name_prefix="traffic-log")
         self.task: asyncio.Task | None = None
 
@@ -76,7 +79,7 @@ class TrafficLog:
         rows, self.rows = self.rows, []
         self.files += 1
         stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%S")
-        name = f"served-{stamp}-{os.getpid()}-{self.files:05d}.jsonl"
+        name = f"served-{stamp}-{self.writer_id}-{self.files:05d}.jsonl"
         self.writer.submit(self._write, self.directory / name, rows)
 
     def _write(self, path: Path, rows: list[dict]) -> None:

@@ -19,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from registry import api
 from registry.blobs import blob_path, open_store
 from tests.helpers.serving import registry_config, serving_project
+from tuneforge.base.outputs import sha256_file
 from tuneforge.base.spec import ServeConfig
 from tuneforge.inference import onnx_predictor as predict
 from tuneforge.serving.loadtest import generate_load, serve_command, server_process
@@ -285,15 +286,22 @@ def test_a_server_that_cannot_start_says_why_in_one_line(project, busy_port, ref
 
 
 class Load:
-    """The load generator running in a thread until stopped: every answer kept."""
+    """The load generator running in a thread until stopped: every answer kept. A context manager, so that
+    a test that fails midway stops it too (it would otherwise go on against a stopped server)."""
 
     def __init__(self, url: str, concurrency: int = 4):
         self.stop_event, self.samples = threading.Event(), []
         self.thread = threading.Thread(target=lambda: asyncio.run(generate_load(
             url, TEXTS, concurrency=concurrency, max_requests=10**6, max_seconds=600, stop=self.stop_event,
-            samples=self.samples)))
+            samples=self.samples)), daemon=True)
         self.thread.start()
+
+    def __enter__(self) -> "Load":
         _wait_for(lambda: len(self.samples) >= 10)
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.finish()
 
     def finish(self) -> list:
         self.stop_event.set()
@@ -307,8 +315,8 @@ def test_promotion_and_rollback_under_load_swap_without_a_failed_request(project
     assert any(abs(expected[1][i]["scores"].get(label, 0) - score) > 1e-3
                for i in range(len(TEXTS)) for label, score in expected[2][i]["scores"].items()), \
         "the two versions must answer differently for this test to tell them apart"
-    with server_process("intents@production", cwd=project, sets=sets, log=tmp_path / "server.log") as server:
-        load = Load(server.url)
+    with (server_process("intents@production", cwd=project, sets=sets, log=tmp_path / "server.log") as server,
+          Load(server.url) as load):
         api.promote("intents", 2, "production", force=True, reason="serving test: promote under load",
                     config=registry)
         _wait_for(lambda: _served_version(server) == 2)
@@ -332,42 +340,60 @@ def test_promotion_and_rollback_under_load_swap_without_a_failed_request(project
     assert "now serving intents:2 (was intents:1)" in log and "now serving intents:1 (was intents:2)" in log
 
 
-def test_tampered_versions_are_refused_under_load_and_service_goes_on(project, registry, tmp_path):
-    """intents:3 tampered twice: its local copy (promotion), then its stored blob (rollback onto it)."""
-    sets = ["serve.traffic.enabled=false", "serve.poll_s=0.2"]
+def test_a_tampered_copy_is_repaired_and_a_tampered_blob_refused_under_load(project, registry, tmp_path):
+    """intents:3 tampered twice: its local copy (promotion: resolve rebuilds it from the verified store, and
+    the server answers with the recorded bytes), then its stored blob (rollback onto it: refused, counted,
+    logged, and intents:1 keeps serving)."""
+    sets = ["serve.traffic.enabled=false", "serve.poll_s=0.2", "serve.variant=fp32"]
     third = api.show("intents:3", config=registry)["artifacts"]["onnx_int8"]
-    cached = api.resolve(f"{third['name']}:{third['version']}", config=registry)
-    with server_process("intents@production", cwd=project, sets=sets, log=tmp_path / "server.log") as server:
+    third_ref = f"{third['name']}:{third['version']}"
+    recorded = {f["path"]: f["sha256"] for f in api.show(third_ref, config=registry)["files"]}
+    expected = {version: expected_outputs(registry, version, TEXTS, "fp32") for version in (1, 3)}
+    cached = api.resolve(third_ref, config=registry)
+    with (server_process("intents@production", cwd=project, sets=sets, log=tmp_path / "server.log") as server,
+          Load(server.url) as load):
         assert _served_version(server) == 1
-        load = Load(server.url)
-        # 1. The cached copy of intents:3's model is altered on this machine; the store is intact.
-        with open(cached / "model.int8.onnx", "r+b") as handle:
+        # 1. The cached copy of the very file the server loads is altered on this machine; the store is intact.
+        with open(cached / "model.onnx", "r+b") as handle:
             handle.seek(-16, 2)
             handle.write(b"\0" * 16)
+        assert sha256_file(cached / "model.onnx") != recorded["model.onnx"]
         api.promote("intents", 3, "production", force=True, reason="serving test: a tampered copy",
                     config=registry)
-        _wait_for(lambda: (server.get("/v1/model")["refused"] or {}).get("version") == 3)
-        first_refusal = server.get("/v1/model")["refused"]["reason"]
+        _wait_for(lambda: _served_version(server) == 3)
+        served_third = server.get("/v1/model")
+        direct = [post(server.url, {"texts": [text]}) for text in TEXTS]
         # 2. Back to intents:1, then the store's NOTICE.txt blob of intents:3 is altered and the alias rolled
-        #    back onto intents:3: the stored blob no longer matches its hash.
+        #    back onto intents:3: its local copy is intact, but the stored blob no longer matches its hash.
         api.promote("intents", 1, "production", force=True, reason="serving test: back to 1", config=registry)
-        _wait_for(lambda: server.get("/v1/model")["refused"] is None)
-        notice = next(f for f in api.show(f"{third['name']}:{third['version']}", config=registry)["files"]
-                      if f["path"] == "NOTICE.txt")
-        Path(blob_path(open_store(registry.artifacts), notice["sha256"])).write_text("altered in the store\n")
+        _wait_for(lambda: _served_version(server) == 1)
+        Path(blob_path(open_store(registry.artifacts), recorded["NOTICE.txt"])).write_text("altered in the store\n")
         api.rollback("intents", "production", reason="serving test: onto the tampered blob", config=registry)
         _wait_for(lambda: (server.get("/v1/model")["refused"] or {}).get("version") == 3)
-        second_refusal = server.get("/v1/model")["refused"]["reason"]
+        refusal = server.get("/v1/model")["refused"]["reason"]
         time.sleep(0.5)
         samples = load.finish()
         page, text = server.get("/v1/model"), server.metrics_text()
         answer = post(server.url, {"texts": ["still here"]})
-    assert "model.int8.onnx does not match its recorded sha256" in first_refusal and "tampered" in first_refusal
-    assert f"NOTICE.txt: blob sha256:{notice['sha256']} is tampered" in second_refusal
+        log = server.log.read_text()
+    # The copy the server loaded intents:3 from holds the recorded bytes again, and its answers are the model's.
+    assert Path(served_third["path"]) == cached and served_third["hashes"] == recorded
+    assert sha256_file(cached / "model.onnx") == recorded["model.onnx"]
+    for response, want in zip(direct, expected[3], strict=True):
+        assert response.status_code == 200 and response.json()["model"]["version"] == 3
+        assert response.json()["predictions"][0]["scores"] == pytest.approx(want["scores"], abs=1e-4)
+    # The tampered blob: refused with the registry's reason, counted and logged; nothing failed meanwhile.
+    assert refusal.startswith("intents:3: ") and "NOTICE.txt: stored blob does not match its hash" in refusal
+    assert f"expected sha256 {recorded['NOTICE.txt']}" in refusal and refusal.endswith("tampered")
+    assert f"refused intents:3: {refusal}; still serving intents:1" in log
     assert samples and [s for s in samples if s.status != 200] == []
-    assert {s.version for s in samples} == {1}
-    assert page["version"] == 1 and page["reloads"] == {"loaded": 0, "refused": 2}
-    assert metric(text, "tuneforge_serve_reloads_total", result="refused") == 2
+    assert {s.version for s in samples} == {1, 3}
+    for sample in samples:
+        assert sample.predictions[0]["scores"] == pytest.approx(expected[sample.version][sample.index]["scores"],
+                                                                abs=1e-4)
+    assert page["version"] == 1 and page["reloads"] == {"loaded": 2, "refused": 1}
+    assert page["refused"] == {"version": 3, "reason": refusal}
+    assert metric(text, "tuneforge_serve_reloads_total", result="refused") == 1
     assert answer.status_code == 200 and answer.json()["model"]["version"] == 1
 
 
