@@ -17,9 +17,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from registry import api
 from registry.versions import VersionInfo
-from tuneforge.base.errors import StageError
+from tuneforge.base.errors import StageError, report_failure
 from tuneforge.base.layout import PARAMS_FILE
-from tuneforge.base.secrets import mask_text
 from tuneforge.base.spec import Params, load_params
 
 app = typer.Typer(
@@ -62,21 +61,19 @@ def _handles_errors(command):
         try:
             return command(*args, **kwargs)
         except StageError as exc:
-            _fail(exc.message, exc.exit_code, exc.detail)
+            raise typer.Exit(report_failure(exc)) from None
         except SQLAlchemyError as exc:
             original = getattr(exc, "orig", None) or exc
-            _fail(f"registry database: {str(original).strip().splitlines()[0]}")
+            raise typer.Exit(report_failure(StageError(f"registry database: {_first_line(original)}"))) from None
         except OSError as exc:
-            _fail(f"{exc.filename + ': ' if exc.filename else ''}{exc.strerror or exc}")
+            message = f"{exc.filename + ': ' if exc.filename else ''}{exc.strerror or exc}"
+            raise typer.Exit(report_failure(StageError(message))) from None
 
     return wrapper
 
 
-def _fail(message: str, code: int = 1, detail: str = "") -> None:
-    print(f"error: {mask_text(message)}", file=sys.stderr)
-    if detail:
-        print(detail, file=sys.stderr)
-    raise typer.Exit(code)
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0]
 
 
 def _print_json(payload: Any) -> None:
@@ -267,7 +264,9 @@ def promote(
     if result.forced:
         return None if as_json else _console().print(f"forced {name}:{version} to {to}{was}: {reason}")
     failed = [gate.gate for gate in result.gates if not gate.passed]
-    _fail(f"promotion of {name}:{version} to {to} refused: {len(failed)} gate(s) failed: {'; '.join(failed)}")
+    raise StageError(
+        f"promotion of {name}:{version} to {to} refused: {len(failed)} gate(s) failed: {'; '.join(failed)}"
+    )
 
 
 @app.command()
@@ -318,8 +317,8 @@ def verify(
             table.add_row(problem["artifact"], problem["expected"], problem["actual"])
         _console().print(table)
     if report["problems"]:
-        _fail(f"{len(report['problems'])} problem(s) found ({report['checked']} blob(s) and "
-              f"{report['cached']} cached copies checked)")
+        raise StageError(f"{len(report['problems'])} problem(s) found ({report['checked']} blob(s) and "
+                         f"{report['cached']} cached copies checked)")
     if not as_json:
         _console().print(f"ok: {report['checked']} blob(s) of {report['artifacts']} artifact(s) verified and "
                          f"{report['cached']} cached copies")

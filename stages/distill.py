@@ -21,7 +21,6 @@ Outputs, replaced atomically:
     reports/metrics/distill.json      headline metrics (DVC metrics)
 """
 
-import json
 import time
 from pathlib import Path
 
@@ -42,11 +41,20 @@ from tuneforge.base.layout import (
     metrics_file,
     reports_dir,
 )
-from tuneforge.base.outputs import Produced, atomic_dirs, atomic_write_text, sha256_path, write_json, write_meta
+from tuneforge.base.outputs import (
+    Produced,
+    atomic_dirs,
+    atomic_write_text,
+    read_meta,
+    sha256_path,
+    write_json,
+    write_meta,
+    write_metrics,
+)
 from tuneforge.base.spec import DistillConfig, TrainConfig
 from tuneforge.data.drift import write_drift_report
 from tuneforge.evaluation import metrics as classification
-from tuneforge.inference.torch_predictor import Classifier, load_classifier
+from tuneforge.inference.torch_predictor import Classifier, count_parameters, load_trained_classifier
 from tuneforge.pipeline.runner import stage_main
 from tuneforge.tasks import classification_data, text_classification
 from tuneforge.training.checkpoints import CheckpointMarker, config_hash, discard, resume_point
@@ -103,7 +111,7 @@ def run(
     plan = plan_device(student_train_cfg)
     if inputs["teacher"].is_dir():
         require_tokenizer_file(inputs["teacher"])
-    teacher = load_classifier(inputs["teacher"], torch.device(plan.device), missing_hint=TEACHER_HINT)
+    teacher = load_trained_classifier(inputs["teacher"], torch.device(plan.device), missing_hint=TEACHER_HINT)
     classification_data.check_label_sets(teacher.labels, splits, inputs)
     transformers.logging.disable_progress_bar()
     set_seed(cfg.seed)
@@ -152,7 +160,7 @@ def run(
     scores = retention(teacher, student, id_map, encoded, splits, plan.device, train_cfg.eval_batch_size)
     history = history_rows(state.log_history, text_classification.val_scores)
     best_scores = next((row for row in history if row["step"] == state.best_global_step), {})
-    parameters = {"teacher": count(teacher.model), "student": count(student)}
+    parameters = {"teacher": count_parameters(teacher.model), "student": count_parameters(student)}
     parameters["ratio"] = round(parameters["student"] / parameters["teacher"], 6)
     parameters["student_embedding"] = student.get_input_embeddings().weight.numel()
     metrics = headline_metrics(scores, parameters, kept_layers, train_cfg.metric, state, best_scores)
@@ -197,7 +205,7 @@ def run(
             predictions_frame(splits["test"], scores["test"]["student_predicted"]),
             reports_tmp, "student_vs_teacher", "Student vs teacher: predicted labels on the test split",
         )
-    atomic_write_text(metrics_path, json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    write_metrics(metrics_path, metrics)
     discard(checkpoint_dir)
     print(
         f"{STAGE}: student accuracy {metrics['student_accuracy']:.4f} vs teacher {metrics['teacher_accuracy']:.4f} "
@@ -331,18 +339,6 @@ def teacher_summary(teacher_dir: Path, teacher: Classifier) -> dict:
         "layers": teacher.model.config.num_hidden_layers, "base_model": meta.get("base_model"),
         "best": meta.get("best"),
     }
-
-
-def read_meta(directory: Path) -> dict:
-    try:
-        meta = json.loads((Path(directory) / "meta.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return meta if isinstance(meta, dict) else {}
-
-
-def count(model) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 def main(argv=None) -> int:

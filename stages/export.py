@@ -39,14 +39,23 @@ from stages.evaluate import check_labels_known, read_test_split
 from tuneforge.base.errors import StageError
 from tuneforge.base.integrity import file_hashes
 from tuneforge.base.layout import ONNX_DIR, SPLITS_DIR, STUDENT_DIR, TEACHER_DIR, metrics_file, reports_dir
-from tuneforge.base.outputs import Produced, atomic_dirs, atomic_write_text, sha256_file, write_json, write_meta
+from tuneforge.base.outputs import (
+    Produced,
+    atomic_dirs,
+    atomic_write_text,
+    read_meta,
+    sha256_file,
+    write_json,
+    write_meta,
+    write_metrics,
+)
 from tuneforge.base.spec import ExportConfig
 from tuneforge.data.drift import write_drift_report
 from tuneforge.evaluation import metrics as classification
 from tuneforge.export import model_card, onnx_export, parity
 from tuneforge.export.latency import chunks, measure, onnx_runner, torch_runner, torch_threads
 from tuneforge.inference import onnx_predictor as onnx_predict
-from tuneforge.inference.torch_predictor import Classifier, load_classifier
+from tuneforge.inference.torch_predictor import Classifier, load_trained_classifier
 from tuneforge.pipeline.runner import stage_main
 from tuneforge.training.student import load_student, require_tokenizer_file, with_id_map
 
@@ -78,7 +87,7 @@ def run(
     test = read_test_split(test_path)
     if Path(teacher_dir).is_dir():
         require_tokenizer_file(Path(teacher_dir))
-    teacher = load_classifier(Path(teacher_dir), torch.device("cpu"), missing_hint=TEACHER_HINT)
+    teacher = load_trained_classifier(Path(teacher_dir), torch.device("cpu"), missing_hint=TEACHER_HINT)
     source, id_map, source_dir = load_source(cfg, teacher, Path(student_dir), Path(teacher_dir))
     check_same_model_family(source, teacher, source_dir, Path(teacher_dir))
     check_labels_known(test, source.labels, source_dir, test_path)
@@ -152,7 +161,7 @@ def run(
                 "files": file_hashes(onnx_tmp),  # what tuneforge.inference.onnx_predictor.load verifies before it loads
             },
         )
-    atomic_write_text(metrics_path, json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    write_metrics(metrics_path, metrics)
     ratios = speed["ratios"]
     print(
         f"{STAGE}: {shipped} {speed['models'][shipped]['size_mib']:.1f} MiB, p50 "
@@ -367,14 +376,6 @@ def card_fields(cfg, source, teacher_meta, source_meta, fp32_gate, int8_gate, sp
         "speed": {name: row for name, row in speed["models"].items()},
         "throughput_batch_size": cfg.throughput_batch_size, "max_length": cfg.max_seq_length, "student": student,
     }
-
-
-def read_meta(directory: Path) -> dict:
-    try:
-        meta = json.loads((Path(directory) / "meta.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return meta if isinstance(meta, dict) else {}
 
 
 def main(argv=None) -> int:

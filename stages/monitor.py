@@ -22,14 +22,14 @@ reference data) plus a `drift_checked` event on the production version. Deciding
 import argparse
 import html
 import json
-import sys
 import time
 from pathlib import Path
 
-from tuneforge.base.errors import StageError
+from tuneforge.base.errors import StageError, report_failure
 from tuneforge.base.layout import PARAMS_FILE
 from tuneforge.base.outputs import Produced, atomic_dirs, atomic_write_text, write_json, write_meta
 from tuneforge.base.spec import MonitorConfig, Params, load_params
+from tuneforge.data.drift import with_heading
 from tuneforge.data.io import LABEL, TEXT
 from tuneforge.monitor.data import batch_sha256, read_batch, read_reference, sample
 from tuneforge.monitor.signals import PREDICTED, compare, decide, predicted_labels, sentence_embeddings, with_embeddings
@@ -224,9 +224,7 @@ def _headed(page: str, summary: dict) -> str:
         f"({summary['batch']['labelled_rows']:,} labelled), {summary['reference']['rows']:,} reference rows</p>\n"
         f"<ul>{items}</ul></div>\n"
     )
-    charset = '<meta charset="UTF-8">'
-    page = page.replace(charset, f"{charset}\n<title>{html.escape(title)}</title>", 1)
-    return page.replace("<body>", f"<body>\n{heading}", 1)
+    return with_heading(page, title, heading)
 
 
 def main(argv=None) -> int:
@@ -240,10 +238,7 @@ def main(argv=None) -> int:
     try:
         check(load_params(args.params), args.new_data)
     except StageError as exc:
-        print(f"{STAGE}: error: {exc.message}", file=sys.stderr)
-        if exc.detail:
-            print(exc.detail, file=sys.stderr)
-        return exc.exit_code
+        return report_failure(exc, STAGE)
     return 0
 
 

@@ -12,7 +12,6 @@ but its exact duplicates and conflicting texts are kept (and counted) so scores 
 anyone else's on the same file.
 """
 
-import json
 import time
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import pandas as pd
 
 from tuneforge.base.errors import StageError
 from tuneforge.base.layout import EXPECTATIONS_DIR, VALIDATED_DIR, metrics_file, reports_dir
-from tuneforge.base.outputs import Produced, atomic_dirs, atomic_write_text, write_json, write_meta
+from tuneforge.base.outputs import Produced, atomic_dirs, atomic_write_text, write_json, write_meta, write_metrics
 from tuneforge.base.spec import DataConfig, ValidateConfig
 from tuneforge.data.cleaning import Cleaned, clean_table, conflicts, labels_per_text, with_derived_columns
 from tuneforge.data.gx_suite import counts, failure_summary, failure_table, load_suite, validate_tables
@@ -105,7 +104,7 @@ def run(
             extra={"labels": labels, "labels_source": labels_source},
         )
     metrics_path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(metrics_path, json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    write_metrics(metrics_path, metrics)
 
     outputs = {"validated": out_dir, "reports": reports, "metrics": metrics_path}
     return Produced(stage=STAGE, outputs=outputs, inputs=inputs, metrics=metrics)

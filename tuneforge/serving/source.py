@@ -5,13 +5,13 @@ version is loaded, every blob it holds in the store is re-hashed and the local c
 hashed against the registry's manifest (`verified_model_folder`): a missing or tampered file refuses it.
 """
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from registry.errors import RegistryError
 from registry.names import Ref, parse_ref
 from tuneforge.base.errors import StageError
+from tuneforge.base.outputs import sha256_file
 from tuneforge.base.spec import RegistryConfig
 
 
@@ -115,11 +115,3 @@ def folder_hashes(folder: Path) -> dict[str, str]:
     """{relative path: sha256} of every file in a plain model folder."""
     return {path.relative_to(folder).as_posix(): sha256_file(path) for path in sorted(folder.rglob("*"))
             if path.is_file()}
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

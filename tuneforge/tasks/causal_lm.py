@@ -12,7 +12,7 @@ from tuneforge.base.errors import ConfigError, StageError
 from tuneforge.base.spec import ModelConfig, TrainConfig
 from tuneforge.tasks import causal_lm_data
 from tuneforge.tasks.interface import Task, TrainingData
-from tuneforge.training.modeling import check_max_seq_length, load_causal_lm
+from tuneforge.training.modeling import causal_lm_from_base, check_max_seq_length
 from tuneforge.training.telemetry import perplexity
 
 NAME = "causal-lm"
@@ -35,7 +35,7 @@ def training_data(
     model_cfg: ModelConfig, cfg: TrainConfig, base_path: Path, tokenizer, labels: None,
     inputs: dict[str, str], pad_multiple: int | None,
 ) -> TrainingData:
-    model, config = load_causal_lm(base_path, model_cfg.base, dropout=cfg.dropout)
+    model, config = causal_lm_from_base(base_path, model_cfg.base, dropout=cfg.dropout)
     check_max_seq_length(cfg.max_seq_length, config, tokenizer, model_cfg.base)
     template = causal_lm_data.ensure_chat_template(tokenizer)
     tokenizer.padding_side = "right"  # positions count from the first token; labels mask the padding
