@@ -51,7 +51,7 @@ from tuneforge.base.outputs import (
     write_meta,
     write_metrics,
 )
-from tuneforge.base.spec import DistillConfig, TrainConfig
+from tuneforge.base.spec import DistillConfig, ModelConfig, TrainConfig
 from tuneforge.data.drift import write_drift_report
 from tuneforge.evaluation import metrics as classification
 from tuneforge.inference.torch_predictor import Classifier, count_parameters, load_trained_classifier
@@ -89,6 +89,7 @@ def run(
     cfg: DistillConfig,
     train_cfg: TrainConfig,
     *,
+    model_cfg: ModelConfig | None = None,
     teacher_dir: Path = TEACHER_DIR,
     augmented_dir: Path = AUGMENTED_DIR,
     splits_dir: Path = SPLITS_DIR,
@@ -98,6 +99,7 @@ def run(
 ) -> Produced:
     started = time.time()
     out_dir, reports, metrics_path = Path(out_dir), Path(reports), Path(metrics_path)
+    model_cfg = model_cfg or ModelConfig()
     inputs = {
         "teacher": Path(teacher_dir), "train": Path(augmented_dir) / "train.parquet",
         "val": Path(splits_dir) / "val.parquet", "test": Path(splits_dir) / "test.parquet",
@@ -118,7 +120,7 @@ def run(
 
     student, kept_layers = build_student(teacher.model, cfg)
     tokenizer, label2id = teacher.tokenizer, {label: i for i, label in enumerate(teacher.labels)}
-    max_length = train_cfg.max_seq_length
+    max_length = model_cfg.max_seq_length
     encoded = {
         name: classification_data.tokenize_frame(frame, tokenizer, label2id, max_length)
         for name, frame in splits.items()
@@ -138,7 +140,7 @@ def run(
 
     checkpoint_dir = checkpoints_dir(out_dir)
     run_hash = config_hash({
-        "distill": cfg.model_dump(), "train": student_train_cfg.model_dump(),
+        "distill": cfg.model_dump(), "train": student_train_cfg.model_dump(), "max_seq_length": max_length,
         "inputs": {name: sha256_path(path) for name, path in inputs.items()},
     })
     resume = resume_point(checkpoint_dir, run_hash)
@@ -180,7 +182,7 @@ def run(
             save_id_map(model_tmp, id_map)
         write_meta(
             model_tmp, stage=STAGE,
-            config={"distill": cfg, "train": student_train_cfg},
+            config={"distill": cfg, "train": student_train_cfg, "model": model_cfg},
             inputs=inputs, metrics=metrics, started=started,
             extra={
                 "labels": teacher.labels, "teacher": teacher_summary(inputs["teacher"], teacher),
@@ -342,7 +344,7 @@ def teacher_summary(teacher_dir: Path, teacher: Classifier) -> dict:
 
 
 def main(argv=None) -> int:
-    return stage_main(STAGE, lambda p: run(p.distill, p.train), argv)
+    return stage_main(STAGE, lambda p: run(p.distill, p.train, model_cfg=p.model), argv)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ from tuneforge.base.errors import StageError
 from tuneforge.base.layout import SPLITS_DIR, TEACHER_DIR, metrics_file, reports_dir
 from tuneforge.base.outputs import Produced, atomic_dirs, sha256_file, write_json, write_meta, write_metrics
 from tuneforge.base.secrets import mask_url
-from tuneforge.base.spec import EvaluateConfig, RegistryConfig, shown_value
+from tuneforge.base.spec import EvaluateConfig, ModelConfig, RegistryConfig, shown_value
 from tuneforge.evaluation import metrics as m
 from tuneforge.evaluation.calibration import expected_calibration_error, reliability_bins
 from tuneforge.evaluation.plots import confusion_png, matplotlib_missing, reliability_png
@@ -56,6 +56,7 @@ def run(
     cfg: EvaluateConfig,
     registry_cfg: RegistryConfig | None = None,
     *,
+    model_cfg: ModelConfig | None = None,
     model_dir: Path = TEACHER_DIR,
     test_path: Path = TEST_PATH,
     reports: Path = REPORTS,
@@ -64,6 +65,7 @@ def run(
     started = time.time()
     model_dir, test_path, reports, metrics_path = map(Path, (model_dir, test_path, reports, metrics_path))
     registry_cfg = registry_cfg or RegistryConfig()
+    max_length = (model_cfg or ModelConfig()).max_seq_length
     test = read_test_split(test_path)
     device = pick_device(cfg.device, "evaluate.device")
     candidate = load_trained_classifier(model_dir, device, missing_hint="run train first (python -m stages.train)")
@@ -72,11 +74,11 @@ def run(
     baseline = load_baseline(baseline_dir, device, comparison_status) if baseline_dir is not None else None
 
     print(f"{STAGE}: {model_dir} on {len(test)} test rows ({device.type})")
-    scored = score(candidate, test, cfg)
+    scored = score(candidate, test, cfg, max_length)
     compared = None
     if baseline is not None:
         print(f"{STAGE}: also {comparison_status['ref']} (version {comparison_status['version']})")
-        compared = compare(scored, score(baseline, test, cfg), cfg, comparison_status)
+        compared = compare(scored, score(baseline, test, cfg, max_length), cfg, comparison_status)
 
     test_sha256 = sha256_file(test_path)
     headline = headline_metrics(scored, len(test), test_sha256, compared or comparison_status)
@@ -91,7 +93,7 @@ def run(
             extra={
                 "labels": candidate.labels, "device": device.type,
                 "model": {"path": str(model_dir), "parameters": count_parameters(candidate.model)},
-                "inference": {"seconds": round(scored["seconds"], 3),
+                "inference": {"max_seq_length": max_length, "seconds": round(scored["seconds"], 3),
                               "rows_per_second": round(len(test) / max(scored["seconds"], 1e-9), 1)},
                 "comparison": {key: comparison_status[key] for key in comparison_status if key != "path"},
                 "figures": figures or "png",
@@ -217,9 +219,9 @@ def absent_registry(url: str) -> str | None:
 
 # ---- scoring ----
 
-def score(classifier: Classifier, test: pd.DataFrame, cfg: EvaluateConfig) -> dict:
-    """Predictions and every metric of one model on the test rows."""
-    predictions = predict(classifier, test["text"].tolist(), batch_size=cfg.batch_size, max_length=cfg.max_seq_length)
+def score(classifier: Classifier, test: pd.DataFrame, cfg: EvaluateConfig, max_length: int) -> dict:
+    """Predictions and every metric of one model on the test rows (inputs truncated to `max_length` tokens)."""
+    predictions = predict(classifier, test["text"].tolist(), batch_size=cfg.batch_size, max_length=max_length)
     frame = test.copy()
     frame["predicted"] = [classifier.labels[i] for i in predictions.predicted_index]
     frame["confidence"] = predictions.confidence
@@ -383,7 +385,7 @@ def _md(text: str, limit: int | None = None) -> str:
 
 
 def main(argv=None) -> int:
-    return stage_main(STAGE, lambda p: run(p.evaluate, p.registry), argv)
+    return stage_main(STAGE, lambda p: run(p.evaluate, p.registry, model_cfg=p.model), argv)
 
 
 if __name__ == "__main__":

@@ -59,7 +59,7 @@ def check(params: Params, new_data: Path | str | None = None, *, register: bool 
     )
     reference_sample, new_sample = model_views(
         sample(reference, cfg.max_reference_rows, cfg.seed), sample(batch, cfg.max_new_rows, cfg.seed),
-        production["dir"], cfg,
+        production["dir"], cfg, params.model.max_seq_length,
     )
     evidently_json, page, signals = compare(reference_sample, new_sample, cfg)
 
@@ -103,9 +103,9 @@ def check(params: Params, new_data: Path | str | None = None, *, register: bool 
     return summary
 
 
-def model_views(reference, new, production_dir: Path, cfg: MonitorConfig):
+def model_views(reference, new, production_dir: Path, cfg: MonitorConfig, max_length: int):
     """Both samples as the signals see them: text, plus the production model's predicted label and the
-    embedding columns when those signals are on."""
+    embedding columns (of inputs truncated to `max_length` tokens) when those signals are on."""
     reference, new = reference[[TEXT]].copy(), new[[TEXT]].copy()
     if "predictions" in cfg.signals:
         onnx_dir = production_dir / cfg.model_role
@@ -114,7 +114,7 @@ def model_views(reference, new, production_dir: Path, cfg: MonitorConfig):
     if "embeddings" in cfg.signals:
         embeddings = sentence_embeddings(
             production_dir / cfg.embedding_role, list(reference[TEXT]) + list(new[TEXT]),
-            batch_size=cfg.batch_size, max_length=cfg.max_seq_length,
+            batch_size=cfg.batch_size, max_length=max_length,
         )
         reference, new = with_embeddings(reference, embeddings[:len(reference)]), with_embeddings(
             new, embeddings[len(reference):])

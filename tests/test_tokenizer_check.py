@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
 from tests.helpers.tiny_models import build_tiny_bert_with_minilm_tokenizer
 from tuneforge.base.errors import StageError
@@ -71,7 +72,7 @@ def test_a_real_tokenizer_passes_every_loader(tiny_model):
 def test_the_model_directory_loaders_refuse_it_too(tiny_model, tmp_path):
     bare = copy_with(tiny_model, tmp_path / "bare", {"config.json", "model.safetensors"})
     with pytest.raises(StageError, match=f"^{bare}: no usable tokenizer \\(none of tokenizer.json"):
-        predict_torch.load_trained_classifier(bare, predict_torch.pick_device("cpu", "evaluate.device"), missing_hint="")
+        predict_torch.load_trained_classifier(bare, torch.device("cpu"), missing_hint="")
     with pytest.raises(StageError, match=f"^{bare}: no usable tokenizer \\(no tokenizer.json\\)"):
         student.load_student(bare)
     with pytest.raises(StageError, match=f"^{bare}: no usable tokenizer \\(no tokenizer.json\\)"):

@@ -36,19 +36,19 @@ def training_data(
     inputs: dict[str, str], pad_multiple: int | None,
 ) -> TrainingData:
     model, config = causal_lm_from_base(base_path, model_cfg.base, dropout=cfg.dropout)
-    check_max_seq_length(cfg.max_seq_length, config, tokenizer, model_cfg.base)
+    check_max_seq_length(model_cfg.max_seq_length, config, tokenizer, model_cfg.base)
     template = causal_lm_data.ensure_chat_template(tokenizer)
     tokenizer.padding_side = "right"  # positions count from the first token; labels mask the padding
     sets, skipped = {}, {}
     for name in ("train", "val"):
         conversations = causal_lm_data.read_conversations(Path(inputs[name]))
-        examples, skipped[name] = causal_lm_data.encode_all(conversations, tokenizer, cfg.max_seq_length)
+        examples, skipped[name] = causal_lm_data.encode_all(conversations, tokenizer, model_cfg.max_seq_length)
         if cfg.causal_lm.packing and name == "train":
-            examples = causal_lm_data.pack(examples, cfg.max_seq_length)
+            examples = causal_lm_data.pack(examples, model_cfg.max_seq_length)
         if not examples:
             raise StageError(
                 f"{inputs[name]}: no conversation keeps a response token within "
-                f"train.max_seq_length={cfg.max_seq_length}"
+                f"model.max_seq_length={model_cfg.max_seq_length}"
             )
         sets[name] = examples
     collator = DataCollatorForSeq2Seq(

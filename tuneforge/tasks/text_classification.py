@@ -33,11 +33,11 @@ def training_data(
     inputs: dict[str, str], pad_multiple: int | None,
 ) -> TrainingData:
     model, config = classifier_from_base(base_path, model_cfg.base, labels, dropout=cfg.dropout)
-    check_max_seq_length(cfg.max_seq_length, config, tokenizer, model_cfg.base)
+    check_max_seq_length(model_cfg.max_seq_length, config, tokenizer, model_cfg.base)
     label2id = {label: i for i, label in enumerate(labels)}
     encoded = {
         name: classification_data.tokenize_frame(
-            classification_data.read_split(Path(inputs[name]), rerun), tokenizer, label2id, cfg.max_seq_length
+            classification_data.read_split(Path(inputs[name]), rerun), tokenizer, label2id, model_cfg.max_seq_length
         )
         for name, rerun in (("train", "augment"), ("val", "split"))
     }

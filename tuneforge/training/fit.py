@@ -90,7 +90,7 @@ def preflight(model_cfg: ModelConfig, cfg: TrainConfig, base_path: Path, task) -
     """Spec-versus-model mistakes that need only the config and tokenizer, found before training starts."""
     config = load_config(base_path, model_cfg.base)
     tokenizer = base_tokenizer(base_path, model_cfg.base)
-    check_max_seq_length(cfg.max_seq_length, config, tokenizer, model_cfg.base)
+    check_max_seq_length(model_cfg.max_seq_length, config, tokenizer, model_cfg.base)
     if cfg.method in ("lora", "peft"):
         peft_config_for(cfg.peft, task)
     layers = getattr(config, "num_hidden_layers", None)

@@ -130,7 +130,7 @@ def check_max_seq_length(max_seq_length: int, config, tokenizer, base: str) -> N
     limit = model_max_length(config, tokenizer)
     if limit is not None and max_seq_length > limit:
         raise ConfigError(
-            f"train.max_seq_length: {max_seq_length} exceeds the limit of {base} ({limit} tokens)"
+            f"model.max_seq_length: {max_seq_length} exceeds the limit of {base} ({limit} tokens)"
         )
 
 
