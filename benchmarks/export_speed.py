@@ -72,7 +72,7 @@ def main() -> None:
     os.chdir(args.work)
 
     from stages import export
-    from tuneforge.base.spec import ExportConfig
+    from tuneforge.base.spec import ExportConfig, ModelConfig
     from tuneforge.params import load_params
     from tuneforge.pipeline.runner import quiet_libraries
 
@@ -81,18 +81,19 @@ def main() -> None:
         source = f"the pipeline run in {from_run}"
         paths = {"teacher_dir": from_run / "models/teacher", "student_dir": from_run / "models/student",
                  "splits_dir": from_run / "data/splits"}
-        settings = load_params(from_run / "params.yaml").export.model_dump()
+        run_params = load_params(from_run / "params.yaml")
+        settings, model = run_params.export.model_dump(), run_params.model
         settings.update(benchmark_runs=300, benchmark_warmup=30, threads=args.threads)
         timings = {}
     else:
         source, paths = "trained here", {}
-        settings = {"max_seq_length": MAX_SEQ_LENGTH, "benchmark_runs": 300, "benchmark_warmup": 30,
-                    "threads": args.threads}
+        settings = {"benchmark_runs": 300, "benchmark_warmup": 30, "threads": args.threads}
+        model = ModelConfig(max_seq_length=32 if args.quick else MAX_SEQ_LENGTH)
         if args.quick:
-            settings.update(max_seq_length=32, benchmark_runs=20, benchmark_warmup=2, threads=args.threads or 1)
+            settings.update(benchmark_runs=20, benchmark_warmup=2, threads=args.threads or 1)
         timings = train_teacher_and_student(args, dataset)
     began = time.perf_counter()
-    export.run(ExportConfig(**settings), **paths)
+    export.run(ExportConfig(**settings), model_cfg=model, **paths)
     timings["export"] = time.perf_counter() - began
 
     speed = json.loads(Path("reports/export/speed.json").read_text())
@@ -135,16 +136,16 @@ def train_teacher_and_student(args, dataset: Path) -> dict[str, float]:
     from tuneforge.base.spec import DistillConfig, ModelConfig, TrainConfig
     from tuneforge.export.latency import torch_threads
 
-    model, train_threads = ModelConfig(), args.train_threads
-    train_cfg = TrainConfig(epochs=args.teacher_epochs, max_seq_length=MAX_SEQ_LENGTH, eval_steps=100)
+    model, train_threads = ModelConfig(max_seq_length=MAX_SEQ_LENGTH), args.train_threads
+    train_cfg = TrainConfig(epochs=args.teacher_epochs, eval_steps=100)
     student_epochs = {"epochs": args.student_epochs} if args.student_epochs else {}
     distill_cfg = DistillConfig(num_layers=args.layers, **student_epochs)
     if args.quick:
         from quick_data import tiny_bert, write_subset
 
         dataset = write_subset(Path("quick-data"))
-        model = ModelConfig(base=str(tiny_bert(Path("tiny-bert").resolve())))
-        train_cfg = TrainConfig(max_steps=6, eval_steps=3, batch_size=16, max_seq_length=32)
+        model = ModelConfig(base=str(tiny_bert(Path("tiny-bert").resolve())), max_seq_length=32)
+        train_cfg = TrainConfig(max_steps=6, eval_steps=3, batch_size=16)
         distill_cfg = DistillConfig(max_steps=6, batch_size=16)
         train_threads = train_threads or 1
     prepare_data(dataset)
@@ -156,7 +157,7 @@ def train_teacher_and_student(args, dataset: Path) -> dict[str, float]:
             timings["train"] = time.perf_counter() - began
         if not (args.reuse and Path("models/student/model.safetensors").is_file()):
             began = time.perf_counter()
-            distill.run(distill_cfg, train_cfg)
+            distill.run(distill_cfg, train_cfg, model_cfg=model)
             timings["distill"] = time.perf_counter() - began
     return timings
 

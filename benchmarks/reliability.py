@@ -41,6 +41,7 @@ sys.path[:0] = [str(REPO_ROOT), str(Path(__file__).resolve().parent)]
 from reliability_cases import CASES, QUICK_CASES, Case  # noqa: E402
 
 from tests.helpers.tiny_models import build_tiny_bert_with_minilm_tokenizer  # noqa: E402
+from tuneforge.base.outputs import sha256_file  # noqa: E402
 
 TRACEBACK = "Traceback (most recent call last)"
 # Our own error lines: `error: ...` (tuneforge, tuneforge registry) or `<stage>: error: ...` (a stage).
@@ -140,14 +141,6 @@ def run_pipeline(clone: Path, env: dict[str, str], quick: bool) -> float:
     git(clone, "add", "-A")  # dvc.lock and the metrics files: the state every case must leave as it found it
     git(clone, "commit", "-q", "-m", "pipeline outputs")
     return time.perf_counter() - started
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def snapshot(clone: Path) -> dict[str, str]:

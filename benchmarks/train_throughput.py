@@ -160,13 +160,13 @@ def run_stage(args) -> dict:
     frame.groupby("label").head(1).to_parquet(root / "splits/val.parquet", index=False)
     (root / "validated/labels.json").write_text(json.dumps({"labels": sorted(frame["label"].unique())}))
     cfg = TrainConfig(
-        max_steps=args.steps, eval_steps=args.steps, batch_size=args.batch_size, max_seq_length=args.max_seq_length,
-        early_stopping_patience=None, seed=SEED,
+        max_steps=args.steps, eval_steps=args.steps, batch_size=args.batch_size, early_stopping_patience=None,
+        seed=SEED,
     )
     produced = run(
-        ModelConfig(base=args.base), cfg, augmented_dir=root / "augmented", splits_dir=root / "splits",
-        validated_dir=root / "validated", out_dir=root / "models/teacher", reports=root / "reports",
-        metrics_path=root / "train.json",
+        ModelConfig(base=args.base, max_seq_length=args.max_seq_length), cfg, augmented_dir=root / "augmented",
+        splits_dir=root / "splits", validated_dir=root / "validated", out_dir=root / "models/teacher",
+        reports=root / "reports", metrics_path=root / "train.json",
     )
     meta = json.loads((produced.outputs["meta"]).read_text())
     throughput = meta["throughput"]

@@ -12,7 +12,6 @@ meta.json (`run`), which the registry stores with the artifacts of that run.
 """
 
 import json
-import os
 import subprocess
 import sys
 import uuid
@@ -29,9 +28,9 @@ from tuneforge.base.secrets import for_records, mask_text
 from tuneforge.data.io import check_data_files
 from tuneforge.params.overrides import apply_to_params_file
 from tuneforge.pipeline.run_lock import checkout_lock
+from tuneforge.pipeline.runner import stage_environment
 
 STAGE_RETRIES = 2
-RUN_PARAMETERS_ENV = "TUNEFORGE_RUN_PARAMETERS"  # read by tuneforge.base.outputs.write_meta
 
 
 class StageFailed(RuntimeError):
@@ -77,18 +76,6 @@ def stale_stages(repo: Path) -> set[str]:
         names = {stage.addressing: stage.name for stage in dvc_repo.index.stages}
         reported = set(dvc_repo.status())
     return {names[key] for key in reported} if reported <= set(names) else set(names.values())
-
-
-def _stage_environment(repo: Path, run_parameters: dict) -> dict[str, str]:
-    env = dict(os.environ)
-    # DVC runs `python -m stages.X`: the interpreter running this flow has tuneforge installed.
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    env["TUNEFORGE_ENTRYPOINT"] = "prefect"
-    env["TUNEFORGE_RUN_ID"] = str(flow_run.get_id() or uuid.uuid4().hex)
-    env[RUN_PARAMETERS_ENV] = json.dumps(run_parameters, sort_keys=True)
-    env.setdefault("DVC_NO_ANALYTICS", "1")
-    env.setdefault("HF_HUB_OFFLINE", "1")
-    return env
 
 
 def last_error_line(output: str) -> str:
@@ -144,7 +131,10 @@ def reproduce_stage(
         result = subprocess.run(
             [sys.executable, "-m", "dvc", "repro", "--single-item", stage],
             cwd=repo_path,
-            env=_stage_environment(repo_path, run_parameters or {}),
+            env=stage_environment(
+                run_id=str(flow_run.get_id() or uuid.uuid4().hex), entrypoint="prefect",
+                run_parameters=run_parameters or {},
+            ),
             capture_output=True,
             text=True,
         )

@@ -7,6 +7,7 @@ and exits non-zero, with no traceback and the registry unchanged.
 import functools
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,9 +19,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from registry import api
 from registry.config import RegistrySections, load_registry_sections
 from registry.versions import VersionInfo
-from tuneforge.base.errors import StageError
+from tuneforge.base.errors import StageError, report_failure
 from tuneforge.base.layout import PARAMS_FILE
-from tuneforge.base.secrets import mask_text
 
 app = typer.Typer(
     name="registry",
@@ -62,21 +62,36 @@ def _handles_errors(command):
         try:
             return command(*args, **kwargs)
         except StageError as exc:
-            _fail(exc.message, exc.exit_code, exc.detail)
+            raise typer.Exit(report_failure(exc)) from None
         except SQLAlchemyError as exc:
             original = getattr(exc, "orig", None) or exc
-            _fail(f"registry database: {str(original).strip().splitlines()[0]}")
+            raise typer.Exit(report_failure(StageError(f"registry database: {_first_line(original)}"))) from None
         except OSError as exc:
-            _fail(f"{exc.filename + ': ' if exc.filename else ''}{exc.strerror or exc}")
+            message = f"{exc.filename + ': ' if exc.filename else ''}{exc.strerror or exc}"
+            raise typer.Exit(report_failure(StageError(message))) from None
 
     return wrapper
 
 
-def _fail(message: str, code: int = 1, detail: str = "") -> None:
-    print(f"error: {mask_text(message)}", file=sys.stderr)
-    if detail:
-        print(detail, file=sys.stderr)
-    raise typer.Exit(code)
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0]
+
+
+def _command(name: str | None = None):
+    """A registry command: registered on the app, and a known failure is one line and a non-zero exit."""
+    return lambda function: app.command(name)(_handles_errors(function))
+
+
+def _registry(ctx: typer.Context):
+    return _params(ctx).registry
+
+
+def _emit(payload: Any, as_json: bool, render: Callable[[Any], None]) -> None:
+    """What a command shows: with --json the payload as JSON, else `render` prints it for people."""
+    if as_json:
+        _print_json(_jsonable(payload))
+    else:
+        render(payload)
 
 
 def _print_json(payload: Any) -> None:
@@ -96,13 +111,13 @@ def _table(*columns: str, title: str | None = None) -> Table:
     return table
 
 
-@app.command()
-@_handles_errors
+@_command()
 def models(ctx: typer.Context, as_json: Json = False) -> None:
     """List registered models with their latest version and aliases."""
-    rows = api.models(config=_params(ctx).registry)
-    if as_json:
-        return _print_json(rows)
+    _emit(api.models(config=_registry(ctx)), as_json, _print_models)
+
+
+def _print_models(rows: list[dict]) -> None:
     table = _table("model", "latest", "aliases", "created")
     for row in rows:
         aliases = ", ".join(f"{alias} -> {version}" for alias, version in row["aliases"].items())
@@ -110,27 +125,27 @@ def models(ctx: typer.Context, as_json: Json = False) -> None:
     _console().print(table)
 
 
-@app.command()
-@_handles_errors
+@_command()
 def artifacts(ctx: typer.Context, as_json: Json = False) -> None:
     """List artifact names with their latest version."""
-    rows = api.artifacts(config=_params(ctx).registry)
-    if as_json:
-        return _print_json(rows)
+    _emit(api.artifacts(config=_registry(ctx)), as_json, _print_artifacts)
+
+
+def _print_artifacts(rows: list[dict]) -> None:
     table = _table("artifact", "version", "kind", "sha256", "size", "path")
     for row in rows:
         table.add_row(row["name"], str(row["version"]), row["kind"], row["sha256"][:12], str(row["size"]), row["path"])
     _console().print(table)
 
 
-@app.command()
-@_handles_errors
+@_command()
 def versions(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Model or artifact name.")],
              as_json: Json = False) -> None:
     """List the versions of a model (or of an artifact)."""
-    rows = api.versions(name, config=_params(ctx).registry)
-    if as_json:
-        return _print_json(_jsonable(rows))
+    _emit(api.versions(name, config=_registry(ctx)), as_json, lambda rows: _print_versions(name, rows))
+
+
+def _print_versions(name: str, rows: list) -> None:
     if rows and isinstance(rows[0], VersionInfo):
         table = _table("version", "aliases", "tags", "roles", "created", title=f"model {name}")
         for row in rows:
@@ -143,14 +158,14 @@ def versions(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Model
     _console().print(table)
 
 
-@app.command()
-@_handles_errors
+@_command()
 def show(ctx: typer.Context, ref: Annotated[str, typer.Argument(help="NAME, NAME:VERSION or NAME@ALIAS.")],
          as_json: Json = False) -> None:
     """Show a model, a model version or an artifact version in full."""
-    info = api.show(ref, config=_params(ctx).registry)
-    if as_json:
-        return _print_json(info)
+    _emit(api.show(ref, config=_registry(ctx)), as_json, _print_record)
+
+
+def _print_record(info: dict) -> None:
     what = {"model": info.get("name"), "artifact": f"{info.get('name')}:{info.get('version')}",
             "model_version": f"{info.get('model')}:{info.get('version')}"}[info["type"]]
     table = _table("field", "value", title=f"{info['type'].replace('_', ' ')} {what}")
@@ -170,17 +185,13 @@ def show(ctx: typer.Context, ref: Annotated[str, typer.Argument(help="NAME, NAME
         _console().print(files)
 
 
-@app.command()
-@_handles_errors
+@_command()
 def lineage(ctx: typer.Context,
             ref: Annotated[str, typer.Argument(help="An artifact (NAME[:VERSION]) or a model version.")],
             as_json: Json = False) -> None:
     """Print the tree from REF back to its raw sources, with every hash."""
-    tree = api.lineage(ref, config=_params(ctx).registry)
-    if as_json:
-        return _print_json(tree)
     # Plain lines, not a rich Tree: full hashes must never be cropped to the terminal width.
-    print("\n".join(_tree_lines(tree)))
+    _emit(api.lineage(ref, config=_registry(ctx)), as_json, lambda tree: print("\n".join(_tree_lines(tree))))
 
 
 def _node_label(node: dict) -> str:
@@ -201,8 +212,7 @@ def _tree_lines(node: dict, prefix: str = "", last: bool = True, root: bool = Tr
     return lines
 
 
-@app.command()
-@_handles_errors
+@_command()
 def register(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Model name.")],
@@ -215,11 +225,10 @@ def register(
     """Register a new model version grouping artifacts by role."""
     roles = dict(_pair(item, "ROLE=ARTIFACT") for item in artifacts)
     metrics = {key: _number(value, key) for key, value in (_pair(item, "KEY=NUMBER") for item in metric or [])}
-    info = api.register_model(name, roles, metrics=metrics, tags=tag or [], reason=reason,
-                              config=_params(ctx).registry)
-    if as_json:
-        return _print_json(info.to_json())
-    _console().print(f"registered {info} ({', '.join(f'{r}={a}' for r, a in info.artifacts.items())})")
+    info = api.register_model(name, roles, metrics=metrics, tags=tag or [], reason=reason, config=_registry(ctx))
+    _emit(info, as_json, lambda info: _console().print(
+        f"registered {info} ({', '.join(f'{r}={a}' for r, a in info.artifacts.items())})"
+    ))
 
 
 def _pair(item: str, shape: str) -> tuple[str, str]:
@@ -236,8 +245,7 @@ def _number(value: str, key: str) -> float:
         raise StageError(f"metric {key}: {value!r} is not a number") from None
 
 
-@app.command()
-@_handles_errors
+@_command()
 def promote(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Model name.")],
@@ -267,11 +275,12 @@ def promote(
     if result.forced:
         return None if as_json else _console().print(f"forced {name}:{version} to {to}{was}: {reason}")
     failed = [gate.gate for gate in result.gates if not gate.passed]
-    _fail(f"promotion of {name}:{version} to {to} refused: {len(failed)} gate(s) failed: {'; '.join(failed)}")
+    raise StageError(
+        f"promotion of {name}:{version} to {to} refused: {len(failed)} gate(s) failed: {'; '.join(failed)}"
+    )
 
 
-@app.command()
-@_handles_errors
+@_command()
 def rollback(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Model name.")],
@@ -280,14 +289,12 @@ def rollback(
     as_json: Json = False,
 ) -> None:
     """Return an alias to the version that held it before."""
-    moved = api.rollback(name, alias, reason=reason, config=_params(ctx).registry)
-    if as_json:
-        return _print_json(moved)
-    _console().print(f"rolled back {name}@{alias}: {name}:{moved['from']} -> {name}:{moved['to']}")
+    _emit(api.rollback(name, alias, reason=reason, config=_registry(ctx)), as_json, lambda moved: _console().print(
+        f"rolled back {name}@{alias}: {name}:{moved['from']} -> {name}:{moved['to']}"
+    ))
 
 
-@app.command()
-@_handles_errors
+@_command()
 def download(
     ctx: typer.Context,
     ref: Annotated[str, typer.Argument(help="Artifact or model version reference.")],
@@ -295,21 +302,18 @@ def download(
     as_json: Json = False,
 ) -> None:
     """Copy an artifact or a model version out of the store, verifying every sha256."""
-    path = api.download(ref, dest, config=_params(ctx).registry)
-    if as_json:
-        return _print_json({"ref": ref, "path": str(path)})
-    _console().print(f"downloaded {ref} to {path}")
+    path = api.download(ref, dest, config=_registry(ctx))
+    _emit({"ref": ref, "path": str(path)}, as_json, lambda _: _console().print(f"downloaded {ref} to {path}"))
 
 
-@app.command()
-@_handles_errors
+@_command()
 def verify(
     ctx: typer.Context,
     ref: Annotated[str | None, typer.Argument(help="Artifact or model version; all artifacts if omitted.")] = None,
     as_json: Json = False,
 ) -> None:
     """Re-hash stored blobs, and the cached copies resolve serves, and report any missing or tampered with."""
-    report = api.verify(ref, config=_params(ctx).registry)
+    report = api.verify(ref, config=_registry(ctx))
     if as_json:
         _print_json(report)
     elif report["problems"]:
@@ -318,15 +322,14 @@ def verify(
             table.add_row(problem["artifact"], problem["expected"], problem["actual"])
         _console().print(table)
     if report["problems"]:
-        _fail(f"{len(report['problems'])} problem(s) found ({report['checked']} blob(s) and "
-              f"{report['cached']} cached copies checked)")
+        raise StageError(f"{len(report['problems'])} problem(s) found ({report['checked']} blob(s) and "
+                         f"{report['cached']} cached copies checked)")
     if not as_json:
         _console().print(f"ok: {report['checked']} blob(s) of {report['artifacts']} artifact(s) verified and "
                          f"{report['cached']} cached copies")
 
 
-@app.command()
-@_handles_errors
+@_command()
 def gc(
     ctx: typer.Context,
     grace_s: Annotated[float, typer.Option("--grace-s", help="Keep unreferenced files younger than this.")] = 3600,
@@ -334,9 +337,11 @@ def gc(
     as_json: Json = False,
 ) -> None:
     """Remove blobs no artifact references (left by interrupted registrations)."""
-    report = api.gc(grace_s=grace_s, dry_run=dry_run, config=_params(ctx).registry)
-    if as_json:
-        return _print_json(report)
+    report = api.gc(grace_s=grace_s, dry_run=dry_run, config=_registry(ctx))
+    _emit(report, as_json, lambda report: _print_gc(report, dry_run))
+
+
+def _print_gc(report: dict, dry_run: bool) -> None:
     verb = "would remove" if dry_run else "removed"
     _console().print(
         f"{verb} {report['removed_blobs']} blob(s), {report['removed_manifests']} manifest(s), "
@@ -345,8 +350,7 @@ def gc(
     )
 
 
-@app.command()
-@_handles_errors
+@_command()
 def events(
     ctx: typer.Context,
     name: Annotated[str | None, typer.Argument(help="Only this model's events.")] = None,
@@ -354,17 +358,17 @@ def events(
     as_json: Json = False,
 ) -> None:
     """The audit log: registrations, gate decisions, promotions, forced promotions, rollbacks."""
-    rows = api.events(name, limit=limit, config=_params(ctx).registry)
-    if as_json:
-        return _print_json(rows)
+    _emit(api.events(name, limit=limit, config=_registry(ctx)), as_json, _print_events)
+
+
+def _print_events(rows: list[dict]) -> None:
     table = _table("at", "actor", "event", "subject", "reason")
     for row in rows:
         table.add_row(row["at"], row["actor"], row["kind"], row["subject"], row["reason"] or "")
     _console().print(table)
 
 
-@app.command("tag")
-@_handles_errors
+@_command("tag")
 def tag_version(
     ctx: typer.Context,
     ref: Annotated[str, typer.Argument(help="Model version: NAME:VERSION or NAME@ALIAS.")],
@@ -372,10 +376,9 @@ def tag_version(
     as_json: Json = False,
 ) -> None:
     """Add tags to a model version."""
-    info = api.tag(ref, tags, config=_params(ctx).registry)
-    if as_json:
-        return _print_json(info.to_json())
-    _console().print(f"{info}: tags {', '.join(info.tags)}")
+    _emit(api.tag(ref, tags, config=_registry(ctx)), as_json, lambda info: _console().print(
+        f"{info}: tags {', '.join(info.tags)}"
+    ))
 
 
 if __name__ == "__main__":

@@ -2,11 +2,10 @@
 
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from registry.schema import Artifact, LineageEdge, Model, ModelVersion
-from registry.versions import role_artifacts
+from registry.versions import linked_artifacts, role_artifacts
 
 
 def artifact_tree(session: Session, artifact: Artifact, role: str | None = None, seen: set | None = None) -> dict:
@@ -20,12 +19,9 @@ def artifact_tree(session: Session, artifact: Artifact, role: str | None = None,
         node["repeated"] = True
         return node
     seen.add(artifact.id)
-    edges = session.execute(
-        select(LineageEdge.role, Artifact)
-        .join(Artifact, Artifact.id == LineageEdge.input_artifact_id)
-        .where(LineageEdge.artifact_id == artifact.id)
-        .order_by(LineageEdge.role)
-    ).all()
+    edges = linked_artifacts(
+        session, LineageEdge.role, LineageEdge.input_artifact_id, LineageEdge.artifact_id, artifact.id
+    )
     node["inputs"] = [artifact_tree(session, parent, edge_role, seen) for edge_role, parent in edges]
     return node
 

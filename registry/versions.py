@@ -120,13 +120,17 @@ def aliases_of(session: Session, model: Model, version: ModelVersion | None = No
 
 
 def role_artifacts(session: Session, version: ModelVersion) -> dict[str, Artifact]:
-    rows = session.execute(
-        select(VersionArtifact.role, Artifact)
-        .join(Artifact, Artifact.id == VersionArtifact.artifact_id)
-        .where(VersionArtifact.model_version_id == version.id)
-        .order_by(VersionArtifact.role)
+    return dict(linked_artifacts(
+        session, VersionArtifact.role, VersionArtifact.artifact_id, VersionArtifact.model_version_id, version.id
+    ))
+
+
+def linked_artifacts(session: Session, role, artifact_id, owner_id, owner: int) -> list[tuple[str, Artifact]]:
+    """(role, artifact) rows of a link table whose `owner_id` column is `owner`, by role: a version's artifacts
+    (VersionArtifact) or an artifact's inputs (LineageEdge)."""
+    return session.execute(
+        select(role, Artifact).join(Artifact, Artifact.id == artifact_id).where(owner_id == owner).order_by(role)
     ).all()
-    return {role: artifact for role, artifact in rows}
 
 
 def version_info(session: Session, model: Model, version: ModelVersion) -> VersionInfo:

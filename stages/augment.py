@@ -27,7 +27,6 @@ Randomness: every variant has its own rng seeded from (seed, row index, variant 
 balancing variant from (seed, label, attempt), so no result depends on another's draws.
 """
 
-import json
 import random
 import time
 from collections import Counter
@@ -38,7 +37,7 @@ import pyarrow
 
 from tuneforge.base.errors import StageError
 from tuneforge.base.layout import AUGMENTED_DIR, SPLITS_DIR, metrics_file, reports_dir
-from tuneforge.base.outputs import Produced, atomic_dirs, atomic_write_text, write_meta
+from tuneforge.base.outputs import Produced, atomic_dirs, write_meta, write_metrics
 from tuneforge.base.spec import AugmentConfig
 from tuneforge.data.drift import write_drift_report
 from tuneforge.data.io import LABEL, SOURCE_ROW, TEXT
@@ -94,7 +93,7 @@ def run(
             extra={"columns": [TEXT, LABEL, SOURCE_ROW, ORIGIN, METHOD]},
         )
     # After the rename: a failure above leaves the previous metrics beside the previous outputs.
-    atomic_write_text(metrics_path, _json(metrics))
+    write_metrics(metrics_path, metrics)
     return Produced(
         stage=STAGE,
         outputs={
@@ -250,10 +249,6 @@ def augment_metrics(original: pd.DataFrame, augmented: pd.DataFrame, extra: dict
 
 def _class_counts(frame: pd.DataFrame) -> dict[str, int]:
     return {str(label): int(count) for label, count in sorted(Counter(frame[LABEL]).items())}
-
-
-def _json(payload: dict) -> str:
-    return json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n"
 
 
 def main(argv=None) -> int:

@@ -21,7 +21,6 @@ Outputs, replaced atomically:
     reports/metrics/distill.json      headline metrics (DVC metrics)
 """
 
-import json
 import time
 from pathlib import Path
 
@@ -42,11 +41,20 @@ from tuneforge.base.layout import (
     metrics_file,
     reports_dir,
 )
-from tuneforge.base.outputs import Produced, atomic_dirs, atomic_write_text, sha256_path, write_json, write_meta
-from tuneforge.base.spec import DistillConfig, TrainConfig
+from tuneforge.base.outputs import (
+    Produced,
+    atomic_dirs,
+    atomic_write_text,
+    read_meta,
+    sha256_path,
+    write_json,
+    write_meta,
+    write_metrics,
+)
+from tuneforge.base.spec import DistillConfig, ModelConfig, TrainConfig
 from tuneforge.data.drift import write_drift_report
 from tuneforge.evaluation import metrics as classification
-from tuneforge.inference.torch_predictor import Classifier, load_classifier
+from tuneforge.inference.torch_predictor import Classifier, count_parameters, load_trained_classifier
 from tuneforge.pipeline.runner import stage_main
 from tuneforge.tasks import classification_data, text_classification
 from tuneforge.training.checkpoints import CheckpointMarker, config_hash, discard, resume_point
@@ -81,6 +89,7 @@ def run(
     cfg: DistillConfig,
     train_cfg: TrainConfig,
     *,
+    model_cfg: ModelConfig | None = None,
     teacher_dir: Path = TEACHER_DIR,
     augmented_dir: Path = AUGMENTED_DIR,
     splits_dir: Path = SPLITS_DIR,
@@ -90,6 +99,7 @@ def run(
 ) -> Produced:
     started = time.time()
     out_dir, reports, metrics_path = Path(out_dir), Path(reports), Path(metrics_path)
+    model_cfg = model_cfg or ModelConfig()
     inputs = {
         "teacher": Path(teacher_dir), "train": Path(augmented_dir) / "train.parquet",
         "val": Path(splits_dir) / "val.parquet", "test": Path(splits_dir) / "test.parquet",
@@ -103,14 +113,14 @@ def run(
     plan = plan_device(student_train_cfg)
     if inputs["teacher"].is_dir():
         require_tokenizer_file(inputs["teacher"])
-    teacher = load_classifier(inputs["teacher"], torch.device(plan.device), missing_hint=TEACHER_HINT)
+    teacher = load_trained_classifier(inputs["teacher"], torch.device(plan.device), missing_hint=TEACHER_HINT)
     classification_data.check_label_sets(teacher.labels, splits, inputs)
     transformers.logging.disable_progress_bar()
     set_seed(cfg.seed)
 
     student, kept_layers = build_student(teacher.model, cfg)
     tokenizer, label2id = teacher.tokenizer, {label: i for i, label in enumerate(teacher.labels)}
-    max_length = train_cfg.max_seq_length
+    max_length = model_cfg.max_seq_length
     encoded = {
         name: classification_data.tokenize_frame(frame, tokenizer, label2id, max_length)
         for name, frame in splits.items()
@@ -130,7 +140,7 @@ def run(
 
     checkpoint_dir = checkpoints_dir(out_dir)
     run_hash = config_hash({
-        "distill": cfg.model_dump(), "train": student_train_cfg.model_dump(),
+        "distill": cfg.model_dump(), "train": student_train_cfg.model_dump(), "max_seq_length": max_length,
         "inputs": {name: sha256_path(path) for name, path in inputs.items()},
     })
     resume = resume_point(checkpoint_dir, run_hash)
@@ -152,7 +162,7 @@ def run(
     scores = retention(teacher, student, id_map, encoded, splits, plan.device, train_cfg.eval_batch_size)
     history = history_rows(state.log_history, text_classification.val_scores)
     best_scores = next((row for row in history if row["step"] == state.best_global_step), {})
-    parameters = {"teacher": count(teacher.model), "student": count(student)}
+    parameters = {"teacher": count_parameters(teacher.model), "student": count_parameters(student)}
     parameters["ratio"] = round(parameters["student"] / parameters["teacher"], 6)
     parameters["student_embedding"] = student.get_input_embeddings().weight.numel()
     metrics = headline_metrics(scores, parameters, kept_layers, train_cfg.metric, state, best_scores)
@@ -172,7 +182,7 @@ def run(
             save_id_map(model_tmp, id_map)
         write_meta(
             model_tmp, stage=STAGE,
-            config={"distill": cfg, "train": student_train_cfg},
+            config={"distill": cfg, "train": student_train_cfg, "model": model_cfg},
             inputs=inputs, metrics=metrics, started=started,
             extra={
                 "labels": teacher.labels, "teacher": teacher_summary(inputs["teacher"], teacher),
@@ -197,7 +207,7 @@ def run(
             predictions_frame(splits["test"], scores["test"]["student_predicted"]),
             reports_tmp, "student_vs_teacher", "Student vs teacher: predicted labels on the test split",
         )
-    atomic_write_text(metrics_path, json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    write_metrics(metrics_path, metrics)
     discard(checkpoint_dir)
     print(
         f"{STAGE}: student accuracy {metrics['student_accuracy']:.4f} vs teacher {metrics['teacher_accuracy']:.4f} "
@@ -333,20 +343,8 @@ def teacher_summary(teacher_dir: Path, teacher: Classifier) -> dict:
     }
 
 
-def read_meta(directory: Path) -> dict:
-    try:
-        meta = json.loads((Path(directory) / "meta.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return meta if isinstance(meta, dict) else {}
-
-
-def count(model) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 def main(argv=None) -> int:
-    return stage_main(STAGE, lambda p: run(p.distill, p.train), argv)
+    return stage_main(STAGE, lambda p: run(p.distill, p.train, model_cfg=p.model), argv)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ Outputs, replaced atomically:
     reports/metrics/evaluate.json           headline metrics (DVC metrics), with the test split's sha256
 """
 
-import json
 import time
 from pathlib import Path
 
@@ -31,15 +30,21 @@ import pandas as pd
 from registry.config import RegistryConfig
 from tuneforge.base.errors import StageError
 from tuneforge.base.layout import SPLITS_DIR, TEACHER_DIR, metrics_file, reports_dir
-from tuneforge.base.outputs import Produced, atomic_dirs, atomic_write_text, sha256_file, write_json, write_meta
+from tuneforge.base.outputs import Produced, atomic_dirs, sha256_file, write_json, write_meta, write_metrics
 from tuneforge.base.secrets import mask_url
-from tuneforge.base.spec import EvaluateConfig, shown_value
+from tuneforge.base.spec import EvaluateConfig, ModelConfig, shown_value
 from tuneforge.evaluation import metrics as m
 from tuneforge.evaluation.calibration import expected_calibration_error, reliability_bins
 from tuneforge.evaluation.plots import confusion_png, matplotlib_missing, reliability_png
 from tuneforge.evaluation.report import write_classification_report
 from tuneforge.evaluation.test_split import check_labels_known, read_test_split
-from tuneforge.inference.torch_predictor import Classifier, load_classifier, parameter_count, pick_device, predict
+from tuneforge.inference.torch_predictor import (
+    Classifier,
+    count_parameters,
+    load_trained_classifier,
+    pick_device,
+    predict,
+)
 from tuneforge.pipeline.runner import stage_main
 
 STAGE = "evaluate"
@@ -53,6 +58,7 @@ def run(
     cfg: EvaluateConfig,
     registry_cfg: RegistryConfig | None = None,
     *,
+    model_cfg: ModelConfig | None = None,
     model_dir: Path = TEACHER_DIR,
     test_path: Path = TEST_PATH,
     reports: Path = REPORTS,
@@ -61,19 +67,20 @@ def run(
     started = time.time()
     model_dir, test_path, reports, metrics_path = map(Path, (model_dir, test_path, reports, metrics_path))
     registry_cfg = registry_cfg or RegistryConfig()
+    max_length = (model_cfg or ModelConfig()).max_seq_length
     test = read_test_split(test_path)
-    device = pick_device(cfg.device)
-    candidate = load_classifier(model_dir, device, missing_hint="run train first (python -m stages.train)")
+    device = pick_device(cfg.device, "evaluate.device")
+    candidate = load_trained_classifier(model_dir, device, missing_hint="run train first (python -m stages.train)")
     check_labels_known(test, candidate.labels, model_dir, test_path)
     comparison_status, baseline_dir = find_baseline(cfg, registry_cfg)
     baseline = load_baseline(baseline_dir, device, comparison_status) if baseline_dir is not None else None
 
     print(f"{STAGE}: {model_dir} on {len(test)} test rows ({device.type})")
-    scored = score(candidate, test, cfg)
+    scored = score(candidate, test, cfg, max_length)
     compared = None
     if baseline is not None:
         print(f"{STAGE}: also {comparison_status['ref']} (version {comparison_status['version']})")
-        compared = compare(scored, score(baseline, test, cfg), cfg, comparison_status)
+        compared = compare(scored, score(baseline, test, cfg, max_length), cfg, comparison_status)
 
     test_sha256 = sha256_file(test_path)
     headline = headline_metrics(scored, len(test), test_sha256, compared or comparison_status)
@@ -87,15 +94,15 @@ def run(
             started=started,
             extra={
                 "labels": candidate.labels, "device": device.type,
-                "model": {"path": str(model_dir), "parameters": parameter_count(candidate)},
-                "inference": {"seconds": round(scored["seconds"], 3),
+                "model": {"path": str(model_dir), "parameters": count_parameters(candidate.model)},
+                "inference": {"max_seq_length": max_length, "seconds": round(scored["seconds"], 3),
                               "rows_per_second": round(len(test) / max(scored["seconds"], 1e-9), 1)},
                 "comparison": {key: comparison_status[key] for key in comparison_status if key != "path"},
                 "figures": figures or "png",
             },
         )
     # After the rename: a failure above leaves the previous metrics beside the previous reports.
-    atomic_write_text(metrics_path, json.dumps(headline, indent=2, sort_keys=True) + "\n")
+    write_metrics(metrics_path, headline)
     print(
         f"{STAGE}: accuracy {headline['accuracy']:.4f}, macro-F1 {headline['macro_f1']:.4f}, "
         f"ECE {headline['ece']:.4f}; comparison: {comparison_status['message']}"
@@ -146,7 +153,7 @@ def find_baseline(cfg: EvaluateConfig, registry_cfg: RegistryConfig) -> tuple[di
 def load_baseline(model_dir: Path, device, status: dict) -> Classifier:
     """The compared version's classifier; a failure names the version, not only its folder in the cache."""
     try:
-        return load_classifier(model_dir, device, missing_hint="the registry's copy is incomplete")
+        return load_trained_classifier(model_dir, device, missing_hint="the registry's copy is incomplete")
     except StageError as exc:
         raise StageError(
             f"{status['ref']} (version {status['version']}, role {status['role']}) cannot be evaluated: "
@@ -172,9 +179,9 @@ def absent_registry(url: str) -> str | None:
 
 # ---- scoring ----
 
-def score(classifier: Classifier, test: pd.DataFrame, cfg: EvaluateConfig) -> dict:
-    """Predictions and every metric of one model on the test rows."""
-    predictions = predict(classifier, test["text"].tolist(), batch_size=cfg.batch_size, max_length=cfg.max_seq_length)
+def score(classifier: Classifier, test: pd.DataFrame, cfg: EvaluateConfig, max_length: int) -> dict:
+    """Predictions and every metric of one model on the test rows (inputs truncated to `max_length` tokens)."""
+    predictions = predict(classifier, test["text"].tolist(), batch_size=cfg.batch_size, max_length=max_length)
     frame = test.copy()
     frame["predicted"] = [classifier.labels[i] for i in predictions.predicted_index]
     frame["confidence"] = predictions.confidence
@@ -338,7 +345,7 @@ def _md(text: str, limit: int | None = None) -> str:
 
 
 def main(argv=None) -> int:
-    return stage_main(STAGE, lambda p: run(p.evaluate, p.registry), argv)
+    return stage_main(STAGE, lambda p: run(p.evaluate, p.registry, model_cfg=p.model), argv)
 
 
 if __name__ == "__main__":

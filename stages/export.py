@@ -38,15 +38,24 @@ import torch
 from tuneforge.base.errors import StageError
 from tuneforge.base.integrity import file_hashes
 from tuneforge.base.layout import ONNX_DIR, SPLITS_DIR, STUDENT_DIR, TEACHER_DIR, metrics_file, reports_dir
-from tuneforge.base.outputs import Produced, atomic_dirs, atomic_write_text, sha256_file, write_json, write_meta
-from tuneforge.base.spec import ExportConfig
+from tuneforge.base.outputs import (
+    Produced,
+    atomic_dirs,
+    atomic_write_text,
+    read_meta,
+    sha256_file,
+    write_json,
+    write_meta,
+    write_metrics,
+)
+from tuneforge.base.spec import ExportConfig, ModelConfig
 from tuneforge.data.drift import write_drift_report
 from tuneforge.evaluation import metrics as classification
 from tuneforge.evaluation.test_split import check_labels_known, read_test_split
 from tuneforge.export import model_card, onnx_export, parity
 from tuneforge.export.latency import chunks, measure, onnx_runner, torch_runner, torch_threads
 from tuneforge.inference import onnx_predictor as onnx_predict
-from tuneforge.inference.torch_predictor import Classifier, load_classifier
+from tuneforge.inference.torch_predictor import Classifier, load_trained_classifier
 from tuneforge.pipeline.runner import stage_main
 from tuneforge.training.student import load_student, require_tokenizer_file, with_id_map
 
@@ -62,6 +71,7 @@ MIB = 2**20
 def run(
     cfg: ExportConfig,
     *,
+    model_cfg: ModelConfig | None = None,
     student_dir: Path = STUDENT_DIR,
     teacher_dir: Path = TEACHER_DIR,
     splits_dir: Path = SPLITS_DIR,
@@ -71,6 +81,7 @@ def run(
 ) -> Produced:
     started = time.time()
     out_dir, reports, metrics_path = Path(out_dir), Path(reports), Path(metrics_path)
+    max_length = (model_cfg or ModelConfig()).max_seq_length
     test_path = Path(splits_dir) / "test.parquet"
     inputs = {"teacher": Path(teacher_dir), "test": test_path}
     if cfg.source == "student":
@@ -78,17 +89,17 @@ def run(
     test = read_test_split(test_path)
     if Path(teacher_dir).is_dir():
         require_tokenizer_file(Path(teacher_dir))
-    teacher = load_classifier(Path(teacher_dir), torch.device("cpu"), missing_hint=TEACHER_HINT)
+    teacher = load_trained_classifier(Path(teacher_dir), torch.device("cpu"), missing_hint=TEACHER_HINT)
     source, id_map, source_dir = load_source(cfg, teacher, Path(student_dir), Path(teacher_dir))
     check_same_model_family(source, teacher, source_dir, Path(teacher_dir))
     check_labels_known(test, source.labels, source_dir, test_path)
     onnx_export.check_exportable(source.model.model, source_dir)
     texts = list(test["text"])
     print(f"{STAGE}: {cfg.source} ({type(source.model.model).__name__}) -> ONNX; parity on {len(texts)} test rows")
-    torch_logits = pytorch_logits(source, texts, cfg)
+    torch_logits = pytorch_logits(source, texts, cfg, max_length)
 
     with atomic_dirs(out_dir, reports) as (onnx_tmp, reports_tmp), tempfile.TemporaryDirectory() as scratch:
-        write_onnx_dir(source, id_map, onnx_tmp, cfg, source_dir)
+        write_onnx_dir(source, id_map, onnx_tmp, cfg, max_length, source_dir)
         # Verified against meta.json once it exists; here the stage loads the files it has just written.
         fp32 = onnx_predict.load(onnx_tmp, variant="fp32", verify=False)
         fp32_logits = onnx_predict.logits(fp32, texts, batch_size=cfg.batch_size)
@@ -105,9 +116,9 @@ def run(
             f"int8 macro-F1 drop {int8_gate['f1_drop_points']:.2f} points"
         )
 
-        variants = {"teacher_pytorch_fp32": pytorch_variant(teacher, teacher_dir, texts, cfg)}
+        variants = {"teacher_pytorch_fp32": pytorch_variant(teacher, teacher_dir, texts, cfg, max_length)}
         if cfg.source == "student":  # the teacher's own ONNX graphs, measured only (never shipped)
-            write_onnx_dir(with_classifier(teacher), None, Path(scratch), cfg, Path(teacher_dir))
+            write_onnx_dir(with_classifier(teacher), None, Path(scratch), cfg, max_length, Path(teacher_dir))
             for kind in ("fp32", "int8"):
                 variants[f"teacher_onnx_{kind}"] = onnx_variant(Path(scratch), kind, texts, cfg)
         shipped_prefix = "student" if cfg.source == "student" else "teacher"
@@ -135,13 +146,15 @@ def run(
 
         metrics = headline_metrics(fp32_gate, int8_gate, speed, shipped)
         teacher_meta, source_meta = read_meta(Path(teacher_dir)), read_meta(source_dir)
-        card = card_fields(cfg, source, teacher_meta, source_meta, fp32_gate, int8_gate, speed, test_path, len(texts))
+        card = card_fields(
+            cfg, max_length, source, teacher_meta, source_meta, fp32_gate, int8_gate, speed, test_path, len(texts)
+        )
         atomic_write_text(onnx_tmp / "README.md", model_card.render(card))
         write_meta(
             onnx_tmp, stage=STAGE, config=cfg, inputs=inputs, metrics=metrics, started=started,
             extra={
                 "source": cfg.source, "labels": source.labels, "exporter": onnx_export.EXPORTER,
-                "opset": cfg.opset, "inputs_of_graph": fp32.input_names, "max_length": cfg.max_seq_length,
+                "opset": cfg.opset, "inputs_of_graph": fp32.input_names, "max_length": max_length,
                 "quantization": {"method": "onnxruntime dynamic", "weight_type": "QInt8",
                                  "per_channel": cfg.per_channel},
                 "vocabulary": {"pruned": id_map is not None,
@@ -152,7 +165,7 @@ def run(
                 "files": file_hashes(onnx_tmp),  # what tuneforge.inference.onnx_predictor.load verifies before it loads
             },
         )
-    atomic_write_text(metrics_path, json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    write_metrics(metrics_path, metrics)
     ratios = speed["ratios"]
     print(
         f"{STAGE}: {shipped} {speed['models'][shipped]['size_mib']:.1f} MiB, p50 "
@@ -198,13 +211,15 @@ def with_classifier(classifier: Classifier) -> Classifier:
     )
 
 
-def write_onnx_dir(source: Classifier, id_map, directory: Path, cfg: ExportConfig, where: Path) -> None:
+def write_onnx_dir(
+    source: Classifier, id_map, directory: Path, cfg: ExportConfig, max_length: int, where: Path
+) -> None:
     """Tokenizer, labels.json, model.onnx and model.int8.onnx in `directory`."""
-    onnx_export.write_tokenizer(source.tokenizer, directory, cfg.max_seq_length)
+    onnx_export.write_tokenizer(source.tokenizer, directory, max_length)
     write_json(directory / "labels.json", {"labels": source.labels})
     fp32_path, int8_path = directory / onnx_predict.MODEL_FILES["fp32"], directory / onnx_predict.MODEL_FILES["int8"]
     onnx_export.export_fp32(
-        source.model, source.tokenizer, fp32_path, opset=cfg.opset, max_length=cfg.max_seq_length, where=where
+        source.model, source.tokenizer, fp32_path, opset=cfg.opset, max_length=max_length, where=where
     )
     rows = len(id_map) if id_map is not None else source.model.model.get_input_embeddings().num_embeddings
     onnx_export.set_metadata(fp32_path, {"vocab_size": rows, "labels": json.dumps(source.labels)})
@@ -212,7 +227,7 @@ def write_onnx_dir(source: Classifier, id_map, directory: Path, cfg: ExportConfi
     onnx_export.set_metadata(int8_path, {"vocab_size": rows, "labels": json.dumps(source.labels)})
 
 
-def pytorch_logits(source: Classifier, texts: list[str], cfg: ExportConfig) -> np.ndarray:
+def pytorch_logits(source: Classifier, texts: list[str], cfg: ExportConfig, max_length: int) -> np.ndarray:
     """The source model's logits on `texts`, padded batches grouped by length, as the ONNX side runs them."""
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     out = np.zeros((len(texts), len(source.labels)), dtype=np.float32)
@@ -221,17 +236,19 @@ def pytorch_logits(source: Classifier, texts: list[str], cfg: ExportConfig) -> n
         for start in range(0, len(order), cfg.batch_size):
             rows = order[start:start + cfg.batch_size]
             batch = source.tokenizer(
-                [texts[i] for i in rows], padding=True, truncation=True, max_length=cfg.max_seq_length,
+                [texts[i] for i in rows], padding=True, truncation=True, max_length=max_length,
                 return_tensors="pt",
             )
             out[rows] = source.model(*(batch[name] for name in names)).float().numpy()
     return out
 
 
-def pytorch_variant(teacher: Classifier, teacher_dir: Path, texts: list[str], cfg: ExportConfig) -> dict:
+def pytorch_variant(
+    teacher: Classifier, teacher_dir: Path, texts: list[str], cfg: ExportConfig, max_length: int
+) -> dict:
     """Speed, size and logits of the plain PyTorch teacher (the Hugging Face model, fp32, CPU)."""
     def encode(batch):
-        return dict(teacher.tokenizer(batch, padding=True, truncation=True, max_length=cfg.max_seq_length,
+        return dict(teacher.tokenizer(batch, padding=True, truncation=True, max_length=max_length,
                                       return_tensors="pt"))
 
     singles = [encode([text]) for text in texts[:cfg.benchmark_runs]]
@@ -241,7 +258,7 @@ def pytorch_variant(teacher: Classifier, teacher_dir: Path, texts: list[str], cf
             torch_runner(teacher.model), singles, [encode(b) for b in batches], [len(b) for b in batches],
             runs=cfg.benchmark_runs, warmup=cfg.benchmark_warmup,
         )
-        logits = pytorch_logits(with_classifier(teacher), texts, cfg)
+        logits = pytorch_logits(with_classifier(teacher), texts, cfg, max_length)
     size = sum(path.stat().st_size for path in Path(teacher_dir).glob("*.safetensors"))
     return {**timing, "size_bytes": size, "logits": logits, "file": "model.safetensors"}
 
@@ -338,7 +355,9 @@ def headline_metrics(fp32_gate: dict, int8_gate: dict, speed: dict, shipped: str
     }
 
 
-def card_fields(cfg, source, teacher_meta, source_meta, fp32_gate, int8_gate, speed, test_path, rows) -> dict:
+def card_fields(
+    cfg, max_length, source, teacher_meta, source_meta, fp32_gate, int8_gate, speed, test_path, rows
+) -> dict:
     shipped = speed["models"][speed["shipped"]]
     # The data the shipped model learnt from: the student's inputs when it is one, else the teacher's.
     recorded = {**(teacher_meta.get("inputs") or {}), **(source_meta.get("inputs") or {})}
@@ -365,20 +384,12 @@ def card_fields(cfg, source, teacher_meta, source_meta, fp32_gate, int8_gate, sp
         },
         "parity": {"fp32": fp32_gate, "int8": int8_gate},
         "speed": {name: row for name, row in speed["models"].items()},
-        "throughput_batch_size": cfg.throughput_batch_size, "max_length": cfg.max_seq_length, "student": student,
+        "throughput_batch_size": cfg.throughput_batch_size, "max_length": max_length, "student": student,
     }
 
 
-def read_meta(directory: Path) -> dict:
-    try:
-        meta = json.loads((Path(directory) / "meta.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return meta if isinstance(meta, dict) else {}
-
-
 def main(argv=None) -> int:
-    return stage_main(STAGE, lambda p: run(p.export), argv)
+    return stage_main(STAGE, lambda p: run(p.export, model_cfg=p.model), argv)
 
 
 if __name__ == "__main__":

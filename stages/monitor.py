@@ -22,14 +22,14 @@ reference data) plus a `drift_checked` event on the production version. Deciding
 import argparse
 import html
 import json
-import sys
 import time
 from pathlib import Path
 
-from tuneforge.base.errors import StageError
+from tuneforge.base.errors import StageError, report_failure
 from tuneforge.base.layout import PARAMS_FILE
 from tuneforge.base.outputs import Produced, atomic_dirs, atomic_write_text, write_json, write_meta
 from tuneforge.base.spec import MonitorConfig
+from tuneforge.data.drift import with_heading
 from tuneforge.data.io import LABEL, TEXT
 from tuneforge.monitor.data import batch_sha256, read_batch, read_reference, sample
 from tuneforge.monitor.signals import PREDICTED, compare, decide, predicted_labels, sentence_embeddings, with_embeddings
@@ -60,7 +60,7 @@ def check(params: Params, new_data: Path | str | None = None, *, register: bool 
     )
     reference_sample, new_sample = model_views(
         sample(reference, cfg.max_reference_rows, cfg.seed), sample(batch, cfg.max_new_rows, cfg.seed),
-        production["dir"], cfg,
+        production["dir"], cfg, params.model.max_seq_length,
     )
     evidently_json, page, signals = compare(reference_sample, new_sample, cfg)
 
@@ -104,9 +104,9 @@ def check(params: Params, new_data: Path | str | None = None, *, register: bool 
     return summary
 
 
-def model_views(reference, new, production_dir: Path, cfg: MonitorConfig):
+def model_views(reference, new, production_dir: Path, cfg: MonitorConfig, max_length: int):
     """Both samples as the signals see them: text, plus the production model's predicted label and the
-    embedding columns when those signals are on."""
+    embedding columns (of inputs truncated to `max_length` tokens) when those signals are on."""
     reference, new = reference[[TEXT]].copy(), new[[TEXT]].copy()
     if "predictions" in cfg.signals:
         onnx_dir = production_dir / cfg.model_role
@@ -115,7 +115,7 @@ def model_views(reference, new, production_dir: Path, cfg: MonitorConfig):
     if "embeddings" in cfg.signals:
         embeddings = sentence_embeddings(
             production_dir / cfg.embedding_role, list(reference[TEXT]) + list(new[TEXT]),
-            batch_size=cfg.batch_size, max_length=cfg.max_seq_length,
+            batch_size=cfg.batch_size, max_length=max_length,
         )
         reference, new = with_embeddings(reference, embeddings[:len(reference)]), with_embeddings(
             new, embeddings[len(reference):])
@@ -225,9 +225,7 @@ def _headed(page: str, summary: dict) -> str:
         f"({summary['batch']['labelled_rows']:,} labelled), {summary['reference']['rows']:,} reference rows</p>\n"
         f"<ul>{items}</ul></div>\n"
     )
-    charset = '<meta charset="UTF-8">'
-    page = page.replace(charset, f"{charset}\n<title>{html.escape(title)}</title>", 1)
-    return page.replace("<body>", f"<body>\n{heading}", 1)
+    return with_heading(page, title, heading)
 
 
 def main(argv=None) -> int:
@@ -241,10 +239,7 @@ def main(argv=None) -> int:
     try:
         check(load_params(args.params), args.new_data)
     except StageError as exc:
-        print(f"{STAGE}: error: {exc.message}", file=sys.stderr)
-        if exc.detail:
-            print(exc.detail, file=sys.stderr)
-        return exc.exit_code
+        return report_failure(exc, STAGE)
     return 0
 
 

@@ -12,7 +12,6 @@ process: the same inputs on registries in the same state write the same file, so
 When and by whom is the registry's event log and meta.json (which .dvcignore keeps out of the hash).
 """
 
-import json
 import time
 from pathlib import Path
 
@@ -27,7 +26,7 @@ from tuneforge.base.layout import (
     metrics_file,
     reports_dir,
 )
-from tuneforge.base.outputs import Produced, atomic_dirs, atomic_write_text, write_json, write_meta
+from tuneforge.base.outputs import Produced, atomic_dirs, write_json, write_meta, write_metrics
 from tuneforge.pipeline.runner import stage_main
 
 STAGE = "register"
@@ -94,7 +93,7 @@ def run(
             config={"registry": registry_cfg, "promotion": promotion_cfg},
             inputs={role: Path(path) for role, (path, _) in roles.items()}, metrics=metrics, started=started,
         )
-    atomic_write_text(Path(metrics_path), json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    write_metrics(Path(metrics_path), metrics)
     _print_outcome(record)
     return Produced(
         stage=STAGE, outputs={"reports": Path(reports), "metrics": Path(metrics_path)},

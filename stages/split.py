@@ -13,7 +13,6 @@ labelled by its first row. The leakage check afterwards still compares every spl
 (it catches a given val or test file that shares texts with train or with the other).
 """
 
-import json
 import math
 import time
 from pathlib import Path
@@ -24,7 +23,7 @@ from sklearn.model_selection import train_test_split
 
 from tuneforge.base.errors import StageError
 from tuneforge.base.layout import SPLIT_NAMES, SPLITS_DIR, VALIDATED_DIR, metrics_file, reports_dir
-from tuneforge.base.outputs import Produced, atomic_dirs, atomic_write_text, write_meta
+from tuneforge.base.outputs import Produced, atomic_dirs, write_meta, write_metrics
 from tuneforge.base.spec import SplitConfig
 from tuneforge.data.drift import write_drift_report
 from tuneforge.data.io import LABEL, SOURCE_ROW, TEXT
@@ -81,7 +80,7 @@ def run(
             splits_tmp, stage=STAGE, config=cfg, inputs=inputs,
             metrics=metrics, started=started,
         )
-        atomic_write_text(Path(metrics_path), json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+        write_metrics(Path(metrics_path), metrics)
     return Produced(
         stage=STAGE,
         outputs={"splits": Path(out_dir), "reports": Path(reports), "metrics": Path(metrics_path)},

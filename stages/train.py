@@ -26,7 +26,6 @@ More than one process (train.num_processes > 1): the stage launches its training
 model, every rank reports a digest of its final weights and the stage checks they agree.
 """
 
-import json
 import os
 import time
 from pathlib import Path
@@ -42,7 +41,7 @@ from tuneforge.base.layout import (
     metrics_file,
     reports_dir,
 )
-from tuneforge.base.outputs import Produced, atomic_dirs, atomic_write_text, write_meta
+from tuneforge.base.outputs import Produced, atomic_dirs, write_meta, write_metrics
 from tuneforge.base.spec import ModelConfig, TrainConfig
 from tuneforge.pipeline.runner import stage_main
 from tuneforge.tasks import get_task, require
@@ -128,7 +127,7 @@ def run(
         )
         (reports_tmp / HISTORY_NAME).write_text(history_csv(result["history"]), encoding="utf-8")
     # After the rename: a failure above leaves the previous metrics beside the previous model.
-    atomic_write_text(metrics_path, json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    write_metrics(metrics_path, metrics)
     discard(checkpoint_dir)
     print(f"{STAGE}: best {cfg.metric} {result['best']['value']:.4f} at step {result['best']['step']}")
     return Produced(

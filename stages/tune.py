@@ -27,14 +27,12 @@ tune.enabled false: the stage writes the same files saying the search is disable
 """
 
 import argparse
-import json
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tuneforge.base.errors import ConfigError, StageError
+from tuneforge.base.errors import ConfigError, StageError, report_failure
 from tuneforge.base.layout import (
     AUGMENTED_DIR,
     PARAMS_FILE,
@@ -44,7 +42,7 @@ from tuneforge.base.layout import (
     metrics_file,
     reports_dir,
 )
-from tuneforge.base.outputs import Produced, atomic_dirs, atomic_write_text, write_json, write_meta
+from tuneforge.base.outputs import Produced, atomic_dirs, write_json, write_meta, write_metrics
 from tuneforge.base.secrets import mask_url
 from tuneforge.base.spec import ModelConfig, TrainConfig, TuneConfig
 from tuneforge.params import load_params
@@ -240,7 +238,7 @@ def _write(out_dir, reports, metrics_path, result, *, config, inputs, started) -
         )
         if result:
             (reports_tmp / PLOTS_NAME).write_text(result["plots"], encoding="utf-8")
-    atomic_write_text(metrics_path, json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    write_metrics(metrics_path, metrics)
     return Produced(
         stage=STAGE,
         outputs={
@@ -258,10 +256,7 @@ def worker_main(params_path: str) -> int:
         params = load_params(params_path)
         name, ran = run_worker(params.tune, params.model, params.train)
     except StageError as exc:
-        print(f"{STAGE}: error: {exc.message}", file=sys.stderr)
-        if exc.detail:
-            print(exc.detail, file=sys.stderr)
-        return exc.exit_code
+        return report_failure(exc, STAGE)
     print(f"{STAGE}: worker done: {ran} trial(s) run here; study {name} holds its trials")
     return 0
 

@@ -13,7 +13,6 @@ texts are kept (and counted) so scores stay comparable with anyone else's on the
 not share a text.
 """
 
-import json
 import time
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import pandas as pd
 
 from tuneforge.base.errors import StageError
 from tuneforge.base.layout import EXPECTATIONS_DIR, VALIDATED_DIR, metrics_file, reports_dir
-from tuneforge.base.outputs import Produced, atomic_dirs, atomic_write_text, write_json, write_meta
+from tuneforge.base.outputs import Produced, atomic_dirs, atomic_write_text, write_json, write_meta, write_metrics
 from tuneforge.base.spec import DataConfig, ValidateConfig
 from tuneforge.data.cleaning import Cleaned, clean_table, conflicts, labels_per_text, with_derived_columns
 from tuneforge.data.gx_suite import counts, failure_summary, failure_table, load_suite, validate_tables
@@ -119,7 +118,7 @@ def run(
             extra={"labels": labels, "labels_source": labels_source},
         )
     metrics_path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(metrics_path, json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    write_metrics(metrics_path, metrics)
 
     produced = {"validated": out_dir, "reports": reports, "metrics": metrics_path}
     return Produced(stage=STAGE, outputs=produced, inputs=inputs, metrics=metrics)

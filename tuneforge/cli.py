@@ -1,10 +1,8 @@
 """`tuneforge`: the pipeline through `dvc repro`, one stage by hand, the spec's schema, the registry."""
 
 import importlib
-import os
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import typer
@@ -13,10 +11,10 @@ from rich.console import Console
 from rich.table import Table
 
 from registry.cli import app as registry_app
-from tuneforge.base.errors import StageError
+from tuneforge.base.errors import StageError, report_failure
 from tuneforge.base.layout import PARAMS_FILE
-from tuneforge.base.secrets import mask_text
 from tuneforge.pipeline.run_lock import checkout_lock
+from tuneforge.pipeline.runner import stage_environment
 
 app = typer.Typer(help="Declarative fine-tuning pipeline with a model registry.", no_args_is_help=True)
 err = Console(stderr=True)
@@ -25,11 +23,7 @@ app.add_typer(registry_app, name="registry", help="Versioned artifacts, lineage,
 
 
 def _fail(exc: StageError) -> typer.Exit:
-    # soft_wrap: one line however long the paths in it are (rich would wrap at the terminal width).
-    err.print(f"error: {mask_text(exc.message)}", markup=False, highlight=False, soft_wrap=True)
-    if exc.detail:
-        err.print(mask_text(exc.detail), markup=False, highlight=False)
-    return typer.Exit(exc.exit_code)
+    return typer.Exit(report_failure(exc))
 
 
 def pipeline_stages(dvc_file: Path = Path("dvc.yaml")) -> list[str]:
@@ -37,16 +31,6 @@ def pipeline_stages(dvc_file: Path = Path("dvc.yaml")) -> list[str]:
     if not dvc_file.is_file():
         raise StageError(f"{dvc_file}: not found; run tuneforge from the repository root")
     return list((yaml.safe_load(dvc_file.read_text(encoding="utf-8")) or {}).get("stages", {}))
-
-
-def _environment_for_stages() -> dict[str, str]:
-    """DVC runs `python -m stages.X`: make that `python` the one tuneforge itself runs on."""
-    env = dict(os.environ)
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    env.setdefault("TUNEFORGE_RUN_ID", uuid.uuid4().hex)
-    env.setdefault("DVC_NO_ANALYTICS", "1")
-    env.setdefault("HF_HUB_OFFLINE", "1")
-    return env
 
 
 @app.command()
@@ -66,7 +50,7 @@ def run(
         # From writing params.yaml until dvc.lock is written: another run in between would mix the two.
         with checkout_lock():
             apply_to_params_file(params, list(set_), list(config), verify=lambda spec: check_data_files(spec.data))
-            returncode = subprocess.run(command, env=_environment_for_stages()).returncode
+            returncode = subprocess.run(command, env=stage_environment()).returncode
     except StageError as exc:
         raise _fail(exc) from None
     raise typer.Exit(returncode)

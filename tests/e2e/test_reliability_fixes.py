@@ -85,7 +85,7 @@ def test_truncated_safetensors_are_refused_when_the_model_is_resolved(corrupt_mo
 def test_loading_truncated_safetensors_is_a_stage_error_not_a_traceback(corrupt_model):
     # Before: safetensors' own SafetensorError (an Exception, not an OSError) escaped from from_pretrained.
     with pytest.raises(StageError, match="cannot load it as AutoModelForSequenceClassification: Error while"):
-        modeling.load_classifier(corrupt_model, "tiny", ["a", "b"])
+        modeling.classifier_from_base(corrupt_model, "tiny", ["a", "b"])
 
 
 def test_predict_names_a_texts_file_without_texts(tmp_path):

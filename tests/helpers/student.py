@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tuneforge.base.spec import DistillConfig, ExportConfig, TrainConfig
+from tuneforge.base.spec import DistillConfig, ExportConfig, ModelConfig, TrainConfig
 
 LABELS = ["card", "refund", "transfer"]
 KEYWORDS = {
@@ -93,10 +93,14 @@ def build_teacher(directory: Path, train: pd.DataFrame, *, layers: int = 4, step
 
 def tiny_train(**overrides) -> TrainConfig:
     settings = dict(
-        max_steps=30, eval_steps=10, batch_size=16, eval_batch_size=64, max_seq_length=32, learning_rate=3e-3,
+        max_steps=30, eval_steps=10, batch_size=16, eval_batch_size=64, learning_rate=3e-3,
         warmup_ratio=0.0, early_stopping_patience=None,
     )
     return TrainConfig.model_validate(settings | overrides)
+
+
+# The `model` section the tiny teacher goes with: short inputs (distill, export and evaluate read it).
+TINY_MODEL = ModelConfig(max_seq_length=32)
 
 
 def tiny_distill(**overrides) -> DistillConfig:
@@ -105,7 +109,7 @@ def tiny_distill(**overrides) -> DistillConfig:
 
 def tiny_export(**overrides) -> ExportConfig:
     return ExportConfig.model_validate(
-        dict(max_seq_length=32, benchmark_runs=5, benchmark_warmup=1, throughput_batch_size=8) | overrides
+        dict(benchmark_runs=5, benchmark_warmup=1, throughput_batch_size=8) | overrides
     )
 
 
@@ -149,8 +153,8 @@ def built_project(tmp_path_factory) -> Path:
         # One thread: as fast for a hidden-32 model, and far faster when other processes busy the cores.
         with torch_threads(1):
             build_teacher(root / "models/teacher", pd.read_parquet(root / "data/augmented/train.parquet"))
-            distill.run(tiny_distill(), tiny_train(), **distill_paths(root))
-            export.run(tiny_export(), **export_paths(root))
+            distill.run(tiny_distill(), tiny_train(), model_cfg=TINY_MODEL, **distill_paths(root))
+            export.run(tiny_export(), model_cfg=TINY_MODEL, **export_paths(root))
         _BUILT["root"] = root
     return _BUILT["root"]
 

@@ -103,10 +103,18 @@ def write_classification_data(root: Path, *, classes: int = CLASSES, per_class: 
     return root
 
 
+TINY_MAX_SEQ_LENGTH = 32  # within the tiny models' 64 positions
+
+
+def tiny_model(base: Path | str, **overrides) -> ModelConfig:
+    """The `model` section for a tiny test model at `base`: short inputs."""
+    return ModelConfig.model_validate({"base": str(base), "max_seq_length": TINY_MAX_SEQ_LENGTH} | overrides)
+
+
 def tiny_train(**overrides) -> TrainConfig:
     """A few fast steps; the learning rate is high because the tiny model starts from random weights."""
     settings = dict(
-        max_steps=20, eval_steps=5, batch_size=16, eval_batch_size=32, max_seq_length=32, learning_rate=3e-3,
+        max_steps=20, eval_steps=5, batch_size=16, eval_batch_size=32, learning_rate=3e-3,
         warmup_ratio=0.0, early_stopping_patience=None,
     )
     return TrainConfig.model_validate(settings | overrides)
@@ -123,7 +131,7 @@ def stage_paths(root: Path) -> dict:
 def run_train(root: Path, base: Path | str, cfg: TrainConfig, **model):
     from stages import train
 
-    return train.run(ModelConfig(base=str(base), **model), cfg, **stage_paths(root))
+    return train.run(tiny_model(base, **model), cfg, **stage_paths(root))
 
 
 def params_yaml(root: Path, base: Path, **train) -> Path:
@@ -131,5 +139,5 @@ def params_yaml(root: Path, base: Path, **train) -> Path:
     import yaml
 
     path = root / "params.yaml"
-    path.write_text(yaml.safe_dump({"model": {"base": str(base)}, "train": tiny_train(**train).model_dump()}))
+    path.write_text(yaml.safe_dump({"model": tiny_model(base).model_dump(), "train": tiny_train(**train).model_dump()}))
     return path

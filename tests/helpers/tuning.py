@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from tests.helpers.project import REPO_ROOT
-from tests.helpers.training import build_tiny_bert, tiny_train, write_classification_data
+from tests.helpers.training import build_tiny_bert, tiny_model, tiny_train, write_classification_data
 from tuneforge.base.layout import metrics_file, reports_dir
 
 # Learning rates from "barely moves" to "fast" for the random tiny BERT: at the first evaluations the slow
@@ -34,7 +34,7 @@ def tune_settings(root: Path, **overrides) -> dict:
 def write_params(root: Path, base: Path, *, tune: dict, train: dict | None = None, registry: bool = False) -> Path:
     """params.yaml for running the stage as a command inside `root` (the stage's default paths)."""
     params = {
-        "model": {"base": str(base)},
+        "model": tiny_model(base).model_dump(),
         "train": tiny_train(**(train or {})).model_dump(),
         "tune": tune,
         "registry": {"enabled": registry, "url": f"sqlite:///{root / '.tuneforge' / 'registry.db'}",
@@ -54,10 +54,10 @@ def stage_paths(root: Path) -> dict:
 
 def run_tune(root: Path, tune: dict, base: Path, **train):
     from stages import tune as tune_stage
-    from tuneforge.base.spec import ModelConfig, TuneConfig
+    from tuneforge.base.spec import TuneConfig
 
     return tune_stage.run(
-        TuneConfig.model_validate(tune), ModelConfig(base=str(base)), tiny_train(**train), **stage_paths(root)
+        TuneConfig.model_validate(tune), tiny_model(base), tiny_train(**train), **stage_paths(root)
     )
 
 

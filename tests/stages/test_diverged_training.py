@@ -10,9 +10,9 @@ import yaml
 from registry import api
 from registry.config import RegistryConfig
 from stages import distill, train, tune
-from tests.helpers.student import built_project, copy_project, distill_paths, snapshot, tiny_distill
+from tests.helpers.student import TINY_MODEL, built_project, copy_project, distill_paths, snapshot, tiny_distill
 from tests.helpers.student import tiny_train as student_train
-from tests.helpers.training import build_tiny_bert, tiny_train, write_classification_data
+from tests.helpers.training import build_tiny_bert, tiny_model, tiny_train, write_classification_data
 from tests.helpers.tuning import LR_SPACE, load_trials, tune_settings, write_params
 from tuneforge.base.layout import checkpoints_dir
 from tuneforge.training.training_args import NonFiniteLoss
@@ -23,7 +23,7 @@ DIVERGING_LR = 1e30  # finite, so the spec accepts it; the first optimizer steps
 
 def write_spec(root, base, **train_values):
     spec = {
-        "model": {"base": str(base)},
+        "model": tiny_model(base).model_dump(),
         "train": tiny_train(**train_values).model_dump(),
         "registry": {"url": f"sqlite:///{root / 'registry.db'}", "artifacts": str(root / "blobs"),
                      "cache": str(root / "cache")},
@@ -76,7 +76,7 @@ def test_a_diverging_distillation_stops_and_leaves_the_previous_student(tmp_path
     paths = distill_paths(tmp_path)
     before = snapshot(paths["out_dir"], paths["reports"], paths["metrics_path"].parent)
     with pytest.raises(NonFiniteLoss, match=r"^the training loss became nan by step \d+: .*distill.learning_rate"):
-        distill.run(tiny_distill(learning_rate=DIVERGING_LR), student_train(), **paths)
+        distill.run(tiny_distill(learning_rate=DIVERGING_LR), student_train(), model_cfg=TINY_MODEL, **paths)
     assert snapshot(paths["out_dir"], paths["reports"], paths["metrics_path"].parent) == before
     assert not checkpoints_dir(paths["out_dir"]).exists()
 

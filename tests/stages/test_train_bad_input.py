@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from stages.train import main
-from tests.helpers.training import tiny_train, write_classification_data
+from tests.helpers.training import tiny_model, tiny_train, write_classification_data
 from tuneforge.training.checkpoints import MARKER
 
 
@@ -17,7 +17,7 @@ def project(in_tmp_dir):
 
 
 def run_main(project, capsys, base, model=None, **train) -> tuple[int, str]:
-    params = {"model": {"base": str(base), **(model or {})}, "train": {**tiny_train().model_dump(), **train}}
+    params = {"model": tiny_model(base, **(model or {})).model_dump(), "train": {**tiny_train().model_dump(), **train}}
     (project / "params.yaml").write_text(yaml.safe_dump(params))
     code = main(["--params", str(project / "params.yaml")])
     err = capsys.readouterr().err
@@ -105,8 +105,8 @@ def test_missing_inputs_name_the_stage_to_run(project, capsys, tiny_bert):
 
 
 def test_max_sequence_length_beyond_the_model_limit(project, capsys, tiny_bert):
-    code, line = run_main(project, capsys, tiny_bert, max_seq_length=128)
-    assert code == 2 and "train.max_seq_length: 128 exceeds the limit of" in line and "(64 tokens)" in line
+    code, line = run_main(project, capsys, tiny_bert, model={"max_seq_length": 128})
+    assert code == 2 and "model.max_seq_length: 128 exceeds the limit of" in line and "(64 tokens)" in line
 
 
 def test_checkpoint_from_another_config_is_refused(project, capsys, tiny_bert):

@@ -131,13 +131,13 @@ def test_lora_fine_tuning_of_a_tiny_llama_with_packing(tmp_path, tiny_llama):
         {"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": r}]} for q, r in PAIRS[40:]
     ])
     cfg = TrainConfig.model_validate(dict(
-        method="lora", metric="perplexity", max_steps=12, eval_steps=4, batch_size=4, max_seq_length=64,
+        method="lora", metric="perplexity", max_steps=12, eval_steps=4, batch_size=4,
         learning_rate=1e-2, warmup_ratio=0.0, early_stopping_patience=None,
         peft={"peft_type": "LORA", "r": 8, "lora_alpha": 16, "lora_dropout": 0.0, "target_modules": None},
         causal_lm={"train_file": str(train_file), "val_file": str(val_file), "packing": True},
     ))
     out = tmp_path / "models/teacher"
-    run(ModelConfig(base=str(tiny_llama), task="causal-lm"), cfg, out_dir=out,
+    run(ModelConfig(base=str(tiny_llama), task="causal-lm", max_seq_length=64), cfg, out_dir=out,
         reports=tmp_path / "reports", metrics_path=tmp_path / "train.json")
 
     adapter = json.loads((out / "adapter/adapter_config.json").read_text())

@@ -12,9 +12,8 @@ import pytest
 
 from stages import train, tune
 from tests.helpers.project import REPO_ROOT
-from tests.helpers.training import stage_paths, tiny_train
+from tests.helpers.training import stage_paths, tiny_model, tiny_train
 from tests.helpers.tuning import make_project, tune_settings, write_params
-from tuneforge.base.spec import ModelConfig
 
 pytestmark = [pytest.mark.filterwarnings("ignore"), pytest.mark.usefixtures("one_thread")]
 OUTPUTS = ("models/tune/best_params.yaml", "reports/tune/study.json", "reports/tune/trials.csv",
@@ -154,7 +153,7 @@ def test_use_tuned_without_a_search_is_refused(project, capsys):
     (root / "models/tune/best_params.yaml").unlink()
     with pytest.raises(train.ConfigError, match=r"train.use_tuned: .*best_params.yaml not found; run the tune stage"):
         train.run(
-            ModelConfig(base=str(base)), tiny_train(use_tuned=True),
+            tiny_model(base), tiny_train(use_tuned=True),
             tuned_params=root / "models/tune/best_params.yaml", **stage_paths(root),
         )
     assert not (root / "models/teacher").exists()

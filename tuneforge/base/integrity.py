@@ -15,18 +15,18 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path, PurePosixPath
 
 from tuneforge.base.errors import StageError
+from tuneforge.base.outputs import read_meta, sha256_file
 
 META_FILE = "meta.json"
 NO_VERIFY_HINT = "for a folder made by hand, tuneforge predict --no-verify skips the check"
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-_CHUNK = 1 << 20
 
 
 def file_hashes(folder: Path) -> dict[str, dict]:
     """{relative path: {"sha256", "bytes"}} of every file in `folder` but its meta.json: what a stage records."""
     folder = Path(folder)
     return {
-        path.relative_to(folder).as_posix(): {"sha256": _sha256_file(path), "bytes": path.stat().st_size}
+        path.relative_to(folder).as_posix(): {"sha256": sha256_file(path), "bytes": path.stat().st_size}
         for path in sorted(folder.rglob("*"))
         if path.is_file() and path.relative_to(folder).as_posix() != META_FILE
     }
@@ -34,11 +34,7 @@ def file_hashes(folder: Path) -> dict[str, dict]:
 
 def has_record(folder: Path) -> bool:
     """Whether `folder`/meta.json records its files (folders written before that, or by hand, do not)."""
-    try:
-        meta = json.loads((Path(folder) / META_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError, UnicodeDecodeError):
-        return False
-    return isinstance(meta, dict) and "files" in meta
+    return "files" in read_meta(folder)
 
 
 def verify_folder(folder: Path, *, present_only: bool = False) -> None:
@@ -93,7 +89,7 @@ def verify_files(folder: Path, hashes: Mapping[str, str], names: Iterable[str] |
     folder = Path(folder)
     for name in hashes if names is None else names:
         path = _recorded_path(folder, hashes, name)
-        _check(folder, path, hashes[name], _sha256_file(path))
+        _check(folder, path, hashes[name], sha256_file(path))
 
 
 def verified_bytes(folder: Path, hashes: Mapping[str, str], name: str) -> bytes:
@@ -123,11 +119,3 @@ def _check(folder: Path, path: Path, expected: str, actual: str) -> None:
             f"{path}: sha256 {actual[:16]}... does not match the {expected[:16]}... recorded in "
             f"{folder / META_FILE}: the file changed after it was written; refusing to load it"
         )
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

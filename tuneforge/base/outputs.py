@@ -126,6 +126,24 @@ def write_json(path: Path, payload: Any) -> None:
     path.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
 
 
+def write_metrics(path: Path, metrics: dict[str, Any]) -> None:
+    """A stage's headline metrics, reports/metrics/<stage>.json (DVC metrics), replaced atomically.
+
+    Stages call it after their outputs are renamed into place: a failure before leaves the previous metrics
+    beside the previous outputs."""
+    atomic_write_text(Path(path), json.dumps(metrics, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def read_meta(directory: Path) -> dict[str, Any]:
+    """`directory`/meta.json as a mapping; {} when it is missing or unreadable (for optional context only:
+    a loader that trusts the record reads it through tuneforge.base.integrity)."""
+    try:
+        meta = json.loads((Path(directory) / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:

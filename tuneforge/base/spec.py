@@ -68,6 +68,10 @@ DataFile = Annotated[str, AfterValidator(_data_file)]
 # (tuneforge.base.secrets.for_records: meta.json, the registry, Prefect artifacts) holds it masked.
 SecretUrl = Annotated[str, WrapSerializer(masked_in_records)]
 
+# Keys an older params.yaml may still set -> where they are now (the strict schema refuses the old place).
+MOVED_KEYS = {
+    f"{section}.max_seq_length": "model.max_seq_length" for section in ("train", "evaluate", "export", "monitor")
+}
 SHOWN_VALUE_CHARS = 80  # an offending value is echoed in an error line up to this many characters
 MAX_ERROR_LINE_CHARS = 400  # and a whole error line (a section check may quote what it saw) up to this many
 SHOWN_ERRORS = 20  # problems listed under the first one
@@ -226,6 +230,10 @@ class ModelConfig(Section):
     task: Literal["sequence-classification", "causal-lm"] = Field(
         "sequence-classification", description="sequence-classification (labelled text) or causal-lm (chat JSONL)."
     )
+    max_seq_length: int = Field(
+        128, ge=8, description="Longest input in tokens, longer ones truncated, in every stage that tokenizes "
+        "(tune, train, evaluate, distill, export, monitor); batches pad dynamically."
+    )
 
 
 class CausalLmConfig(Section):
@@ -233,7 +241,7 @@ class CausalLmConfig(Section):
         None, description="JSONL of {instruction, response} or {messages} rows (model.task: causal-lm only)."
     )
     val_file: str | None = Field(None, description="JSONL in the same format, scored by perplexity.")
-    packing: bool = Field(False, description="Concatenate examples into full max_seq_length blocks.")
+    packing: bool = Field(False, description="Concatenate examples into full model.max_seq_length blocks.")
 
 
 class TrainConfig(Section):
@@ -265,9 +273,6 @@ class TrainConfig(Section):
     max_steps: int | None = Field(None, ge=1, description="Optimizer steps to run; overrides epochs when set.")
     batch_size: int = Field(32, ge=1, description="Training examples per batch on each process.")
     eval_batch_size: int = Field(64, ge=1, description="Examples per batch when evaluating on val.")
-    max_seq_length: int = Field(
-        128, ge=8, description="Longest input in tokens (longer ones are truncated); batches pad dynamically."
-    )
     group_by_length: bool = Field(False, description="Batch texts of similar length together (less padding).")
     seed: int = Field(42, description="Seed of initialisation, data order and dropout.")
     eval_steps: int = Field(
@@ -488,9 +493,6 @@ class TuneConfig(Section):
 
 class EvaluateConfig(Section):
     batch_size: int = Field(64, ge=1, description="Test examples per inference batch.")
-    max_seq_length: int = Field(
-        128, ge=8, description="Longest input in tokens (longer ones are truncated); keep it equal to train's."
-    )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when available, else CPU.")
     calibration_bins: int = Field(
         15, ge=2, le=100, description="Equal-width confidence bins of the expected calibration error."
@@ -552,10 +554,6 @@ class ExportConfig(Section):
         "student", description="Model shipped in models/onnx: the distilled student or the teacher itself."
     )
     opset: int = Field(17, ge=14, le=20, description="ONNX opset of the exported graph.")
-    max_seq_length: int = Field(
-        128, ge=8, description="Longest input in tokens at inference (longer ones are truncated); keep it equal "
-        "to train's."
-    )
     batch_size: int = Field(64, ge=1, description="Test examples per batch in the parity checks.")
     max_abs_diff: Number = Field(
         1e-3, gt=0, description="Gate: largest |logit difference| of fp32 ONNX vs PyTorch on the test split."
@@ -677,7 +675,6 @@ class MonitorConfig(Section):
     max_reference_rows: int = Field(1000, ge=2, description="Reference rows compared at most (a seeded sample).")
     seed: int = Field(0, description="Seed of both samples.")
     batch_size: int = Field(32, ge=1, description="Texts per inference batch (ONNX predictions and embeddings).")
-    max_seq_length: int = Field(128, ge=8, description="Longest input in tokens for the embeddings.")
 
     @model_validator(mode="after")
     def _enough_signals(self):
@@ -766,6 +763,8 @@ def _describe(root: type[BaseModel], error: dict) -> str:
     path = ".".join(str(part) for part in error["loc"]) or "(top level)"
     kind = error["type"]
     if kind == "extra_forbidden":
+        if path in MOVED_KEYS:
+            return f"{path}: moved to {MOVED_KEYS[path]}; set it there (once, for every stage)"
         allowed = _allowed_keys(root, error["loc"][:-1])
         return f"{path}: unknown key (expected one of: {', '.join(allowed)})"
     if kind == "missing":

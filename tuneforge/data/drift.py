@@ -22,9 +22,15 @@ import pandas as pd
 
 from tuneforge.base.errors import StageError
 from tuneforge.base.outputs import atomic_write_text
+from tuneforge.data.io import LABEL, TEXT
 
-TEXT, LABEL = "text", "label"
-DESCRIPTORS = ("text_length", "word_count", "non_letter_pct")
+# The text descriptors every comparison computes (split, augment, distill, export and the drift monitor):
+# column name -> Evidently descriptor class in evidently.descriptors. Named, not imported: Evidently takes
+# seconds to import and only the stages that write reports pay for it (text_descriptors).
+TEXT_DESCRIPTORS = {
+    "text_length": "TextLength", "word_count": "WordCount", "non_letter_pct": "NonLetterCharacterPercentage",
+}
+DESCRIPTORS = tuple(TEXT_DESCRIPTORS)
 DRIFT_COLUMNS = (LABEL, *DESCRIPTORS)
 # Share of drifted columns at which Evidently calls the whole dataset drifted (its default).
 DATASET_DRIFT_SHARE = 0.5
@@ -87,24 +93,25 @@ def _prepare(frame: pd.DataFrame) -> pd.DataFrame:
 def _run_report(reference: pd.DataFrame, current: pd.DataFrame):
     # Evidently takes seconds to import: only stages that write reports pay for it.
     from evidently import DataDefinition, Dataset, Report
-    from evidently.descriptors import NonLetterCharacterPercentage, TextLength, WordCount
     from evidently.presets import DataDriftPreset
 
     definition = DataDefinition(categorical_columns=[LABEL], text_columns=[TEXT])
 
     def dataset(frame: pd.DataFrame):
-        descriptors = [
-            TextLength(TEXT, alias="text_length"),
-            WordCount(TEXT, alias="word_count"),
-            NonLetterCharacterPercentage(TEXT, alias="non_letter_pct"),
-        ]
-        return Dataset.from_pandas(frame, data_definition=definition, descriptors=descriptors)
+        return Dataset.from_pandas(frame, data_definition=definition, descriptors=text_descriptors())
 
     report = Report(
         [DataDriftPreset(columns=list(DRIFT_COLUMNS), drift_share=DATASET_DRIFT_SHARE)],
         include_tests=True,  # the per-column tests carry Evidently's own drifted / not drifted verdict
     )
     return report.run(dataset(current), dataset(reference))
+
+
+def text_descriptors(column: str = TEXT) -> list:
+    """Evidently descriptor objects computing TEXT_DESCRIPTORS of `column`, each under its column name."""
+    from evidently import descriptors
+
+    return [getattr(descriptors, kind)(column, alias=name) for name, kind in TEXT_DESCRIPTORS.items()]
 
 
 def _summarise(evidently_json: dict, title: str, *, reference_rows: int, current_rows: int) -> dict:
@@ -173,6 +180,12 @@ def _titled(page: str, title: str, summary: dict) -> str:
         f'<p style="font-family: sans-serif; margin: 4px 24px">reference {rows["reference"]:,} rows, '
         f'current {rows["current"]:,} rows; drifted columns: {html.escape(drifted)}</p>\n'
     )
+    return with_heading(page, title, heading)
+
+
+def with_heading(page: str, title: str, heading: str) -> str:
+    """An Evidently page with a <title> and `heading` (HTML, escaped by the caller) at the top of its body:
+    Evidently's own page has neither, and every saved report says what it compares."""
     charset = '<meta charset="UTF-8">'
     page = page.replace(charset, f"{charset}\n<title>{html.escape(title)}</title>", 1)
     return page.replace("<body>", f"<body>\n{heading}", 1)

@@ -19,7 +19,7 @@ import torch
 import transformers
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
-from tuneforge.base.errors import StageError
+from tuneforge.base.errors import ConfigError, StageError
 from tuneforge.base.integrity import has_record, require_recorded_files, verify_folder
 from tuneforge.inference.tokenizer_check import VOCABULARY_FILES, require_tokenizer
 
@@ -49,9 +49,11 @@ class Predictions:
         return self.probabilities.max(axis=1)
 
 
-def pick_device(choice: str) -> torch.device:
+def pick_device(choice: str, key: str) -> torch.device:
+    """The torch device of a spec's `device` key (auto, cpu or cuda; `key` names it in the error):
+    auto is CUDA when available, else CPU; cuda without a CUDA device is refused."""
     if choice == "cuda" and not torch.cuda.is_available():
-        raise StageError("evaluate.device: cuda was asked for but no CUDA device is available (use auto or cpu)")
+        raise ConfigError(f"{key}: cuda, but no CUDA device is available (use auto or cpu)")
     if choice == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(choice)
@@ -88,8 +90,9 @@ def load_sequence_classifier(path: Path, config):
     return model
 
 
-def load_classifier(path: Path, device: torch.device, *, missing_hint: str) -> Classifier:
-    """The model, tokenizer and labels of a sequence-classification directory, or one StageError line."""
+def load_trained_classifier(path: Path, device: torch.device, *, missing_hint: str) -> Classifier:
+    """The model, tokenizer and labels of a trained sequence-classification directory (what train writes),
+    or one StageError line. (A new head on a base model: tuneforge.training.modeling.classifier_from_base.)"""
     path = check_classifier_dir(path, missing_hint)
     try:
         config = AutoConfig.from_pretrained(path, trust_remote_code=False)
@@ -98,10 +101,6 @@ def load_classifier(path: Path, device: torch.device, *, missing_hint: str) -> C
     tokenizer = load_tokenizer(path)
     model = load_sequence_classifier(path, config)
     _check_tokenizer_fits(path, tokenizer, model)
-    if tokenizer.pad_token is None:
-        if tokenizer.eos_token is None:
-            raise StageError(f"{path}: its tokenizer has neither a pad nor an eos token")
-        tokenizer.pad_token = tokenizer.eos_token
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
     labels = [str(config.id2label[i]) for i in range(config.num_labels)]
@@ -111,16 +110,23 @@ def load_classifier(path: Path, device: torch.device, *, missing_hint: str) -> C
     return Classifier(model=model, tokenizer=tokenizer, labels=labels, path=path, device=device)
 
 
-def load_tokenizer(path: Path, *, files: tuple[str, ...] = VOCABULARY_FILES):
-    """The tokenizer of a model directory, refused (one line) when it has none (inference/tokenizer_check.py)."""
-    require_tokenizer(path, files=files)
+def load_tokenizer(path: Path, *, where: str | None = None, files: tuple[str, ...] = VOCABULARY_FILES):
+    """The tokenizer of a model directory (a base model or a trained one), with a pad token; refused in one
+    line when it has none (inference/tokenizer_check.py). `where` prefixes the line (`model.base: NAME`)."""
+    subject = f"{where}: {path}" if where else str(path)
+    require_tokenizer(path, where=where, files=files)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
     except (ValueError, OSError, KeyError, TypeError) as exc:
-        raise StageError(f"{path}: no usable tokenizer in the model directory: {_first_line(exc)}") from None
+        raise StageError(f"{subject}: no usable tokenizer in the model directory: {_first_line(exc)}") from None
     if tokenizer is None or isinstance(tokenizer, bool):
-        raise StageError(f"{path}: no usable tokenizer in the model directory")
-    require_tokenizer(path, files=files, tokenizer=tokenizer)
+        raise StageError(f"{subject}: no usable tokenizer in the model directory")
+    require_tokenizer(path, where=where, files=files, tokenizer=tokenizer)
+    if tokenizer.pad_token is None:
+        # Causal LMs often ship without a pad token; padding positions are masked out, so EOS serves.
+        if tokenizer.eos_token is None:
+            raise StageError(f"{subject}: its tokenizer has neither a pad nor an eos token")
+        tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
 
 
@@ -153,8 +159,9 @@ def predict(classifier: Classifier, texts: Sequence[str], *, batch_size: int, ma
     return Predictions(probabilities=probabilities, seconds=time.perf_counter() - started)
 
 
-def parameter_count(classifier: Classifier) -> int:
-    return sum(p.numel() for p in classifier.model.parameters())
+def count_parameters(model: torch.nn.Module, *, trainable_only: bool = False) -> int:
+    """Parameters of `model` (with trainable_only, those that require a gradient)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
 def _first_line(exc: BaseException) -> str:

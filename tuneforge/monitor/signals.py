@@ -32,13 +32,13 @@ import numpy as np
 import pandas as pd
 
 from tuneforge.base.spec import MonitorConfig, PredictionDriftConfig
+from tuneforge.data.drift import DESCRIPTORS, text_descriptors
 from tuneforge.data.io import TEXT
 
 PREDICTED = "predicted_label"
 EMBEDDING = "embedding"
 PERMUTATION = "permutation"
 PERMUTATIONS_PER_BATCH = 1000  # resamples scored at once: bounds memory at resamples up to 100,000
-DESCRIPTORS = ("text_length", "word_count", "non_letter_pct")
 # Evidently's own rule for when the embedding test bootstraps (EmbeddingsDriftMetric's default).
 BOOTSTRAP_BELOW_ROWS = 1000
 EMPTY_PAGE = '<!DOCTYPE html>\n<html><head><meta charset="UTF-8"></head><body></body></html>\n'
@@ -57,9 +57,9 @@ def sentence_embeddings(model_dir: Path, texts: Sequence[str], *, batch_size: in
     """(rows, hidden) mean-pooled last hidden states of a Hugging Face classifier's encoder (safetensors only)."""
     import torch
 
-    from tuneforge.inference.torch_predictor import load_classifier
+    from tuneforge.inference.torch_predictor import load_trained_classifier
 
-    classifier = load_classifier(
+    classifier = load_trained_classifier(
         Path(model_dir), torch.device("cpu"), missing_hint="the production version has no such model directory"
     )
     encoder = classifier.model.base_model  # the encoder under the classification head
@@ -201,7 +201,6 @@ def _embedding_method(cfg: MonitorConfig, *, reference_rows: int):
 def _run_report(reference, current, cfg: MonitorConfig, emb_columns: list[str], embedding_method,
                 permutation: dict | None):
     from evidently import DataDefinition, Dataset, Report
-    from evidently.descriptors import NonLetterCharacterPercentage, TextLength, WordCount
     from evidently.metrics import EmbeddingsDrift
     from evidently.presets import DataDriftPreset
 
@@ -212,11 +211,7 @@ def _run_report(reference, current, cfg: MonitorConfig, emb_columns: list[str], 
     )
 
     def dataset(frame: pd.DataFrame):
-        descriptors = [
-            TextLength(TEXT, alias="text_length"),
-            WordCount(TEXT, alias="word_count"),
-            NonLetterCharacterPercentage(TEXT, alias="non_letter_pct"),
-        ] if "descriptors" in cfg.signals else []
+        descriptors = text_descriptors(TEXT) if "descriptors" in cfg.signals else []
         return Dataset.from_pandas(frame.reset_index(drop=True), data_definition=definition, descriptors=descriptors)
 
     methods, thresholds = {}, {}

@@ -1,16 +1,18 @@
 """The thin `main()` every stage shares: load params.yaml, call the stage, turn known failures into one line."""
 
 import argparse
+import json
 import logging
 import os
 import sys
+import uuid
 import warnings
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
-from tuneforge.base.errors import StageError
+from tuneforge.base.errors import StageError, report_failure
 from tuneforge.base.layout import PARAMS_FILE
-from tuneforge.base.outputs import Produced
-from tuneforge.base.secrets import mask_text
+from tuneforge.base.outputs import RUN_ID_ENV, RUN_PARAMETERS_ENV, Produced
 from tuneforge.params import Params, load_params
 from tuneforge.tasks import get_task, require
 
@@ -24,6 +26,28 @@ def quiet_libraries() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     for noisy in ("great_expectations", "evidently", "urllib3", "filelock", "fsspec"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+def stage_environment(
+    *, run_id: str | None = None, entrypoint: str | None = None, run_parameters: dict | None = None
+) -> dict[str, str]:
+    """The environment `dvc repro` runs the stages in, for `tuneforge run` and the finetune flow alike.
+
+    DVC runs `python -m stages.X`: PATH starts with the folder of the `python` running tuneforge, which has it
+    installed. The run's id (TUNEFORGE_RUN_ID: `run_id`, else one already set, else a new one), and where given,
+    the entrypoint and the run's parameters, reach every stage's meta.json and the registry."""
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    if run_id:
+        env[RUN_ID_ENV] = run_id
+    env.setdefault(RUN_ID_ENV, uuid.uuid4().hex)
+    if entrypoint:
+        env["TUNEFORGE_ENTRYPOINT"] = entrypoint
+    if run_parameters is not None:
+        env[RUN_PARAMETERS_ENV] = json.dumps(run_parameters, sort_keys=True)
+    env.setdefault("DVC_NO_ANALYTICS", "1")
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    return env
 
 
 def stage_main(
@@ -40,11 +64,7 @@ def stage_main(
         produced = run_with(params)
         recorded = _record(produced, params)
     except StageError as exc:
-        # Messages may quote a URL of the spec: its password never reaches the console or a log.
-        print(f"{name}: error: {mask_text(exc.message)}", file=sys.stderr)
-        if exc.detail:
-            print(mask_text(exc.detail), file=sys.stderr)
-        return exc.exit_code
+        return report_failure(exc, name)
     outputs = ", ".join(str(path) for path in produced.outputs.values())
     print(f"{name}: done -> {outputs}")
     if recorded:

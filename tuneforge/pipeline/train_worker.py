@@ -9,7 +9,7 @@ import json
 import sys
 from pathlib import Path
 
-from tuneforge.base.errors import StageError
+from tuneforge.base.errors import StageError, report_failure
 from tuneforge.base.outputs import write_json
 from tuneforge.pipeline.runner import quiet_libraries
 
@@ -26,8 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = fit(spec, get_task(spec["model"]["task"]))
     except StageError as exc:
-        print(f"train: error: {exc.message}", file=sys.stderr)
-        return exc.exit_code
+        return report_failure(exc, "train")
     rank = result["ranks"][0]
     write_json(spec_path.parent / f"rank-{rank['rank']}.json", {**rank, "peak_rss_mb": result["memory"]["peak_rss_mb"]})
     if rank["rank"] == 0:

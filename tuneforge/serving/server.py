@@ -13,13 +13,12 @@ import os
 import shutil
 import signal
 import socket
-import sys
 import tempfile
 from pathlib import Path
 
 import yaml
 
-from tuneforge.base.errors import ConfigError, StageError
+from tuneforge.base.errors import StageError, report_failure
 from tuneforge.params import load_params, parse_params
 from tuneforge.params.overrides import assign, parse_assignment
 from tuneforge.serving.source import current_version, parse_model_ref
@@ -130,8 +129,7 @@ def main(ref: str, params_path: Path, overrides: list[str]) -> int:
     """For the CLI: returns the exit code; a known failure is one line on stderr."""
     try:
         run(load_settings(ref, params_path, overrides))
-    except (StageError, ConfigError) as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
-        return exc.exit_code
+    except StageError as exc:  # ConfigError included
+        return report_failure(exc)
     return 0
 

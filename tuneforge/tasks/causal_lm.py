@@ -12,7 +12,7 @@ from tuneforge.base.errors import ConfigError, StageError
 from tuneforge.base.spec import ModelConfig, TrainConfig
 from tuneforge.tasks import causal_lm_data
 from tuneforge.tasks.interface import Task, TrainingData
-from tuneforge.training.modeling import check_max_seq_length, load_causal_lm
+from tuneforge.training.modeling import causal_lm_from_base, check_max_seq_length
 from tuneforge.training.telemetry import perplexity
 
 NAME = "causal-lm"
@@ -35,20 +35,20 @@ def training_data(
     model_cfg: ModelConfig, cfg: TrainConfig, base_path: Path, tokenizer, labels: None,
     inputs: dict[str, str], pad_multiple: int | None,
 ) -> TrainingData:
-    model, config = load_causal_lm(base_path, model_cfg.base, dropout=cfg.dropout)
-    check_max_seq_length(cfg.max_seq_length, config, tokenizer, model_cfg.base)
+    model, config = causal_lm_from_base(base_path, model_cfg.base, dropout=cfg.dropout)
+    check_max_seq_length(model_cfg.max_seq_length, config, tokenizer, model_cfg.base)
     template = causal_lm_data.ensure_chat_template(tokenizer)
     tokenizer.padding_side = "right"  # positions count from the first token; labels mask the padding
     sets, skipped = {}, {}
     for name in ("train", "val"):
         conversations = causal_lm_data.read_conversations(Path(inputs[name]))
-        examples, skipped[name] = causal_lm_data.encode_all(conversations, tokenizer, cfg.max_seq_length)
+        examples, skipped[name] = causal_lm_data.encode_all(conversations, tokenizer, model_cfg.max_seq_length)
         if cfg.causal_lm.packing and name == "train":
-            examples = causal_lm_data.pack(examples, cfg.max_seq_length)
+            examples = causal_lm_data.pack(examples, model_cfg.max_seq_length)
         if not examples:
             raise StageError(
                 f"{inputs[name]}: no conversation keeps a response token within "
-                f"train.max_seq_length={cfg.max_seq_length}"
+                f"model.max_seq_length={model_cfg.max_seq_length}"
             )
         sets[name] = examples
     collator = DataCollatorForSeq2Seq(

@@ -7,7 +7,7 @@ from transformers import DataCollatorWithPadding
 from tuneforge.base.spec import ModelConfig, TrainConfig
 from tuneforge.tasks import classification_data
 from tuneforge.tasks.interface import Task, TrainingData
-from tuneforge.training.modeling import check_max_seq_length, load_classifier
+from tuneforge.training.modeling import check_max_seq_length, classifier_from_base
 
 NAME = "sequence-classification"
 STAGES = frozenset({"validate", "split", "augment", "tune", "train", "evaluate", "distill", "export", "register",
@@ -32,12 +32,12 @@ def training_data(
     model_cfg: ModelConfig, cfg: TrainConfig, base_path: Path, tokenizer, labels: list[str],
     inputs: dict[str, str], pad_multiple: int | None,
 ) -> TrainingData:
-    model, config = load_classifier(base_path, model_cfg.base, labels, dropout=cfg.dropout)
-    check_max_seq_length(cfg.max_seq_length, config, tokenizer, model_cfg.base)
+    model, config = classifier_from_base(base_path, model_cfg.base, labels, dropout=cfg.dropout)
+    check_max_seq_length(model_cfg.max_seq_length, config, tokenizer, model_cfg.base)
     label2id = {label: i for i, label in enumerate(labels)}
     encoded = {
         name: classification_data.tokenize_frame(
-            classification_data.read_split(Path(inputs[name]), rerun), tokenizer, label2id, cfg.max_seq_length
+            classification_data.read_split(Path(inputs[name]), rerun), tokenizer, label2id, model_cfg.max_seq_length
         )
         for name, rerun in (("train", "augment"), ("val", "split"))
     }

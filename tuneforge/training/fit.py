@@ -18,15 +18,10 @@ from tuneforge.base.errors import ConfigError
 from tuneforge.base.layout import AUGMENTED_DIR, SPLITS_DIR, VALIDATED_DIR
 from tuneforge.base.outputs import sha256_path
 from tuneforge.base.spec import ModelConfig, TrainConfig
+from tuneforge.inference.torch_predictor import count_parameters
 from tuneforge.training.checkpoints import CheckpointMarker, config_hash
 from tuneforge.training.methods import apply_method, is_peft_model, merged, peft_config_for
-from tuneforge.training.modeling import (
-    check_max_seq_length,
-    count_parameters,
-    load_config,
-    load_tokenizer,
-    resolve_base_model,
-)
+from tuneforge.training.modeling import base_tokenizer, check_max_seq_length, load_config, resolve_base_model
 from tuneforge.training.telemetry import LogFinalStep, ThroughputMeter, history_rows, memory_report, metric_value
 from tuneforge.training.training_args import (
     DevicePlan,
@@ -94,8 +89,8 @@ def build_spec(
 def preflight(model_cfg: ModelConfig, cfg: TrainConfig, base_path: Path, task) -> None:
     """Spec-versus-model mistakes that need only the config and tokenizer, found before training starts."""
     config = load_config(base_path, model_cfg.base)
-    tokenizer = load_tokenizer(base_path, model_cfg.base)
-    check_max_seq_length(cfg.max_seq_length, config, tokenizer, model_cfg.base)
+    tokenizer = base_tokenizer(base_path, model_cfg.base)
+    check_max_seq_length(model_cfg.max_seq_length, config, tokenizer, model_cfg.base)
     if cfg.method in ("lora", "peft"):
         peft_config_for(cfg.peft, task)
     layers = getattr(config, "num_hidden_layers", None)
@@ -113,13 +108,13 @@ def fit(spec: dict, task, callbacks: Sequence[TrainerCallback] = ()) -> dict:
     plan = plan_device(cfg)
     transformers.logging.disable_progress_bar()  # loading and shard-writing bars; the Trainer keeps its own
     set_seed(cfg.seed)  # before the model: the new head's initial weights depend on it
-    tokenizer = load_tokenizer(base_path, model_cfg.base)
+    tokenizer = base_tokenizer(base_path, model_cfg.base)
     # Tensor cores work on multiples of 8: padding a little further costs nothing on a GPU.
     pad_multiple = 8 if plan.device == "cuda" else None
     data = task.training_data(model_cfg, cfg, base_path, tokenizer, spec["labels"], spec["inputs"], pad_multiple)
     train_set, val_set = data.train, data.val
     model = apply_method(data.model, cfg, task)
-    trainable, total = count_parameters(model)
+    trainable, total = count_parameters(model, trainable_only=True), count_parameters(model)
 
     args = training_arguments(
         cfg, output_dir=Path(spec["checkpoint_dir"]), plan=plan, world_size=cfg.num_processes,

@@ -16,10 +16,10 @@ import transformers
 from huggingface_hub import snapshot_download
 from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
 from safetensors import SafetensorError, safe_open
-from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification
 
 from tuneforge.base.errors import ConfigError, StageError
-from tuneforge.inference.tokenizer_check import require_tokenizer
+from tuneforge.inference.torch_predictor import load_tokenizer
 
 # Hugging Face id -> (pip distribution, module whose get_model_path() returns the model directory).
 PACKAGED_MODELS = {
@@ -113,21 +113,10 @@ def dropout_keys(config) -> list[str]:
     return sorted(keys)
 
 
-def load_tokenizer(path: Path, base: str):
-    where = "model.base" if str(path) == base else f"model.base: {base}"  # an id: name both it and the folder
-    require_tokenizer(path, where=where)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
-    except (ValueError, OSError, KeyError) as exc:
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise StageError(f"model.base: {base}: cannot load its tokenizer: {message}") from None
-    require_tokenizer(path, where=where, tokenizer=tokenizer)
-    if tokenizer.pad_token is None:
-        # Causal LMs often ship without a pad token; padding positions are masked out, so EOS serves.
-        if tokenizer.eos_token is None:
-            raise StageError(f"model.base: {base}: its tokenizer has neither a pad nor an eos token")
-        tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer
+def base_tokenizer(path: Path, base: str):
+    """The base model's tokenizer (tuneforge.inference.torch_predictor.load_tokenizer), its errors naming
+    `model.base`: by its id and folder, or as the folder alone when the id is one."""
+    return load_tokenizer(path, where="model.base" if str(path) == base else f"model.base: {base}")
 
 
 def model_max_length(config, tokenizer) -> int | None:
@@ -141,12 +130,13 @@ def check_max_seq_length(max_seq_length: int, config, tokenizer, base: str) -> N
     limit = model_max_length(config, tokenizer)
     if limit is not None and max_seq_length > limit:
         raise ConfigError(
-            f"train.max_seq_length: {max_seq_length} exceeds the limit of {base} ({limit} tokens)"
+            f"model.max_seq_length: {max_seq_length} exceeds the limit of {base} ({limit} tokens)"
         )
 
 
-def load_classifier(path: Path, base: str, labels: list[str], *, dropout: float | None = None):
-    """A sequence classifier with a fresh head for `labels`; id2label/label2id go into its saved config."""
+def classifier_from_base(path: Path, base: str, labels: list[str], *, dropout: float | None = None):
+    """(model, config): the base model with a fresh, untrained classification head for `labels`; id2label and
+    label2id go into its saved config. (A trained one: tuneforge.inference.torch_predictor.load_trained_classifier.)"""
     config = load_config(
         path, base, dropout=dropout, num_labels=len(labels),
         id2label=dict(enumerate(labels)), label2id={label: i for i, label in enumerate(labels)},
@@ -154,7 +144,8 @@ def load_classifier(path: Path, base: str, labels: list[str], *, dropout: float 
     return _from_pretrained(AutoModelForSequenceClassification, path, base, config), config
 
 
-def load_causal_lm(path: Path, base: str, *, dropout: float | None = None):
+def causal_lm_from_base(path: Path, base: str, *, dropout: float | None = None):
+    """(model, config): the base model as a causal LM, to be fine-tuned."""
     config = load_config(path, base, dropout=dropout)
     return _from_pretrained(AutoModelForCausalLM, path, base, config), config
 
@@ -185,9 +176,3 @@ def _transformers_verbosity(level: int):
     finally:
         transformers.logging.set_verbosity(before)
 
-
-def count_parameters(model) -> tuple[int, int]:
-    """(trainable, total) parameter counts."""
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    total = sum(p.numel() for p in model.parameters())
-    return trainable, total

@@ -205,7 +205,7 @@ def vocab_coverage(encoded_ids: list[list[int]], id_map: torch.Tensor | None, un
 def load_student(directory: Path, device: torch.device | str = "cpu"):
     """(Classifier taking the original tokenizer's ids, id map or None) for a models/student directory.
 
-    The checks of tuneforge.inference.torch_predictor.load_classifier, except that a pruned student's embedding
+    The checks of tuneforge.inference.torch_predictor.load_trained_classifier, except that a pruned student's embedding
     matrix is smaller than its tokenizer by design: there the id map must cover every id the tokenizer emits."""
     from tuneforge.base.integrity import has_record, require_recorded_files
     from tuneforge.inference.torch_predictor import (

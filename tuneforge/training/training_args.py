@@ -10,6 +10,7 @@ from transformers import ProgressCallback, TrainerCallback, TrainingArguments
 
 from tuneforge.base.errors import ConfigError, StageError
 from tuneforge.base.spec import TrainConfig
+from tuneforge.inference.torch_predictor import pick_device
 
 # train.metric -> (Trainer's eval metric name, greater is better). Perplexity is exp(loss): the same ranking.
 BEST_METRIC = {
@@ -27,10 +28,7 @@ class DevicePlan:
 
 def plan_device(cfg: TrainConfig) -> DevicePlan:
     """Auto: CUDA when available (bf16 where the GPU supports it, else fp16), else CPU in fp32."""
-    cuda = torch.cuda.is_available()
-    if cfg.device == "cuda" and not cuda:
-        raise ConfigError("train.device: cuda, but no CUDA device is available (use auto or cpu)")
-    device = "cuda" if cfg.device == "cuda" or (cfg.device == "auto" and cuda) else "cpu"
+    device = pick_device(cfg.device, "train.device").type
     precision = cfg.precision
     if precision == "auto":
         precision = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if device == "cuda" else "fp32"

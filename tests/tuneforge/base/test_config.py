@@ -78,6 +78,16 @@ def test_every_mistake_is_reported_not_only_the_first():
     assert "split.seed" in caught.value.message + caught.value.detail
 
 
+@pytest.mark.parametrize("section", ["train", "evaluate", "export", "monitor"])
+def test_an_old_max_seq_length_is_told_where_it_moved(section):
+    with pytest.raises(ConfigError) as caught:
+        parse_params({section: {"max_seq_length": 64}})
+    assert caught.value.message == (
+        f"params.yaml: {section}.max_seq_length: moved to model.max_seq_length; set it there (once, for every stage)"
+    )
+    assert parse_params({"model": {"max_seq_length": 64}}).model.max_seq_length == 64
+
+
 def test_missing_and_malformed_params_files(tmp_path):
     with pytest.raises(ConfigError, match="params file not found"):
         load_params(tmp_path / "nope.yaml")

@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
 from tests.helpers.tiny_models import build_tiny_bert_with_minilm_tokenizer
 from tuneforge.base.errors import StageError
@@ -42,7 +43,7 @@ def test_a_base_model_without_tokenizer_files_is_refused(tiny_model, tmp_path):
     bare = copy_with(tiny_model, tmp_path / "bare", {"config.json", "model.safetensors"})
     assert modeling.resolve_base_model(str(bare)) == bare  # config and weights are fine
     with pytest.raises(StageError) as caught:
-        modeling.load_tokenizer(bare, str(bare))
+        modeling.base_tokenizer(bare, str(bare))
     assert one_line(caught).startswith(f"model.base: {bare}: no usable tokenizer (none of tokenizer.json, ")
 
 
@@ -52,7 +53,7 @@ def test_a_tokenizer_config_without_a_vocabulary_is_refused_after_loading(tiny_m
                                                                    "tokenizer_config.json"})
     (only_config / "vocab.txt").write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n", encoding="utf-8")
     with pytest.raises(StageError) as caught:
-        modeling.load_tokenizer(only_config, "acme/model")
+        modeling.base_tokenizer(only_config, "acme/model")
     assert one_line(caught).startswith(
         f"model.base: acme/model: {only_config}: no usable tokenizer: it knows only its 5 special tokens"
     )
@@ -61,9 +62,9 @@ def test_a_tokenizer_config_without_a_vocabulary_is_refused_after_loading(tiny_m
 
 
 def test_a_real_tokenizer_passes_every_loader(tiny_model):
-    assert len(modeling.load_tokenizer(tiny_model, "tiny")) == 30522
+    assert len(modeling.base_tokenizer(tiny_model, "tiny")) == 30522
     assert len(predict_torch.load_tokenizer(tiny_model)) == 30522
-    assert modeling.load_tokenizer(tiny_model, "tiny").tokenize("my card was declined") == [
+    assert modeling.base_tokenizer(tiny_model, "tiny").tokenize("my card was declined") == [
         "my", "card", "was", "declined",
     ]
 
@@ -71,7 +72,7 @@ def test_a_real_tokenizer_passes_every_loader(tiny_model):
 def test_the_model_directory_loaders_refuse_it_too(tiny_model, tmp_path):
     bare = copy_with(tiny_model, tmp_path / "bare", {"config.json", "model.safetensors"})
     with pytest.raises(StageError, match=f"^{bare}: no usable tokenizer \\(none of tokenizer.json"):
-        predict_torch.load_classifier(bare, predict_torch.pick_device("cpu"), missing_hint="")
+        predict_torch.load_trained_classifier(bare, torch.device("cpu"), missing_hint="")
     with pytest.raises(StageError, match=f"^{bare}: no usable tokenizer \\(no tokenizer.json\\)"):
         student.load_student(bare)
     with pytest.raises(StageError, match=f"^{bare}: no usable tokenizer \\(no tokenizer.json\\)"):
