@@ -94,5 +94,5 @@ def test_error_lines_are_ours_and_dvc_summary_lines_apart():
         "ERROR: failed to reproduce 'validate': failed to run: python -m stages.validate, exited with 1\n"
     )
     assert ours == ["validate: error: examples/intents.csv: file is empty"] and len(dvc) == 1
-    result = script.Result("x", "files", "tuneforge run", 1, ours[0], 1, True, traceback=True)
+    result = script.Result("x", "files", "tuneforge run", ["empty"], 1, ours[0], 1, True, traceback=True)
     assert not result.clean and script.why_not(result) == "traceback"
