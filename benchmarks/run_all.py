@@ -549,7 +549,8 @@ def percent(value: float | None) -> float | None:
 
 
 def table(header: list[str], rows: list[list[str]]) -> list[str]:
-    cells = [[str(cell).replace("|", "\\|") for cell in row] for row in rows]
+    # A Markdown row is one line: a newline inside a cell (a case's command may hold one) is shown as \n.
+    cells = [[str(cell).replace("|", "\\|").replace("\n", "\\n") for cell in row] for row in rows]
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(row) + " |"
                                                                           for row in cells), ""]
 

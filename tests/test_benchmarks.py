@@ -127,7 +127,7 @@ def test_reliability_rows_count_the_clean_cases_and_the_section_lists_each(tmp_p
     figures = reliability_json(
         reliability_case("empty_file", True),
         reliability_case("promote_gates_failing", True, category="registry", command="tuneforge registry promote "
-                         "intents:1 production", allowed=["db:events 3 rows -> 4 rows"]),
+                         "intents 1 --to 'production\n'", allowed=["db:events 3 rows -> 4 rows"]),
         reliability_case("bad_csv", False, exit_code=0, message="", why_not_clean="exit 0, 0 error lines",
                          changed=["file:data/validated/train.parquet modified"]),
     )
@@ -152,7 +152,8 @@ def test_reliability_rows_count_the_clean_cases_and_the_section_lists_each(tmp_p
     assert rows[1:] == [
         "| empty_file | files | `tuneforge run` | intents.csv, empty | 1 | yes | "
         "error: examples/intents.csv: file is empty |",
-        "| promote_gates_failing | registry | `tuneforge registry promote intents:1 production` | intents.csv, empty "
+        "| promote_gates_failing | registry | `tuneforge registry promote intents 1 --to 'production\\n'` | "
+        "intents.csv, empty "
         "| 1 | yes | error: examples/intents.csv: file is empty |",
         "| bad_csv | files | `tuneforge run` | intents.csv, empty | 0 | NO: exit 0, 0 error lines; changed: "
         "file:data/validated/train.parquet modified | (no error line) |",
