@@ -13,7 +13,7 @@ found it, and the registry (every table's rows, every blob) unchanged. The scrip
 1 if any case is not clean.
 
 `--quick` reproduces only the stages before train (validate, split, augment, ...) and runs QUICK_CASES, a
-few cases of every kind that need no trained model: the reduced version CI runs (the full run: ~7 minutes).
+few cases of every kind that need no trained model: the reduced version CI runs (the full run: ~12 minutes here).
 The cases themselves are in benchmarks/reliability_cases.py.
 """
 
