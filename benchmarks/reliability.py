@@ -13,7 +13,7 @@ found it, and the registry (every table's rows, every blob) unchanged. The scrip
 1 if any case is not clean.
 
 `--quick` reproduces only the stages before train (validate, split, augment, ...) and runs QUICK_CASES, a
-few cases of every kind that need no trained model: the reduced version CI runs (the full run: ~7 minutes).
+few cases of every kind that need no trained model: the reduced version CI runs (the full run: ~12 minutes here).
 The cases themselves are in benchmarks/reliability_cases.py.
 """
 
@@ -69,6 +69,7 @@ class Result:
     name: str
     category: str
     command: str
+    expect: list[str]  # what the error line must name
     exit_code: int
     message: str  # the error line (ours; DVC's own summary line only when there is none)
     error_lines: int  # how many of our error lines appeared
@@ -84,7 +85,7 @@ class Result:
                 and not self.changed)
 
     def to_json(self) -> dict:
-        return {**asdict(self), "clean": self.clean}
+        return {**asdict(self), "clean": self.clean, "why_not_clean": why_not(self)}
 
 
 def environment(workdir: Path) -> dict[str, str]:
@@ -223,8 +224,9 @@ def run_case(case: Case, clone: Path, env: dict[str, str]) -> Result:
     ours, dvcs = error_lines(stderr)
     message = (ours or dvcs or [""])[0]
     return Result(
-        name=case.name, category=case.category, command=case.command, exit_code=exit_code, message=message,
-        error_lines=len(ours), names_problem=all(word.lower() in message.lower() for word in case.expect),
+        name=case.name, category=case.category, command=case.command, expect=list(case.expect),
+        exit_code=exit_code, message=message, error_lines=len(ours),
+        names_problem=all(word.lower() in message.lower() for word in case.expect),
         traceback=TRACEBACK in stdout or TRACEBACK in stderr,
         changed=[change for change in changes if change not in allowed], allowed=allowed, seconds=round(seconds, 2),
     )

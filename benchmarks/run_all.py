@@ -16,6 +16,10 @@ Where each figure comes from (all measured by this run, or read from the named r
   and latency at concurrency 1, 8, 64, batching on vs off, and the model-only ceiling.
   `--only serving --serving-model DIR` measures only this section and writes it into the existing RESULTS.md
   (its summary rows and its section replaced, everything else kept), with DIR named in the section.
+- reliability: benchmarks/reliability.py (the full run; --quick: its CI subset): every bad-input case, its
+  command, the words its error line must name, its exit code, whether it was refused cleanly and the line it
+  printed; the summary counts the clean cases. `--only reliability` runs it alone and updates its rows and
+  section the same way; `--reliability-json PATH` takes an earlier run's --json instead of running it again.
 
 The recipe run: --recipe-dir names a checkout where `tuneforge run --config configs/banking77.yaml`
 completed. Without it, the runner clones this repository (its committed HEAD) into a new temporary folder
@@ -84,6 +88,7 @@ class BenchmarkRun:
     stdout: str = ""
     error: str = ""
     figures: dict | None = None
+    read_from: str = ""  # the figures came from this file, written by an earlier run, not from running it here
 
     def not_run(self) -> str:
         return "not run: missing" if self.status == "missing" else f"not run: failed (exit {self.returncode})"
@@ -125,8 +130,13 @@ def figure_row(
                f"{value / reference:.3f}", target.shown if target else "— (reported)", result)
 
 
-def run_benchmark(name: str, script: str, arguments: list[str], scratch: Path, timeout: float | None) -> BenchmarkRun:
-    """Run one benchmark script as a subprocess with --json; a failure is recorded, never raised."""
+def run_benchmark(name: str, script: str, arguments: list[str], scratch: Path, timeout: float | None,
+                  reports_on_exit: tuple[int, ...] = (0,)) -> BenchmarkRun:
+    """Run one benchmark script as a subprocess with --json; a failure is recorded, never raised.
+
+    reports_on_exit: the exit codes after which its --json holds the figures (a script may exit 1 to say that
+    a target is missed and still have measured it).
+    """
     run = BenchmarkRun(name, script)
     path = BENCHMARKS / script
     if not path.is_file():
@@ -143,7 +153,7 @@ def run_benchmark(name: str, script: str, arguments: list[str], scratch: Path, t
     except subprocess.TimeoutExpired as exc:
         run.returncode, run.stdout, stderr = -1, str(exc.stdout or ""), f"timed out after {timeout:.0f} s"
     run.seconds = time.perf_counter() - began
-    if run.returncode == 0 and json_path.is_file():
+    if run.returncode in reports_on_exit and json_path.is_file():
         run.status, run.figures = "ok", json.loads(json_path.read_text())
     else:
         run.status = "failed"
@@ -462,6 +472,60 @@ def serving_section(run: BenchmarkRun) -> list[str]:
     ]
 
 
+RELIABILITY_FIGURE = "Reliability"
+
+
+def run_reliability(json_path: Path | None, quick: list[str], scratch: Path, timeout: float | None) -> BenchmarkRun:
+    """benchmarks/reliability.py, or the --json an earlier run of it wrote. It exits 1 when a case is not clean:
+    that is a result (the summary says FAIL), not a broken benchmark."""
+    if json_path is None:
+        return run_benchmark("reliability", "reliability.py", quick, scratch, timeout, reports_on_exit=(0, 1))
+    print(f"run_all: reliability: reading {json_path}, not running benchmarks/reliability.py", flush=True)
+    return BenchmarkRun("reliability", "reliability.py", status="ok", read_from=str(json_path),
+                        figures=json.loads(json_path.read_text(encoding="utf-8")))
+
+
+def reliability_rows(run: BenchmarkRun) -> list[Row]:
+    figures = run.figures or {}
+    figure = f"{RELIABILITY_FIGURE}: bad inputs refused cleanly, {figures.get('mode', 'benchmarks/reliability.py')}"
+    if run.status != "ok":
+        return [Row(figure, run.not_run(), "—", "—", "all clean", "not run")]
+    clean, total = figures["clean"], figures["total"]
+    return [Row(figure, f"{clean} of {total} cases clean", f"{total} (cases run)",
+                f"{clean / total:.3f}" if total else "—", "all clean", "pass" if total and clean == total else "FAIL")]
+
+
+def reliability_section(run: BenchmarkRun) -> list[str]:
+    lines = ["## Reliability (benchmarks/reliability.py)", ""]
+    if run.status != "ok":
+        return lines + [run.not_run(), ""]
+    figures = run.figures
+    source = (f"Read from {run.read_from}, the --json of an earlier run" if run.read_from
+              else f"Run by `{shown_command(run.command)}`")
+    rows = [[case["name"], case["category"], f"`{case['command']}`", ", ".join(case.get("expect", [])),
+             str(case["exit_code"]), clean_cell(case), case["message"] or "(no error line)"]
+            for case in figures["cases"]]
+    by_design = [f"{case['name']} ({', '.join(case['allowed'])})" for case in figures["cases"] if case["allowed"]]
+    return lines + [
+        f"{figures['clean']} of {figures['total']} bad inputs refused cleanly ({figures['mode']}). {source}: in a "
+        f"temporary clone of this checkout (a tiny BERT, a few steps) the pipeline ran once cleanly "
+        f"({figures['pipeline_seconds']:.0f} s), then each case wrote one bad input, ran one command and put the "
+        f"inputs back; {figures['seconds']:.0f} s in all. Clean: the command exits non-zero, prints exactly one "
+        "error line, that line names every expected word, no traceback, and no stage output, dvc.lock, "
+        "params.yaml, registry row or blob changed.", "",
+        *table(["case", "kind", "command", "expected words", "exit", "clean", "the line it printed"], rows),
+        *([f"Changed by design (a refused promotion records its gate decision): {'; '.join(by_design)}.", ""]
+          if by_design else []),
+    ]
+
+
+def clean_cell(case: dict) -> str:
+    if case["clean"]:
+        return "yes"
+    changed = f"; changed: {', '.join(case['changed'][:3])}" if case["changed"] else ""
+    return f"NO: {case.get('why_not_clean') or 'not clean'}{changed}"
+
+
 def quality_rows(found: dict, missing: str) -> list[Row]:
     teacher, student, int8 = (percent(found[name]["accuracy"]) for name in ("teacher", "student", "int8"))
     rows = []
@@ -485,7 +549,8 @@ def percent(value: float | None) -> float | None:
 
 
 def table(header: list[str], rows: list[list[str]]) -> list[str]:
-    cells = [[str(cell).replace("|", "\\|") for cell in row] for row in rows]
+    # A Markdown row is one line: a newline inside a cell (a case's command may hold one) is shown as \n.
+    cells = [[str(cell).replace("|", "\\|").replace("\n", "\\n") for cell in row] for row in rows]
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(row) + " |"
                                                                           for row in cells), ""]
 
@@ -509,7 +574,8 @@ def render(context: dict) -> str:
                      [list(vars(row).values()) for row in context["rows"]])]
     lines += train_section(runs["train_throughput"]) + export_section(runs["export_speed"])
     lines += flow_section(runs["orchestration_overhead"]) + quality_section(context)
-    lines += data_section(runs["data_stages"]) + serving_section(runs["serving"]) + raw_section(runs)
+    lines += data_section(runs["data_stages"]) + serving_section(runs["serving"])
+    lines += reliability_section(runs["reliability"]) + raw_section(runs)
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -593,6 +659,9 @@ def raw_section(runs: dict[str, BenchmarkRun]) -> list[str]:
         if run.status == "missing":
             lines += [f"`benchmarks/{run.script}`: not run: missing", ""]
             continue
+        if run.read_from:
+            lines += [f"`benchmarks/{run.script}`: not run here; its figures were read from {run.read_from}", ""]
+            continue
         lines += [f"<details><summary><code>{shown_command(run.command)}</code>: exit {run.returncode}, "
                   f"{run.seconds:.0f} s</summary>", "", "```text", run.stdout.strip(),
                   *(["--- stderr (last lines) ---", run.error] if run.error else []), "```", "", "</details>", ""]
@@ -621,38 +690,52 @@ def run_serving(model_dir: Path | None, texts_file: Path, quick: list[str], scra
     return run_benchmark("serving", "serving.py", ["--model-dir", str(model_dir), *texts, *quick], scratch, timeout)
 
 
-def update_serving_only(args, argv: list[str] | None) -> int:
-    """Run benchmarks/serving.py alone and replace its summary rows and section in an existing RESULTS.md."""
+# --only: one benchmark measured alone, its rows and section written into the existing RESULTS.md.
+ONLY = {
+    "serving": (SERVING_FIGURE, serving_rows, serving_section),
+    "reliability": (RELIABILITY_FIGURE, reliability_rows, reliability_section),
+}
+
+
+def update_one_section(args, argv: list[str] | None) -> int:
+    """Run one benchmark (args.only) alone and replace its summary rows and section in an existing RESULTS.md."""
     out = (args.out or RESULTS).resolve()
     if not out.is_file():
         print(f"run_all: error: {out}: no RESULTS.md to update (run the whole runner first)", file=sys.stderr)
         return 2
-    if not args.serving_model:
+    if args.only == "serving" and not args.serving_model:
         print("run_all: error: --only serving needs --serving-model DIR (a models/onnx folder)", file=sys.stderr)
         return 2
+    quick = ["--quick"] if args.quick else []
     with tempfile.TemporaryDirectory(prefix="tuneforge-bench-") as scratch:
-        run = run_serving(args.serving_model.resolve(), args.serving_texts, ["--quick"] if args.quick else [],
-                          Path(scratch), None)
+        if args.only == "serving":
+            run = run_serving(args.serving_model.resolve(), args.serving_texts, quick, Path(scratch), None)
+        else:
+            run = run_reliability(args.reliability_json, quick, Path(scratch), None)
     if run.status != "ok":
         return 1
+    figure, rows_of, section_of = ONLY[args.only]
     command = shlex.join(["python", "benchmarks/run_all.py", *(argv if argv is not None else sys.argv[1:])])
     started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-    section = serving_section(run)
-    section[2:2] = [f"Measured by `{command}` on {started} (UTC); the rest of this file comes from the run named "
-                    "at the top.", ""]
+    section = section_of(run)
+    section[2:2] = [f"{'Written' if run.read_from else 'Measured'} by `{command}` on {started} (UTC); the rest of "
+                    "this file comes from the run named at the top.", ""]
     rows = ["| " + " | ".join(str(cell).replace("|", "\\|") for cell in vars(row).values()) + " |"
-            for row in serving_rows(run)]
-    out.write_text(splice_serving(out.read_text(encoding="utf-8"), rows, section), encoding="utf-8")
-    print(f"run_all: updated the serving rows and section of {out}")
+            for row in rows_of(run)]
+    out.write_text(splice_section(out.read_text(encoding="utf-8"), figure, rows, section), encoding="utf-8")
+    print(f"run_all: updated the {args.only} rows and section of {out}")
     return 0
 
 
-def splice_serving(text: str, rows: list[str], section: list[str]) -> str:
-    """`text` with its Serving summary rows and its serving section replaced (added when absent)."""
-    lines = [line for line in text.splitlines() if not line.startswith(f"| {SERVING_FIGURE} ")]
+def splice_section(text: str, figure: str, rows: list[str], section: list[str]) -> str:
+    """`text` with its summary rows named `figure` and its section (`section[0]`) replaced; added when absent:
+    the rows at the end of the summary table, the section before the raw output."""
+    lines = text.splitlines()
     summary = lines.index("## Summary")
     end = next(i for i in range(summary + 3, len(lines)) if not lines[i].startswith("|"))
-    lines[end:end] = rows
+    old = [i for i in range(summary, end) if lines[i].startswith(f"| {figure} ") or lines[i].startswith(f"| {figure}:")]
+    at = old[0] if old else end
+    lines[at:at + len(old)] = rows  # the old rows are consecutive: each benchmark writes its rows together
     if section[0] in lines:
         start = lines.index(section[0])
         stop = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
@@ -672,15 +755,20 @@ def main(argv: list[str] | None = None) -> int:
                         help="torch/onnxruntime threads on both sides of each ratio (1: steadier on a shared box)")
     parser.add_argument("--repeats", type=int, default=2, help="train throughput: alternate both sides N times")
     parser.add_argument("--out", type=Path, help=f"default {RESULTS.relative_to(REPO_ROOT)}; --quick: {QUICK_RESULTS}")
-    parser.add_argument("--only", choices=["serving"], help="measure only this benchmark and update its section of "
-                        "the existing RESULTS.md")
+    parser.add_argument("--only", choices=sorted(ONLY), help="measure only this benchmark and update its rows and "
+                        "section of the existing RESULTS.md")
     parser.add_argument("--serving-model", type=Path, help="models/onnx folder for the serving benchmark "
                         "(default: the recipe run's, or in quick mode export_speed's)")
     parser.add_argument("--serving-texts", type=Path, default=BANKING77 / "test.csv",
                         help="CSV with a text column the serving benchmark sends (default: banking77's test.csv)")
+    parser.add_argument("--reliability-json", type=Path, help="the --json of an earlier `benchmarks/reliability.py` "
+                        "run: report it instead of running the cases again")
     args = parser.parse_args(argv)
-    if args.only == "serving":
-        return update_serving_only(args, argv)
+    if args.reliability_json and not args.reliability_json.is_file():
+        print(f"run_all: error: {args.reliability_json}: file not found", file=sys.stderr)
+        return 2
+    if args.only:
+        return update_one_section(args, argv)
     out = (args.out or (QUICK_RESULTS if args.quick else RESULTS)).resolve()
     recipe_dir = args.recipe_dir.resolve() if args.recipe_dir else None
     if recipe_dir and not (recipe_dir / "reports/metrics").is_dir():
@@ -717,6 +805,7 @@ def main(argv: list[str] | None = None) -> int:
         serving_model = args.serving_model or (
             scratch / "export/models/onnx" if args.quick else recipe_dir / "models/onnx" if recipe_dir else None)
         runs["serving"] = run_serving(serving_model, args.serving_texts, quick, scratch, timeout)
+        runs["reliability"] = run_reliability(args.reliability_json, quick, scratch, timeout)
         # Quality: the recipe run's files; in quick mode without one, export_speed's tiny pipeline.
         quality_dir = recipe_dir or (scratch / "export" if runs["export_speed"].status == "ok" else None)
         found = quality(quality_dir) if quality_dir else None
@@ -736,7 +825,7 @@ def main(argv: list[str] | None = None) -> int:
                 runs["orchestration_overhead"])
             + quality_rows(found or {name: {"accuracy": None} for name in ("teacher", "student", "int8")},
                            context["quality_missing"])
-            + serving_rows(runs["serving"])
+            + serving_rows(runs["serving"]) + reliability_rows(runs["reliability"])
         )
         context["load"] = (load_start, os.getloadavg()[0])
         context["seconds"] = time.perf_counter() - began

@@ -18,7 +18,8 @@ sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
 import run_all  # noqa: E402
 
 SECTIONS = ["## Machine", "## Versions", "## Summary", "## Train throughput", "## Int8 student vs PyTorch teacher",
-            "## Flow overhead", "## Quality on banking77", "## Data stages", "## Serving", "## Raw output"]
+            "## Flow overhead", "## Quality on banking77", "## Data stages", "## Serving", "## Reliability",
+            "## Raw output"]
 FIGURES = [
     "Train throughput (samples/s)", "Train peak RSS (MB)", "Batch-1 p50 latency (ms)", "Size (MiB)",
     "Test accuracy (%): int8 student vs PyTorch fp32 teacher", "Orchestration (s)",
@@ -86,19 +87,102 @@ def test_recipe_cost_prefers_the_runners_own_measurement(tmp_path):
     assert cost["stages"] == {"train": {"wall": 3000.0, "cpu": 5800.0}}
 
 
-def test_serving_only_replaces_its_rows_and_section_and_keeps_the_rest():
+def test_one_section_update_replaces_its_rows_and_section_and_keeps_the_rest():
     results = "\n".join([
         "# tuneforge benchmarks", "", "## Summary", "", "| figure | tuneforge |", "|---|---|", "| Train x | 1 |",
-        "| Serving old | 2 |", "", "## Data stages", "", "data", "", "## Serving (benchmarks/serving.py)", "", "old",
-        "", "## Raw output", "", "raw", ""])
-    updated = run_all.splice_serving(results, ["| Serving new | 3 |"], ["## Serving (benchmarks/serving.py)", "",
-                                                                       "new", ""])
-    assert updated.splitlines()[6:8] == ["| Train x | 1 |", "| Serving new | 3 |"]
+        "| Serving old | 2 |", "| Serving old p99 | 2 |", "| Quality y | 4 |", "", "## Data stages", "", "data", "",
+        "## Serving (benchmarks/serving.py)", "", "old", "", "## Raw output", "", "raw", ""])
+    section = ["## Serving (benchmarks/serving.py)", "", "new", ""]
+    updated = run_all.splice_section(results, "Serving", ["| Serving new | 3 |"], section)
+    # In place of the old rows, the summary's order kept.
+    assert updated.splitlines()[6:9] == ["| Train x | 1 |", "| Serving new | 3 |", "| Quality y | 4 |"]
     assert "old" not in updated and "data" in updated and "raw" in updated
     assert updated.index("new\n") < updated.index("## Raw output")
-    first = run_all.splice_serving(results.replace("## Serving (benchmarks/serving.py)\n\nold\n\n", ""),
-                                   ["| Serving new | 3 |"], ["## Serving (benchmarks/serving.py)", "", "new", ""])
+    first = run_all.splice_section(results.replace("## Serving (benchmarks/serving.py)\n\nold\n\n", ""),
+                                   "Serving", ["| Serving new | 3 |"], section)
     assert first.index("## Data stages") < first.index("## Serving") < first.index("## Raw output")
+
+    # A section not there yet: its rows close the summary table, the section goes before the raw output.
+    added = run_all.splice_section(updated, "Reliability", ["| Reliability: x | 2 of 2 cases clean |"],
+                                   ["## Reliability (benchmarks/reliability.py)", "", "cases", ""])
+    assert added.splitlines()[9] == "| Reliability: x | 2 of 2 cases clean |" and added.splitlines()[10] == ""
+    assert added.index("new\n") < added.index("## Reliability") < added.index("## Raw output")
+    assert run_all.splice_section(added, "Reliability", ["| Reliability: x | 2 of 2 cases clean |"],
+                                  ["## Reliability (benchmarks/reliability.py)", "", "cases", ""]) == added
+
+
+def reliability_json(*cases: dict) -> dict:
+    return {"mode": "full pipeline", "total": len(cases), "clean": sum(case["clean"] for case in cases),
+            "seconds": 400.0, "pipeline_seconds": 120.0, "cases": list(cases)}
+
+
+def reliability_case(name: str, clean: bool, **fields) -> dict:
+    return {"name": name, "category": "files", "command": "tuneforge run", "expect": ["intents.csv", "empty"],
+            "exit_code": 1, "message": "error: examples/intents.csv: file is empty", "error_lines": 1,
+            "names_problem": True, "traceback": False, "changed": [], "allowed": [], "seconds": 2.0,
+            "clean": clean, "why_not_clean": "" if clean else "traceback", **fields}
+
+
+def test_reliability_rows_count_the_clean_cases_and_the_section_lists_each(tmp_path):
+    figures = reliability_json(
+        reliability_case("empty_file", True),
+        reliability_case("promote_gates_failing", True, category="registry", command="tuneforge registry promote "
+                         "intents 1 --to 'production\n'", allowed=["db:events 3 rows -> 4 rows"]),
+        reliability_case("bad_csv", False, exit_code=0, message="", why_not_clean="exit 0, 0 error lines",
+                         changed=["file:data/validated/train.parquet modified"]),
+    )
+    run = run_all.BenchmarkRun("reliability", "reliability.py", status="ok", figures=figures, command=[
+        sys.executable, str(run_all.BENCHMARKS / "reliability.py"), "--json", "/tmp/r.json"])
+    [row] = run_all.reliability_rows(run)
+    assert (row.figure, row.value, row.reference, row.ratio, row.result) == (
+        "Reliability: bad inputs refused cleanly, full pipeline", "2 of 3 cases clean", "3 (cases run)", "0.667",
+        "FAIL")
+    figures["cases"].pop()
+    figures.update(total=2, clean=2)
+    assert run_all.reliability_rows(run)[0].result == "pass"
+
+    figures["cases"].append(reliability_case("bad_csv", False, exit_code=0, message="",
+                                             why_not_clean="exit 0, 0 error lines",
+                                             changed=["file:data/validated/train.parquet modified"]))
+    section = run_all.reliability_section(run)
+    assert section[0] == "## Reliability (benchmarks/reliability.py)"
+    assert "Run by `python benchmarks/reliability.py --json /tmp/r.json`" in section[2]
+    rows = [line for line in section if line.startswith("| ")]
+    assert rows[0] == "| case | kind | command | expected words | exit | clean | the line it printed |"
+    assert rows[1:] == [
+        "| empty_file | files | `tuneforge run` | intents.csv, empty | 1 | yes | "
+        "error: examples/intents.csv: file is empty |",
+        "| promote_gates_failing | registry | `tuneforge registry promote intents 1 --to 'production\\n'` | "
+        "intents.csv, empty "
+        "| 1 | yes | error: examples/intents.csv: file is empty |",
+        "| bad_csv | files | `tuneforge run` | intents.csv, empty | 0 | NO: exit 0, 0 error lines; changed: "
+        "file:data/validated/train.parquet modified | (no error line) |",
+    ]
+    assert "promote_gates_failing (db:events 3 rows -> 4 rows)" in section[-2]
+
+    missing = run_all.BenchmarkRun("reliability", "reliability.py", status="failed", returncode=2)
+    assert run_all.reliability_rows(missing)[0].result == "not run"
+    assert run_all.reliability_section(missing)[2] == "not run: failed (exit 2)"
+
+
+def test_only_reliability_writes_an_earlier_runs_json_into_results(tmp_path, capsys):
+    results = tmp_path / "RESULTS.md"
+    results.write_text("\n".join(["# tuneforge benchmarks", "", "## Summary", "", "| figure | tuneforge |", "|---|---|",
+                                  "| Train x | 1 |", "", "## Serving (benchmarks/serving.py)", "", "kept", "",
+                                  "## Raw output", "", "raw", ""]))
+    earlier = tmp_path / "reliability.json"
+    earlier.write_text(json.dumps(reliability_json(reliability_case("empty_file", True))))
+    assert run_all.main(["--only", "reliability", "--reliability-json", str(earlier), "--out", str(results)]) == 0
+    text = results.read_text()
+    assert summary_rows(text)["Reliability: bad inputs refused cleanly, full pipeline"] == [
+        "1 of 1 cases clean", "1 (cases run)", "1.000", "all clean", "pass"]
+    assert text.index("kept") < text.index("## Reliability") < text.index("## Raw output")
+    assert f"Read from {earlier}, the --json of an earlier run" in text
+    assert "Written by `python benchmarks/run_all.py --only reliability --reliability-json" in text
+
+    missing = tmp_path / "absent.json"
+    assert run_all.main(["--only", "reliability", "--reliability-json", str(missing), "--out", str(results)]) == 2
+    assert "absent.json: file not found" in capsys.readouterr().err and results.read_text() == text
 
 
 def test_a_recipe_dir_without_a_run_is_refused(tmp_path, capsys):
@@ -113,7 +197,7 @@ def test_quick_mode_writes_every_section_with_numeric_ratios(tmp_path):
     out = tmp_path / "RESULTS.md"
     began = time.perf_counter()
     done = subprocess.run([sys.executable, str(REPO_ROOT / "benchmarks/run_all.py"), "--quick", "--out", str(out)],
-                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=900)
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=1800)
     assert done.returncode == 0, done.stderr[-3000:]
     print(f"quick runner: {time.perf_counter() - began:.0f} s")
     results = out.read_text()
@@ -134,5 +218,15 @@ def test_quick_mode_writes_every_section_with_numeric_ratios(tmp_path):
         assert float(ratio) == pytest.approx(expected, rel=0.02, abs=2e-3), (figure, row)
         assert result in ("pass", "FAIL", "—"), (figure, row)
     assert "93.10 (BERT-base, published)" in rows["Teacher test accuracy (%) vs BERT-base"][1]
+    # Reliability: the quick subset ran (benchmarks/reliability.py --quick) and every case was refused cleanly.
+    value, reference, ratio, target, result = rows["Reliability: bad inputs refused cleanly, quick (stages before "
+                                                   "train)"]
+    clean = re.fullmatch(r"(\d+) of (\d+) cases clean", value)
+    assert clean and clean.group(1) == clean.group(2) and int(clean.group(1)) >= 20, value
+    assert (reference, ratio, target, result) == (f"{clean.group(2)} (cases run)", "1.000", "all clean", "pass")
+    section = results.split("## Reliability (benchmarks/reliability.py)", 1)[1].split("\n## ", 1)[0]
+    assert "Run by `python benchmarks/reliability.py --quick --json " in section
+    case_rows = [line for line in section.splitlines() if line.startswith("| ")][1:]
+    assert len(case_rows) == int(clean.group(2)) and all(" | yes | " in line for line in case_rows)
     assert (run_all.RESULTS.read_bytes() if run_all.RESULTS.is_file() else None) == committed, \
         "quick mode must not overwrite the committed RESULTS.md"
