@@ -27,8 +27,8 @@ from tuneforge.base.layout import PARAMS_FILE, metrics_file
 from tuneforge.base.secrets import for_records, mask_text
 from tuneforge.data.io import check_data_files
 from tuneforge.params.overrides import apply_to_params_file
+from tuneforge.pipeline.environment import stage_environment
 from tuneforge.pipeline.run_lock import checkout_lock
-from tuneforge.pipeline.runner import stage_environment
 
 STAGE_RETRIES = 2
 

@@ -13,8 +13,8 @@ from rich.table import Table
 from registry.cli import app as registry_app
 from tuneforge.base.errors import StageError, report_failure
 from tuneforge.base.layout import PARAMS_FILE
+from tuneforge.pipeline.environment import stage_environment
 from tuneforge.pipeline.run_lock import checkout_lock
-from tuneforge.pipeline.runner import stage_environment
 
 app = typer.Typer(help="Declarative fine-tuning pipeline with a model registry.", no_args_is_help=True)
 err = Console(stderr=True)
