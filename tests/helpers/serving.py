@@ -36,8 +36,10 @@ def serving_project(tmp_path_factory) -> Path:
     source = production_project(tmp_path_factory)
     project = tmp_path_factory.mktemp("serving-project") / "clone"
     shutil.copytree(source, project, symlinks=True)
+    # A random tiny model's macro-F1 is a few points of noise: the int8 parity gate (tested in the export tests)
+    # would decide this fixture by chance, so it is opened here.
     apply_to_params_file(project / "params.yaml", ["distill.seed=7", "distill.learning_rate=0.005",
-                                                   "promotion.promote_to=staging"])
+                                                   "export.max_f1_drop=100", "promotion.promote_to=staging"])
     git(project, "commit", "-q", "-am", "a second version: another distillation, registered at staging")
     with one_thread():
         dvc(project, "repro")
