@@ -53,10 +53,10 @@ from tuneforge.base.outputs import (
 )
 from tuneforge.base.spec import DistillConfig, ModelConfig, TrainConfig
 from tuneforge.data.drift import write_drift_report
-from tuneforge.evaluation import metrics as classification
+from tuneforge.inference.outputs import labels_from_logits
 from tuneforge.inference.torch_predictor import Classifier, count_parameters, load_trained_classifier
 from tuneforge.pipeline.runner import stage_main
-from tuneforge.tasks import classification_data, text_classification
+from tuneforge.tasks import Task, get_task
 from tuneforge.training.checkpoints import CheckpointMarker, config_hash, discard, resume_point
 from tuneforge.training.kd import TEACHER_LOGITS, DistillationTrainer, distillation_collator
 from tuneforge.training.student import (
@@ -104,27 +104,18 @@ def run(
         "teacher": Path(teacher_dir), "train": Path(augmented_dir) / "train.parquet",
         "val": Path(splits_dir) / "val.parquet", "test": Path(splits_dir) / "test.parquet",
     }
-    splits = {
-        "train": classification_data.read_split(inputs["train"], "augment"),
-        "val": classification_data.read_split(inputs["val"], "split"),
-        "test": classification_data.read_split(inputs["test"], "split"),
-    }
+    task = get_task(model_cfg.task)
     student_train_cfg = student_training_config(cfg, train_cfg)
     plan = plan_device(student_train_cfg)
     if inputs["teacher"].is_dir():
         require_tokenizer_file(inputs["teacher"])
     teacher = load_trained_classifier(inputs["teacher"], torch.device(plan.device), missing_hint=TEACHER_HINT)
-    classification_data.check_label_sets(teacher.labels, splits, inputs)
+    tokenizer, max_length = teacher.tokenizer, model_cfg.max_seq_length
+    splits, encoded = task.distill_data(inputs, tokenizer, teacher.labels, max_length)
     transformers.logging.disable_progress_bar()
     set_seed(cfg.seed)
 
     student, kept_layers = build_student(teacher.model, cfg)
-    tokenizer, label2id = teacher.tokenizer, {label: i for i, label in enumerate(teacher.labels)}
-    max_length = model_cfg.max_seq_length
-    encoded = {
-        name: classification_data.tokenize_frame(frame, tokenizer, label2id, max_length)
-        for name, frame in splits.items()
-    }
     id_map = None
     if cfg.prune_vocab:
         keep = used_token_ids([e["input_ids"] for e in encoded["train"]], tokenizer.all_special_ids)
@@ -149,8 +140,8 @@ def run(
         + (f", {len(keep)} of {len(id_map)} tokens" if id_map is not None else "")
         + f"; training on {plan.device} ({plan.precision})" + (f", resuming from {resume}" if resume else "")
     )
-    trainer = make_trainer(cfg, student_train_cfg, plan, student, tokenizer, student_sets, id_map, checkpoint_dir,
-                           run_hash)
+    trainer = make_trainer(cfg, student_train_cfg, plan, task, student, tokenizer, student_sets, id_map,
+                           checkpoint_dir, run_hash)
     try:
         train_or_stop(trainer, str(resume) if resume else None)
     except NonFiniteLoss:
@@ -159,8 +150,8 @@ def run(
     student = trainer.model.eval()
     state = trainer.state
 
-    scores = retention(teacher, student, id_map, encoded, splits, plan.device, train_cfg.eval_batch_size)
-    history = history_rows(state.log_history, text_classification.val_scores)
+    scores = retention(task, teacher, student, id_map, encoded, splits, plan.device, train_cfg.eval_batch_size)
+    history = history_rows(state.log_history, task.val_scores)
     best_scores = next((row for row in history if row["step"] == state.best_global_step), {})
     parameters = {"teacher": count_parameters(teacher.model), "student": count_parameters(student)}
     parameters["ratio"] = round(parameters["student"] / parameters["teacher"], 6)
@@ -271,7 +262,7 @@ def remapped(examples: list[dict], id_map: torch.Tensor | None) -> list[dict]:
     return [{**e, "input_ids": table[np.asarray(e["input_ids"])].tolist()} for e in examples]
 
 
-def make_trainer(cfg, train_cfg, plan, student, tokenizer, sets, id_map, checkpoint_dir, run_hash):
+def make_trainer(cfg, train_cfg, plan, task: Task, student, tokenizer, sets, id_map, checkpoint_dir, run_hash):
     args = training_arguments(train_cfg, output_dir=checkpoint_dir, plan=plan, world_size=1, scored=True)
     # The teacher's logits are a batch key the model's forward does not take: the Trainer must keep it.
     args.remove_unused_columns = False
@@ -282,11 +273,11 @@ def make_trainer(cfg, train_cfg, plan, student, tokenizer, sets, id_map, checkpo
     return DistillationTrainer(
         model=student, args=args, train_dataset=sets["train"], eval_dataset=sets["val"],
         data_collator=distillation_collator(tokenizer, pad_id), callbacks=callbacks,
-        compute_metrics=classification_data.compute_metrics, alpha=cfg.alpha, temperature=cfg.temperature,
+        compute_metrics=task.compute_metrics, kd_loss=task.kd_loss, alpha=cfg.alpha, temperature=cfg.temperature,
     )
 
 
-def retention(teacher: Classifier, student, id_map, encoded, splits, device, batch_size) -> dict:
+def retention(task: Task, teacher: Classifier, student, id_map, encoded, splits, device, batch_size) -> dict:
     """Teacher and student on val and test: accuracy, macro-F1, their ratio, and top-1 agreement."""
     mapped = with_id_map(student, id_map).to(device)
     scores = {}
@@ -296,11 +287,10 @@ def retention(teacher: Classifier, student, id_map, encoded, splits, device, bat
             teacher_logits = np.asarray([e[TEACHER_LOGITS] for e in encoded[name]])
         else:
             teacher_logits = batched_logits(teacher.model, teacher.tokenizer, encoded[name], device, batch_size)
-        teacher_pred = [teacher.labels[i] for i in teacher_logits.argmax(1)]
-        student_pred = [teacher.labels[i] for i in batched_logits(
-            mapped, teacher.tokenizer, encoded[name], device, batch_size).argmax(1)]
-        t = classification.classification_metrics(truth, teacher_pred)
-        s = classification.classification_metrics(truth, student_pred)
+        student_logits = batched_logits(mapped, teacher.tokenizer, encoded[name], device, batch_size)
+        teacher_pred = labels_from_logits(task.outputs, teacher_logits, teacher.labels)
+        student_pred = labels_from_logits(task.outputs, student_logits, teacher.labels)
+        t, s = task.score(truth, teacher_pred), task.score(truth, student_pred)
         scores[name] = {
             "rows": len(truth),
             "teacher": {"accuracy": t["accuracy"], "macro_f1": t["macro_f1"]},

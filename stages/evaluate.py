@@ -46,6 +46,7 @@ from tuneforge.inference.torch_predictor import (
     predict,
 )
 from tuneforge.pipeline.runner import stage_main
+from tuneforge.tasks import Task, get_task
 
 STAGE = "evaluate"
 TEST_PATH = SPLITS_DIR / "test.parquet"
@@ -67,7 +68,8 @@ def run(
     started = time.time()
     model_dir, test_path, reports, metrics_path = map(Path, (model_dir, test_path, reports, metrics_path))
     registry_cfg = registry_cfg or RegistryConfig()
-    max_length = (model_cfg or ModelConfig()).max_seq_length
+    model_cfg = model_cfg or ModelConfig()
+    task, max_length = get_task(model_cfg.task), model_cfg.max_seq_length
     test = read_test_split(test_path)
     device = pick_device(cfg.device, "evaluate.device")
     candidate = load_trained_classifier(model_dir, device, missing_hint="run train first (python -m stages.train)")
@@ -76,11 +78,11 @@ def run(
     baseline = load_baseline(baseline_dir, device, comparison_status) if baseline_dir is not None else None
 
     print(f"{STAGE}: {model_dir} on {len(test)} test rows ({device.type})")
-    scored = score(candidate, test, cfg, max_length)
+    scored = score(task, candidate, test, cfg, max_length)
     compared = None
     if baseline is not None:
         print(f"{STAGE}: also {comparison_status['ref']} (version {comparison_status['version']})")
-        compared = compare(scored, score(baseline, test, cfg, max_length), cfg, comparison_status)
+        compared = compare(scored, score(task, baseline, test, cfg, max_length), cfg, comparison_status)
 
     test_sha256 = sha256_file(test_path)
     headline = headline_metrics(scored, len(test), test_sha256, compared or comparison_status)
@@ -179,19 +181,20 @@ def absent_registry(url: str) -> str | None:
 
 # ---- scoring ----
 
-def score(classifier: Classifier, test: pd.DataFrame, cfg: EvaluateConfig, max_length: int) -> dict:
+def score(task: Task, classifier: Classifier, test: pd.DataFrame, cfg: EvaluateConfig, max_length: int) -> dict:
     """Predictions and every metric of one model on the test rows (inputs truncated to `max_length` tokens)."""
     predictions = predict(classifier, test["text"].tolist(), batch_size=cfg.batch_size, max_length=max_length)
+    scores = task.outputs.scores(predictions.logits)
     frame = test.copy()
-    frame["predicted"] = [classifier.labels[i] for i in predictions.predicted_index]
-    frame["confidence"] = predictions.confidence
+    frame["predicted"] = task.outputs.predicted(scores, classifier.labels)
+    frame["confidence"] = scores.max(axis=1)  # the score of the predicted label: what calibration bins
     frame["correct"] = frame["predicted"] == frame["label"]
     bins = reliability_bins(frame["confidence"], frame["correct"], cfg.calibration_bins)
     return {
         "labels": classifier.labels,
         "frame": frame,
         "seconds": predictions.seconds,
-        "metrics": m.classification_metrics(frame["label"], frame["predicted"])
+        "metrics": task.score(list(frame["label"]), list(frame["predicted"]))
         | {"ece": expected_calibration_error(frame["confidence"], frame["correct"], cfg.calibration_bins)},
         "per_class": m.per_class_table(frame["label"], frame["predicted"], classifier.labels),
         "matrix": m.confusion(frame["label"], frame["predicted"], classifier.labels),

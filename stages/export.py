@@ -50,13 +50,14 @@ from tuneforge.base.outputs import (
 )
 from tuneforge.base.spec import ExportConfig, ModelConfig
 from tuneforge.data.drift import write_drift_report
-from tuneforge.evaluation import metrics as classification
 from tuneforge.evaluation.test_split import check_labels_known, read_test_split
 from tuneforge.export import model_card, onnx_export, parity
 from tuneforge.export.latency import chunks, measure, onnx_runner, torch_runner, torch_threads
 from tuneforge.inference import onnx_predictor as onnx_predict
+from tuneforge.inference.outputs import labels_from_logits
 from tuneforge.inference.torch_predictor import Classifier, load_trained_classifier
 from tuneforge.pipeline.runner import stage_main
+from tuneforge.tasks import Task, get_task
 from tuneforge.training.student import load_student, require_tokenizer_file, with_id_map
 
 STAGE = "export"
@@ -81,7 +82,8 @@ def run(
 ) -> Produced:
     started = time.time()
     out_dir, reports, metrics_path = Path(out_dir), Path(reports), Path(metrics_path)
-    max_length = (model_cfg or ModelConfig()).max_seq_length
+    model_cfg = model_cfg or ModelConfig()
+    task, max_length = get_task(model_cfg.task), model_cfg.max_seq_length
     test_path = Path(splits_dir) / "test.parquet"
     inputs = {"teacher": Path(teacher_dir), "test": test_path}
     if cfg.source == "student":
@@ -98,48 +100,52 @@ def run(
     print(f"{STAGE}: {cfg.source} ({type(source.model.model).__name__}) -> ONNX; parity on {len(texts)} test rows")
     torch_logits = pytorch_logits(source, texts, cfg, max_length)
 
+    def predicted(logits: np.ndarray) -> list:
+        return labels_from_logits(task.outputs, logits, source.labels)
+
     with atomic_dirs(out_dir, reports) as (onnx_tmp, reports_tmp), tempfile.TemporaryDirectory() as scratch:
-        write_onnx_dir(source, id_map, onnx_tmp, cfg, max_length, source_dir)
+        write_onnx_dir(task, source, id_map, onnx_tmp, cfg, max_length, source_dir)
         # Verified against meta.json once it exists; here the stage loads the files it has just written.
         fp32 = onnx_predict.load(onnx_tmp, variant="fp32", verify=False)
         fp32_logits = onnx_predict.logits(fp32, texts, batch_size=cfg.batch_size)
         fp32_gate = parity.fp32_gate(
-            torch_logits, fp32_logits, test, source.labels, max_abs_diff=cfg.max_abs_diff, worst_rows=cfg.worst_rows
+            torch_logits, fp32_logits, test, predicted, max_abs_diff=cfg.max_abs_diff, worst_rows=cfg.worst_rows
         )
         int8 = onnx_predict.load(onnx_tmp, variant="int8", verify=False)
         int8_logits = onnx_predict.logits(int8, texts, batch_size=cfg.batch_size)
         int8_gate = parity.int8_gate(
-            fp32_logits, int8_logits, test, source.labels, max_f1_drop=cfg.max_f1_drop, worst_rows=cfg.worst_rows
+            fp32_logits, int8_logits, test, predicted, task.score, metric=task.parity_metric,
+            max_f1_drop=cfg.max_f1_drop, worst_rows=cfg.worst_rows,
         )
         print(
             f"{STAGE}: parity passed: fp32 max |logit difference| {fp32_gate['max_abs_diff']:.2e}, "
-            f"int8 macro-F1 drop {int8_gate['f1_drop_points']:.2f} points"
+            f"int8 {task.parity_metric} drop {int8_gate['f1_drop_points']:.2f} points"
         )
 
         variants = {"teacher_pytorch_fp32": pytorch_variant(teacher, teacher_dir, texts, cfg, max_length)}
         if cfg.source == "student":  # the teacher's own ONNX graphs, measured only (never shipped)
-            write_onnx_dir(with_classifier(teacher), None, Path(scratch), cfg, max_length, Path(teacher_dir))
+            write_onnx_dir(task, with_classifier(teacher), None, Path(scratch), cfg, max_length, Path(teacher_dir))
             for kind in ("fp32", "int8"):
                 variants[f"teacher_onnx_{kind}"] = onnx_variant(Path(scratch), kind, texts, cfg)
         shipped_prefix = "student" if cfg.source == "student" else "teacher"
         variants[f"{shipped_prefix}_onnx_fp32"] = onnx_variant(onnx_tmp, "fp32", texts, cfg, fp32_logits)
         variants[f"{shipped_prefix}_onnx_int8"] = onnx_variant(onnx_tmp, "int8", texts, cfg, int8_logits)
         shipped = f"{shipped_prefix}_onnx_int8"
-        speed = speed_report(variants, test, source.labels, shipped)
+        speed = speed_report(variants, test, predicted, task.score, shipped)
 
         write_json(reports_tmp / "speed.json", speed)
         atomic_write_text(reports_tmp / "speed.md", speed_markdown(speed))
         write_json(reports_tmp / "parity.json", {"fp32_vs_pytorch": fp32_gate, "int8_vs_fp32": int8_gate})
-        write_json(reports_tmp / "agreement.json", agreement(variants, source.labels))
+        write_json(reports_tmp / "agreement.json", agreement(variants, predicted))
         drift = {
             "int8_vs_teacher": write_drift_report(
-                predicted_frame(texts, variants["teacher_pytorch_fp32"], source.labels),
-                predicted_frame(texts, variants[shipped], source.labels), reports_tmp, "int8_vs_teacher",
+                predicted_frame(texts, variants["teacher_pytorch_fp32"], predicted),
+                predicted_frame(texts, variants[shipped], predicted), reports_tmp, "int8_vs_teacher",
                 "Shipped int8 model vs PyTorch teacher: predicted labels on the test split",
             ),
             "int8_vs_fp32": write_drift_report(
-                predicted_frame(texts, variants[f"{shipped_prefix}_onnx_fp32"], source.labels),
-                predicted_frame(texts, variants[shipped], source.labels), reports_tmp, "int8_vs_fp32",
+                predicted_frame(texts, variants[f"{shipped_prefix}_onnx_fp32"], predicted),
+                predicted_frame(texts, variants[shipped], predicted), reports_tmp, "int8_vs_fp32",
                 "int8 vs fp32 ONNX: predicted labels on the test split",
             ),
         }
@@ -212,14 +218,15 @@ def with_classifier(classifier: Classifier) -> Classifier:
 
 
 def write_onnx_dir(
-    source: Classifier, id_map, directory: Path, cfg: ExportConfig, max_length: int, where: Path
+    task: Task, source: Classifier, id_map, directory: Path, cfg: ExportConfig, max_length: int, where: Path
 ) -> None:
-    """Tokenizer, labels.json, model.onnx and model.int8.onnx in `directory`."""
+    """Tokenizer, labels.json (with the task's decision rule), model.onnx and model.int8.onnx in `directory`."""
     onnx_export.write_tokenizer(source.tokenizer, directory, max_length)
-    write_json(directory / "labels.json", {"labels": source.labels})
+    write_json(directory / onnx_predict.LABELS_FILE, {"labels": source.labels, "decision": task.outputs.name})
     fp32_path, int8_path = directory / onnx_predict.MODEL_FILES["fp32"], directory / onnx_predict.MODEL_FILES["int8"]
     onnx_export.export_fp32(
-        source.model, source.tokenizer, fp32_path, opset=cfg.opset, max_length=max_length, where=where
+        source.model, source.tokenizer, fp32_path, outputs=task.onnx_outputs, opset=cfg.opset, max_length=max_length,
+        where=where,
     )
     rows = len(id_map) if id_map is not None else source.model.model.get_input_embeddings().num_embeddings
     onnx_export.set_metadata(fp32_path, {"vocab_size": rows, "labels": json.dumps(source.labels)})
@@ -277,18 +284,19 @@ def onnx_variant(directory: Path, kind: str, texts: list[str], cfg: ExportConfig
     return {**timing, "size_bytes": path.stat().st_size, "logits": logits, "file": path.name}
 
 
-def speed_report(variants: dict, test: pd.DataFrame, labels: list[str], shipped: str) -> dict:
+def speed_report(variants: dict, test: pd.DataFrame, predicted, score, shipped: str) -> dict:
+    """Speed, size and the task's scores of every variant; `predicted`: logits -> labels, `score`: the task's."""
     truth = list(test["label"])
-    teacher_pred = variants["teacher_pytorch_fp32"]["logits"].argmax(1)
+    teacher_pred = predicted(variants["teacher_pytorch_fp32"]["logits"])
     models = {}
     for name, variant in variants.items():
-        predicted = variant["logits"].argmax(1)
-        scores = classification.classification_metrics(truth, [labels[i] for i in predicted])
+        labels = predicted(variant["logits"])
+        scores = score(truth, labels)
         models[name] = {
             **{key: value for key, value in variant.items() if key != "logits"},
             "size_mib": round(variant["size_bytes"] / MIB, 3),
             "accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"],
-            "agreement_with_teacher": float((predicted == teacher_pred).mean()),
+            "agreement_with_teacher": _agreement(labels, teacher_pred),
         }
     base, ours = models["teacher_pytorch_fp32"], models[shipped]
     ratios = {
@@ -332,15 +340,18 @@ def speed_markdown(speed: dict) -> str:
     return "\n".join(lines)
 
 
-def agreement(variants: dict, labels: list[str]) -> dict:
-    predicted = {name: variant["logits"].argmax(1) for name, variant in variants.items()}
-    return {
-        a: {b: round(float((predicted[a] == predicted[b]).mean()), 6) for b in predicted} for a in predicted
-    }
+def agreement(variants: dict, predicted) -> dict:
+    labels = {name: predicted(variant["logits"]) for name, variant in variants.items()}
+    return {a: {b: round(_agreement(labels[a], labels[b]), 6) for b in labels} for a in labels}
 
 
-def predicted_frame(texts: list[str], variant: dict, labels: list[str]) -> pd.DataFrame:
-    return pd.DataFrame({"text": texts, "label": [labels[i] for i in variant["logits"].argmax(1)]})
+def _agreement(a: list, b: list) -> float:
+    """The share of rows on which two models predict the same."""
+    return float(np.mean([x == y for x, y in zip(a, b, strict=True)]))
+
+
+def predicted_frame(texts: list[str], variant: dict, predicted) -> pd.DataFrame:
+    return pd.DataFrame({"text": texts, "label": predicted(variant["logits"])})
 
 
 def headline_metrics(fp32_gate: dict, int8_gate: dict, speed: dict, shipped: str) -> dict:

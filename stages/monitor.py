@@ -25,7 +25,7 @@ import json
 import time
 from pathlib import Path
 
-from tuneforge.base.errors import StageError, report_failure
+from tuneforge.base.errors import ConfigError, StageError, report_failure
 from tuneforge.base.layout import PARAMS_FILE
 from tuneforge.base.outputs import Produced, atomic_dirs, atomic_write_text, write_json, write_meta
 from tuneforge.base.spec import MonitorConfig
@@ -34,6 +34,7 @@ from tuneforge.data.io import LABEL, TEXT
 from tuneforge.monitor.data import batch_sha256, read_batch, read_reference, sample
 from tuneforge.monitor.signals import PREDICTED, compare, decide, predicted_labels, sentence_embeddings, with_embeddings
 from tuneforge.params import Params, load_params
+from tuneforge.tasks import get_task
 
 STAGE = "monitor"
 
@@ -45,6 +46,13 @@ def check(params: Params, new_data: Path | str | None = None, *, register: bool 
     new_data = Path(new_data if new_data is not None else cfg.incoming_dir)
     if register and not params.registry.enabled:
         raise StageError("registry.enabled is false: the monitor reads the production model from the registry")
+    task = get_task(params.model.task)
+    unsupported = [signal for signal in cfg.signals if signal not in task.drift_signals]
+    if unsupported:
+        raise ConfigError(
+            f"monitor.signals: {', '.join(unsupported)} does not apply to model.task {task.name} "
+            f"(its signals: {', '.join(sorted(task.drift_signals))})"
+        )
     batch = read_batch(new_data, params.data)
     if len(batch) < cfg.min_new_rows:
         raise StageError(

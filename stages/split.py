@@ -24,11 +24,12 @@ from sklearn.model_selection import train_test_split
 from tuneforge.base.errors import StageError
 from tuneforge.base.layout import SPLIT_NAMES, SPLITS_DIR, VALIDATED_DIR, metrics_file, reports_dir
 from tuneforge.base.outputs import Produced, atomic_dirs, write_meta, write_metrics
-from tuneforge.base.spec import SplitConfig
+from tuneforge.base.spec import ModelConfig, SplitConfig
 from tuneforge.data.drift import write_drift_report
 from tuneforge.data.io import LABEL, SOURCE_ROW, TEXT
 from tuneforge.data.textnorm import text_key
 from tuneforge.pipeline.runner import stage_main
+from tuneforge.tasks import get_task
 
 STAGE = "split"
 REPORTS_DIR = reports_dir(STAGE)
@@ -36,6 +37,7 @@ METRICS_FILE = metrics_file(STAGE)
 COLUMNS = [TEXT, LABEL, SOURCE_ROW]
 MIN_TRAIN_PER_CLASS = 2  # a class with fewer training examples is not worth stratifying for
 _KEY = "_text_key"
+_STRATUM = "_stratum"
 _SHOWN_EXAMPLES = 5
 
 
@@ -46,8 +48,10 @@ def run(
     out_dir: Path = SPLITS_DIR,
     reports: Path = REPORTS_DIR,
     metrics_path: Path = METRICS_FILE,
+    model_cfg: ModelConfig | None = None,
 ) -> Produced:
     started = time.time()
+    stratify_key = get_task((model_cfg or ModelConfig()).task).stratify_key
     train_path = Path(validated_dir) / "train.parquet"
     if not train_path.is_file():
         raise StageError(f"{train_path}: not found; run the validate stage first (python -m stages.validate)")
@@ -56,7 +60,7 @@ def run(
     given_paths = {name: path for name, path in given_paths.items() if path.is_file()}
     given = {name: read_validated(path) for name, path in given_paths.items()}
 
-    splits = split_frame(labelled, cfg, given=given)
+    splits = split_frame(labelled, cfg, stratify_key, given=given)
     check_no_shared_text(splits)
 
     inputs = {"train": train_path} | given_paths
@@ -71,7 +75,7 @@ def run(
         }
         metrics = {
             "rows": {name: len(frame) for name, frame in splits.items()},
-            "classes": int(labelled[LABEL].nunique()),
+            "classes": int(stratify_key(labelled).nunique()),
             "val_source": "given" if "val" in given else "split",
             "test_source": "given" if "test" in given else "split",
             "drift_share": drift,
@@ -121,22 +125,23 @@ def min_per_class(fractions: dict[str, float]) -> int:
 
 
 def split_frame(
-    labelled: pd.DataFrame, cfg: SplitConfig, *, given: dict[str, pd.DataFrame] | None = None
+    labelled: pd.DataFrame, cfg: SplitConfig, stratify_key, *, given: dict[str, pd.DataFrame] | None = None
 ) -> dict[str, pd.DataFrame]:
-    """train/val/test frames (in input order) from the labelled table; a given val or test frame is kept as is."""
+    """train/val/test frames (in input order) from the labelled table; a given val or test frame is kept as is.
+    `stratify_key`: rows -> each row's stratum (the task's; the label for single-label classification)."""
     given = given or {}
     fractions = held_out_fractions(cfg, given=set(given))
     keys = labelled[TEXT].map(text_key)
-    units = labelled.assign(**{_KEY: keys}).drop_duplicates(_KEY)[[_KEY, LABEL]]
+    units = labelled.assign(**{_KEY: keys, _STRATUM: stratify_key(labelled)}).drop_duplicates(_KEY)[[_KEY, _STRATUM]]
     if fractions:  # with val and test both given nothing is stratified, and validate has checked class sizes
-        check_class_sizes(units[LABEL], fractions)
+        check_class_sizes(units[_STRATUM], fractions)
 
     assigned, rest, remaining = {}, units, 1.0
     for name in ("test", "val"):  # test first: the order (and so the rows) splits have always been cut in
         if name in fractions:
             # Rescaled so each share is of the whole table, not of what an earlier cut left.
             rest, assigned[name] = train_test_split(
-                rest, test_size=fractions[name] / remaining, stratify=rest[LABEL], random_state=cfg.seed
+                rest, test_size=fractions[name] / remaining, stratify=rest[_STRATUM], random_state=cfg.seed
             )
             remaining -= fractions[name]
     assigned["train"] = rest
@@ -144,7 +149,7 @@ def split_frame(
     made = {
         name: labelled[keys.isin(set(unit[_KEY]))].reset_index(drop=True) for name, unit in assigned.items()
     }
-    _check_every_class_everywhere(made, units[LABEL].unique())
+    _check_every_class_everywhere(made, units[_STRATUM].unique(), stratify_key)
     splits = made | given
     return {name: splits[name] for name in SPLIT_NAMES}
 
@@ -166,11 +171,11 @@ def check_class_sizes(labels: pd.Series, fractions: dict[str, float]) -> None:
     )
 
 
-def _check_every_class_everywhere(splits: dict[str, pd.DataFrame], labels) -> None:
+def _check_every_class_everywhere(splits: dict[str, pd.DataFrame], labels, stratify_key) -> None:
     # check_class_sizes makes this hold for sklearn's stratified rounding (simulated on 4,800 random
     # class layouts); this guard turns a surprise into a clear error rather than a silently missing class.
     for name, frame in splits.items():
-        absent = sorted(set(labels) - set(frame[LABEL]))
+        absent = sorted(set(labels) - set(stratify_key(frame)))
         if absent:
             raise StageError(
                 f"split '{name}' has no example of {len(absent)} classes (e.g. '{absent[0]}')",
@@ -202,7 +207,7 @@ def check_no_shared_text(splits: dict[str, pd.DataFrame]) -> None:
 
 
 def main(argv=None) -> int:
-    return stage_main(STAGE, lambda params: run(params.split), argv)
+    return stage_main(STAGE, lambda params: run(params.split, model_cfg=params.model), argv)
 
 
 if __name__ == "__main__":

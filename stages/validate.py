@@ -21,11 +21,12 @@ import pandas as pd
 from tuneforge.base.errors import StageError
 from tuneforge.base.layout import EXPECTATIONS_DIR, VALIDATED_DIR, metrics_file, reports_dir
 from tuneforge.base.outputs import Produced, atomic_dirs, atomic_write_text, write_json, write_meta, write_metrics
-from tuneforge.base.spec import DataConfig, ValidateConfig
+from tuneforge.base.spec import DataConfig, ModelConfig, ValidateConfig
 from tuneforge.data.cleaning import Cleaned, clean_table, conflicts, labels_per_text, with_derived_columns
 from tuneforge.data.gx_suite import counts, failure_summary, failure_table, load_suite, validate_tables
-from tuneforge.data.io import LABEL, SOURCE_ROW, TEXT, read_labelled_table
+from tuneforge.data.io import LABEL, SOURCE_ROW, TEXT
 from tuneforge.pipeline.runner import stage_main
+from tuneforge.tasks import Task, get_task
 
 STAGE = "validate"
 REPORTS_DIR = reports_dir(STAGE)
@@ -40,18 +41,20 @@ def run(
     reports: Path = REPORTS_DIR,
     metrics_path: Path = METRICS_FILE,
     expectations_dir: Path = EXPECTATIONS_DIR,
+    model_cfg: ModelConfig | None = None,
 ) -> Produced:
     started = time.time()
+    task = get_task((model_cfg or ModelConfig()).task)
     out_dir, reports, metrics_path = Path(out_dir), Path(reports), Path(metrics_path)
     suite_path = Path(expectations_dir) / f"{cfg.suite}.json"
     suite = load_suite(suite_path)
     files = {"train": data.train_path, "val": data.val_path, "test": data.test_path}
     files = {name: path for name, path in files.items() if path is not None}
 
-    train = _read_clean(files["train"], data, drop_duplicates=True, key="data.train_file")
+    train = _read_clean(task, files["train"], data, drop_duplicates=True, key="data.train_file")
     # A given val or test file is that split as is (see the module docstring).
     held_out = {
-        name: _read_clean(files[name], data, drop_duplicates=False, key=f"data.{name}_file")
+        name: _read_clean(task, files[name], data, drop_duplicates=False, key=f"data.{name}_file")
         for name in ("val", "test") if name in files
     }
     if len(held_out) == 2:
@@ -70,7 +73,7 @@ def run(
             given = " and ".join(str(files[name]) for name in held_out)
             dropped = sum(dropped_overlap.values())
             raise StageError(f"{files['train']}: no rows left: all {dropped} texts are in {given}")
-    _require_two_classes(files["train"], train_frame, data.label_column)
+    task.check_rows(files["train"], train_frame, data)
 
     labels = list(data.labels) if data.labels is not None else sorted(train_frame[LABEL].dropna().unique())
     labels_source = "declared" if data.labels is not None else "inferred"
@@ -124,12 +127,10 @@ def run(
     return Produced(stage=STAGE, outputs=produced, inputs=inputs, metrics=metrics)
 
 
-def _read_clean(path: Path, data: DataConfig, *, drop_duplicates: bool, key: str) -> Cleaned:
+def _read_clean(task: Task, path: Path, data: DataConfig, *, drop_duplicates: bool, key: str) -> Cleaned:
     if not path.is_file():
         raise StageError(f"{path}: file not found ({key})")
-    cleaned = clean_table(
-        read_labelled_table(path, data.text_column, data.label_column), drop_duplicates=drop_duplicates
-    )
+    cleaned = clean_table(task.read_rows(path, data), drop_duplicates=drop_duplicates)
     if cleaned.frame.empty:
         raise StageError(f"{path}: no non-empty texts (all {cleaned.rows_in} rows were empty)")
     return cleaned
@@ -150,14 +151,6 @@ def _refuse_shared_texts(val: pd.DataFrame, val_path: Path, test: pd.DataFrame, 
 
 def _shorten(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _require_two_classes(path: Path, frame: pd.DataFrame, label_column: str) -> None:
-    classes = sorted(frame[LABEL].dropna().unique())
-    if not classes:
-        raise StageError(f"{path}: no labels (column '{label_column}' is empty in every row)")
-    if len(classes) == 1:
-        raise StageError(f"{path}: only one class ('{classes[0]}'); classification needs at least 2")
 
 
 def _tables_to_validate(
@@ -256,7 +249,7 @@ def _summary(
 
 
 def main(argv=None) -> int:
-    return stage_main(STAGE, lambda p: run(p.data, p.validate_), argv)
+    return stage_main(STAGE, lambda p: run(p.data, p.validate_, model_cfg=p.model), argv)
 
 
 if __name__ == "__main__":

@@ -117,3 +117,24 @@ def test_the_stage_modules_are_the_stages_of_dvc_yaml_and_the_monitor():
     declared = set(yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["stages"])
     modules = {p.stem for p in Path(REPO_ROOT / "stages").glob("*.py") if p.stem != "__init__"}
     assert modules == declared | {"monitor"}
+
+
+def test_stages_ask_the_task_and_name_none():
+    """Stages hold no `if task == ...` branch: they reach a task only through `tuneforge.tasks` (get_task,
+    require, the Task record), never a task's own module, and no task's name appears in their code."""
+    from tuneforge.tasks import TASKS
+
+    stage_modules = [m for m in project_modules() if m.startswith("stages.")]
+    offenders = [
+        f"{edge.source} (line {edge.line}) imports {edge.target}"
+        for module in stage_modules for edge in imports_of(module)
+        if edge.target.startswith("tuneforge.tasks.") and edge.target != "tuneforge.tasks.interface"
+    ]
+    for module in stage_modules:
+        tree = ast.parse(module_path(module).read_text(encoding="utf-8"))
+        offenders += [
+            f"{module} (line {node.lineno}) names the task '{node.value}'"
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in TASKS
+        ]
+    assert not offenders, "stages that know a task by name:\n" + "\n".join(offenders)

@@ -8,10 +8,11 @@ import pandas as pd
 import pytest
 
 from stages import augment
-from stages.augment import BALANCE_PREFIX, augment_frame, run
+from stages.augment import run
 from tests.helpers.project import labelled_rows
 from tuneforge.base.errors import StageError
 from tuneforge.base.spec import AugmentConfig, BalanceConfig, NoiseConfig
+from tuneforge.data.augmentation import BALANCE_PREFIX, augment_frame
 
 METHOD_NAMES = {"char_noise", "word_dropout", "word_swap"}
 OFF = NoiseConfig(probability=0.0, rate=0.1)

@@ -26,6 +26,8 @@ from tests.helpers.student import (
 from tuneforge.base.errors import StageError
 from tuneforge.export import onnx_export, parity
 from tuneforge.inference import onnx_predictor as predict
+from tuneforge.inference.outputs import labels_from_logits
+from tuneforge.tasks import get_task
 from tuneforge.training.student import load_student
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -57,7 +59,7 @@ def test_export_writes_a_shippable_directory(project):
         "README.md", "labels.json", "meta.json", "model.int8.onnx", "model.onnx", "tokenizer.json",
         "tokenizer_config.json",
     ]
-    assert json.loads((onnx_dir / "labels.json").read_text()) == {"labels": LABELS}
+    assert json.loads((onnx_dir / "labels.json").read_text()) == {"labels": LABELS, "decision": "argmax"}
     assert (onnx_dir / "model.int8.onnx").stat().st_size < (onnx_dir / "model.onnx").stat().st_size
 
     meta = json.loads((onnx_dir / "meta.json").read_text())
@@ -125,6 +127,19 @@ def test_padded_example_refuses_a_batch_without_padding(project):
 
 # ---- gate functions, both directions ----
 
+TASK = get_task("sequence-classification")
+
+
+def predicted(logits: np.ndarray) -> list[str]:
+    return labels_from_logits(TASK.outputs, logits, LABELS)
+
+
+def int8_gate(fp32: np.ndarray, int8: np.ndarray, frame: pd.DataFrame, *, max_f1_drop: float) -> dict:
+    return parity.int8_gate(
+        fp32, int8, frame, predicted, TASK.score, metric=TASK.parity_metric, max_f1_drop=max_f1_drop, worst_rows=5
+    )
+
+
 def gate_frame(rows: int) -> pd.DataFrame:
     return pd.DataFrame({"text": [f"text {i}" for i in range(rows)], "label": [LABELS[i % 3] for i in range(rows)],
                          "source_row": range(2, rows + 2)})
@@ -134,13 +149,13 @@ def test_fp32_gate_passes_within_the_limit_and_fails_beyond_it():
     rng = np.random.default_rng(0)
     reference = rng.normal(size=(30, 3)).astype(np.float32)
     frame = gate_frame(30)
-    passed = parity.fp32_gate(reference, reference + 5e-4, frame, LABELS, max_abs_diff=1e-3, worst_rows=3)
+    passed = parity.fp32_gate(reference, reference + 5e-4, frame, predicted, max_abs_diff=1e-3, worst_rows=3)
     assert passed["passed"] and passed["max_abs_diff"] == pytest.approx(5e-4, rel=1e-3)
 
     shifted = reference.copy()
     shifted[7, 0] += 0.01
     with pytest.raises(StageError) as caught:
-        parity.fp32_gate(reference, shifted, frame, LABELS, max_abs_diff=1e-3, worst_rows=3)
+        parity.fp32_gate(reference, shifted, frame, predicted, max_abs_diff=1e-3, worst_rows=3)
     assert "max |logit difference| 0.01" in caught.value.message
     assert caught.value.detail.splitlines()[1].startswith("9 ")  # source row of test row 7, listed first
 
@@ -148,24 +163,24 @@ def test_fp32_gate_passes_within_the_limit_and_fails_beyond_it():
 def test_fp32_gate_fails_on_a_changed_label_even_within_the_limit():
     reference = np.array([[1.0, 1.0002, 0.0], [2.0, 0.0, 0.0]], dtype=np.float32)
     flipped = np.array([[1.0003, 1.0002, 0.0], [2.0, 0.0, 0.0]], dtype=np.float32)
-    with pytest.raises(StageError, match="1 row\\(s\\) with a different top-1 label"):
-        parity.fp32_gate(reference, flipped, gate_frame(2), LABELS, max_abs_diff=1e-3, worst_rows=3)
+    with pytest.raises(StageError, match="1 row\\(s\\) with a different predicted label"):
+        parity.fp32_gate(reference, flipped, gate_frame(2), predicted, max_abs_diff=1e-3, worst_rows=3)
 
 
 def test_int8_gate_passes_a_small_drop_and_fails_a_large_one():
     frame = gate_frame(100)
     truth = np.array([LABELS.index(label) for label in frame["label"]])
     fp32 = np.eye(3, dtype=np.float32)[truth] * 5
-    assert parity.int8_gate(fp32, fp32 + 0.01, frame, LABELS, max_f1_drop=1.0, worst_rows=5)["passed"]
+    assert int8_gate(fp32, fp32 + 0.01, frame, max_f1_drop=1.0)["passed"]
 
     worse = fp32.copy()
     worse[:10] = np.roll(worse[:10], 1, axis=1)  # 10 rows now wrong: macro-F1 drops about 10 points
     with pytest.raises(StageError) as caught:
-        parity.int8_gate(fp32, worse, frame, LABELS, max_f1_drop=1.0, worst_rows=5)
-    assert "int8 macro-F1" in caught.value.message and "limit export.max_f1_drop 1" in caught.value.message
+        int8_gate(fp32, worse, frame, max_f1_drop=1.0)
+    assert "int8 macro_f1" in caught.value.message and "limit export.max_f1_drop 1" in caught.value.message
     listed = [int(line.split()[0]) for line in caught.value.detail.splitlines()[1:]]
     assert len(listed) == 5 and all(2 <= row < 12 for row in listed)  # the newly wrong rows come first
-    assert parity.int8_gate(fp32, worse, frame, LABELS, max_f1_drop=20.0, worst_rows=5)["passed"]
+    assert int8_gate(fp32, worse, frame, max_f1_drop=20.0)["passed"]
 
 
 # ---- the stage, with deliberately broken exports ----
@@ -197,7 +212,7 @@ def test_a_broken_int8_graph_fails_the_stage(copy, monkeypatch):
 
     monkeypatch.setattr(onnx_export, "quantize_int8", broken_quantize)
     shutil.rmtree(copy / "models/onnx")
-    with pytest.raises(StageError, match="parity gate failed: int8 macro-F1"):
+    with pytest.raises(StageError, match="parity gate failed: int8 macro_f1"):
         export.run(tiny_export(), model_cfg=TINY_MODEL, **export_paths(copy))
     assert not (copy / "models/onnx").exists()
 

@@ -56,16 +56,20 @@ def padded_example(tokenizer, names: list[str], max_length: int) -> tuple[torch.
     return tuple(encoded[name] for name in names)
 
 
-def export_fp32(module: torch.nn.Module, tokenizer, path: Path, *, opset: int, max_length: int, where: Path) -> None:
-    """Trace `module` (tokenizer inputs -> logits) into `path` with dynamic batch and sequence axes."""
+def export_fp32(
+    module: torch.nn.Module, tokenizer, path: Path, *, outputs: tuple[str, ...], opset: int, max_length: int,
+    where: Path,
+) -> None:
+    """Trace `module` (tokenizer inputs -> the task's `outputs`, e.g. logits) into `path` with dynamic batch and
+    sequence axes."""
     names = input_names(tokenizer)
     example = padded_example(tokenizer, names, max_length)
-    axes = {name: {0: "batch", 1: "sequence"} for name in names} | {"logits": {0: "batch"}}
+    axes = {name: {0: "batch", 1: "sequence"} for name in names} | {name: {0: "batch"} for name in outputs}
     classifier = getattr(module, "model", module)
     try:
         with _quiet():
             torch.onnx.export(
-                module.eval(), example, str(path), input_names=names, output_names=["logits"],
+                module.eval(), example, str(path), input_names=names, output_names=list(outputs),
                 dynamic_axes=axes, opset_version=opset, do_constant_folding=True, dynamo=False,
             )
     except Exception as exc:  # the tracer raises anything from RuntimeError to TypeError on unsupported code

@@ -1,7 +1,9 @@
 """Predictions from a shipped models/onnx directory with plain onnxruntime + tokenizers (no torch, no transformers).
 
 The directory holds model.int8.onnx (the default) and model.onnx, tokenizer.json (truncation and padding
-are part of it), and labels.json ({"labels": [...]}, label i is logit i). The graph takes the tokenizer's
+are part of it), and labels.json ({"labels": [...], "decision": rule}, label i is logit i; the decision names
+the rule in tuneforge/inference/outputs.py that turns logits into predictions, argmax when absent). The graph
+takes the tokenizer's
 ids as they are: a student with a pruned vocabulary remaps them inside the graph.
 
 Every way a directory can be unusable (missing, no tokenizer, a tokenizer that does not fit the model,
@@ -19,6 +21,7 @@ import numpy as np
 
 from tuneforge.base.errors import StageError
 from tuneforge.base.integrity import recorded_hashes, verified_bytes
+from tuneforge.inference.outputs import ARGMAX, OutputRule, labels_from_logits, rule_named
 from tuneforge.inference.tokenizer_check import require_tokenizer
 
 MODEL_FILES = {"int8": "model.int8.onnx", "fp32": "model.onnx"}
@@ -34,6 +37,7 @@ class OnnxClassifier:
     labels: list[str]
     input_names: list[str]
     path: Path
+    outputs: OutputRule = ARGMAX  # logits into predictions, as labels.json names it
 
 
 def create_session(model_path: Path, threads: int | None = None, *, data: bytes | None = None, spinning: bool = True):
@@ -81,7 +85,7 @@ def load(
     def contents(path: Path) -> bytes | None:
         return verified_bytes(directory, hashes, path.name) if hashes is not None and path.is_file() else None
 
-    labels = read_labels(directory / LABELS_FILE, data=contents(directory / LABELS_FILE))
+    labels, outputs = read_labels(directory / LABELS_FILE, data=contents(directory / LABELS_FILE))
     tokenizer = load_tokenizer(directory / TOKENIZER_FILE, data=contents(directory / TOKENIZER_FILE))
     session = create_session(model_path, threads, data=contents(model_path), spinning=spinning)
     input_names = [item.name for item in session.get_inputs()]
@@ -89,19 +93,23 @@ def load(
     if unknown or "input_ids" not in input_names:
         raise StageError(f"{model_path}: not a text classifier graph (inputs {input_names})")
     check_fits(model_path, session, tokenizer, labels)
-    return OnnxClassifier(session=session, tokenizer=tokenizer, labels=labels, input_names=input_names, path=directory)
+    return OnnxClassifier(
+        session=session, tokenizer=tokenizer, labels=labels, input_names=input_names, path=directory, outputs=outputs
+    )
 
 
-def read_labels(path: Path, *, data: bytes | None = None) -> list[str]:
+def read_labels(path: Path, *, data: bytes | None = None) -> tuple[list[str], OutputRule]:
+    """The label names of the model's outputs and the rule that turns them into predictions."""
     if data is None and not path.is_file():
         raise StageError(f"{path}: no such file (the label names of the model's outputs)")
     try:
-        labels = json.loads((data if data is not None else path.read_bytes()).decode("utf-8"))["labels"]
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        content = json.loads((data if data is not None else path.read_bytes()).decode("utf-8"))
+        labels, decision = content["labels"], content.get("decision", ARGMAX.name)
+    except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError):
         raise StageError(f'{path}: not a label file ({{"labels": [...]}})') from None
     if not isinstance(labels, list) or len(labels) < 2:
         raise StageError(f"{path}: needs a list of at least two labels")
-    return [str(label) for label in labels]
+    return [str(label) for label in labels], rule_named(str(decision), str(path))
 
 
 def load_tokenizer(path: Path, *, data: bytes | None = None):
@@ -156,23 +164,19 @@ def logits(classifier: OnnxClassifier, texts: Sequence[str], *, batch_size: int 
     return out
 
 
-def softmax(values: np.ndarray) -> np.ndarray:
-    shifted = np.exp(values - values.max(axis=1, keepdims=True))
-    return shifted / shifted.sum(axis=1, keepdims=True)
+def predicted_labels(classifier: OnnxClassifier, texts: Sequence[str], *, batch_size: int = 32) -> list:
+    """The predicted label of each text, by the folder's decision rule."""
+    return labels_from_logits(classifier.outputs, logits(classifier, texts, batch_size=batch_size), classifier.labels)
 
 
 def predict(classifier: OnnxClassifier, texts: Sequence[str], *, batch_size: int = 32, top_k: int = 1) -> list[dict]:
-    """One {text, label, score, top: [{label, score}, ...]} per text; score is the softmax probability."""
+    """One {text, label, score, top: [{label, score}, ...]} per text, by the folder's decision rule (argmax:
+    score is the softmax probability)."""
     if not texts:
         return []
-    probabilities = softmax(logits(classifier, texts, batch_size=batch_size).astype(np.float64))
-    top_k = max(1, min(top_k, len(classifier.labels)))
-    results = []
-    for text, row in zip(texts, probabilities, strict=True):
-        best = np.argsort(-row, kind="stable")[:top_k]
-        top = [{"label": classifier.labels[i], "score": round(float(row[i]), 6)} for i in best]
-        results.append({"text": str(text), "label": top[0]["label"], "score": top[0]["score"], "top": top})
-    return results
+    scores = classifier.outputs.scores(logits(classifier, texts, batch_size=batch_size))
+    results = classifier.outputs.predictions(scores, classifier.labels, top_k)
+    return [{"text": str(text), **result} for text, result in zip(texts, results, strict=True)]
 
 
 def read_texts(path: Path) -> list[str]:

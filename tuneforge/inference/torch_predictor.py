@@ -37,16 +37,8 @@ class Classifier:
 
 @dataclass(frozen=True)
 class Predictions:
-    probabilities: np.ndarray  # (rows, labels), softmax of the logits
+    logits: np.ndarray  # (rows, labels); the task's output rule turns them into scores and labels
     seconds: float
-
-    @property
-    def predicted_index(self) -> np.ndarray:
-        return self.probabilities.argmax(axis=1)
-
-    @property
-    def confidence(self) -> np.ndarray:
-        return self.probabilities.max(axis=1)
 
 
 def pick_device(choice: str, key: str) -> torch.device:
@@ -143,20 +135,19 @@ def _check_tokenizer_fits(path: Path, tokenizer, model) -> None:
 
 
 def predict(classifier: Classifier, texts: Sequence[str], *, batch_size: int, max_length: int) -> Predictions:
-    """Softmax probabilities for `texts`, in their order. Texts are batched by length (less padding)."""
+    """The logits for `texts`, in their order. Texts are batched by length (less padding)."""
     started = time.perf_counter()
     texts = [str(text) for text in texts]
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    probabilities = np.zeros((len(texts), len(classifier.labels)), dtype=np.float64)
+    logits = np.zeros((len(texts), len(classifier.labels)), dtype=np.float64)
     with torch.no_grad():
         for start in range(0, len(order), batch_size):
             rows = order[start:start + batch_size]
             batch = classifier.tokenizer(
                 [texts[i] for i in rows], padding=True, truncation=True, max_length=max_length, return_tensors="pt"
             ).to(classifier.device)
-            logits = classifier.model(**batch).logits.float()
-            probabilities[rows] = torch.softmax(logits, dim=-1).cpu().double().numpy()
-    return Predictions(probabilities=probabilities, seconds=time.perf_counter() - started)
+            logits[rows] = classifier.model(**batch).logits.float().cpu().double().numpy()
+    return Predictions(logits=logits, seconds=time.perf_counter() - started)
 
 
 def count_parameters(model: torch.nn.Module, *, trainable_only: bool = False) -> int:

@@ -45,12 +45,11 @@ EMPTY_PAGE = '<!DOCTYPE html>\n<html><head><meta charset="UTF-8"></head><body></
 
 
 def predicted_labels(onnx_dir: Path, texts: Sequence[str], *, batch_size: int) -> list[str]:
-    """The shipped int8 ONNX model's top label for each text."""
+    """The shipped int8 ONNX model's predicted label for each text (by the decision rule it was exported with)."""
     from tuneforge.inference import onnx_predictor as onnx_predict
 
     classifier = onnx_predict.load(Path(onnx_dir), variant="int8")
-    logits = onnx_predict.logits(classifier, texts, batch_size=batch_size)
-    return [classifier.labels[i] for i in logits.argmax(axis=1)]
+    return onnx_predict.predicted_labels(classifier, texts, batch_size=batch_size)
 
 
 def sentence_embeddings(model_dir: Path, texts: Sequence[str], *, batch_size: int, max_length: int) -> np.ndarray:

@@ -46,8 +46,8 @@ class ServedModel:
         return {
             **self.identity(), "alias": self.alias, "artifact": self.artifact, "path": str(self.classifier.path),
             "hashes": self.files, "labels": self.classifier.labels,
-            # Single-label classification takes the most probable label; a task with thresholds records them.
-            "thresholds": thresholds, "decision": "argmax" if thresholds is None else "thresholds",
+            # The rule labels.json names (tuneforge/inference/outputs.py); a task with thresholds records them.
+            "thresholds": thresholds, "decision": self.classifier.outputs.name,
             "loaded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.loaded_at)),
             "load_seconds": round(self.load_seconds, 3),
         }

@@ -2,7 +2,11 @@
 
 A task is a frozen record of plain functions and facts, not a class hierarchy: a new task is one module that
 builds a `Task` (see text_classification.py), one GX suite, one recipe in configs/, and tests. The library
-below (training/, evaluation/, export/ ...) never imports a task; the stages pass the one they hold.
+below (training/, evaluation/, export/ ...) never imports a task; the stages pass the one they hold, or the
+pieces of it a library function takes (a loss, a scoring function, an output rule).
+
+A field a task leaves as None belongs to a stage the task does not go through yet (`stages`): that stage
+refuses the task with one line before it would need the field.
 """
 
 from collections.abc import Callable
@@ -10,7 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from tuneforge.base.errors import ConfigError
+from tuneforge.inference.outputs import OutputRule
 
 
 @dataclass(frozen=True)
@@ -45,10 +52,49 @@ class Task:
     val_scores: Callable[[dict], dict]
     # Heads that average their loss per batch and ignore num_items_in_batch (the Trainer must not rescale it)
     loss_is_batch_mean: bool
+    # validate: (data file, data cfg) -> rows (text, label, source_row); a bad row is refused with file and line
+    read_rows: Callable[[Path, Any], pd.DataFrame] | None = None
+    # validate: (file, cleaned rows, data cfg) -> None, or a StageError on data the task cannot learn from
+    check_rows: Callable[[Path, pd.DataFrame, Any], None] | None = None
+    # split: rows -> the stratum of each row, kept in proportion (and present) in every split
+    stratify_key: Callable[[pd.DataFrame], pd.Series] | None = None
+    # augment: (train rows, augment cfg) -> (augmented rows with provenance, facts for the metrics); None:
+    # the task is not augmented (the stage passes the train split through with its provenance columns)
+    augment: Callable[[pd.DataFrame, Any], tuple[pd.DataFrame, dict]] | None = None
+    # distill: (split files by name, the teacher's tokenizer and labels, max length) -> (rows by split, encoded
+    # examples by split, with `labels`); splits the teacher's labels cannot score are refused
+    distill_data: Callable[..., tuple[dict[str, pd.DataFrame], dict[str, list[dict]]]] | None = None
+    # distill: (student logits, teacher logits, labels, *, alpha, temperature) -> the batch-mean loss
+    kd_loss: Callable[..., Any] | None = None
+    # (true labels, predicted labels) -> metrics, among them every name in `metrics` but the loss
+    score: Callable[[list, list], dict] | None = None
+    # model outputs into scores and predictions: evaluate, distill, export, and (named in the exported
+    # labels.json) `tuneforge predict`, the monitor and the server
+    outputs: OutputRule | None = None
+    # export: the graph's output names, and the metric the int8 parity gate compares
+    onnx_outputs: tuple[str, ...] = ()
+    parity_metric: str | None = None
+    # monitor: the drift signals that apply to the task's inputs and predictions
+    drift_signals: frozenset[str] = frozenset()
 
     @property
     def primary_metric(self) -> str:
         return self.metrics[0]
+
+
+# The fields each stage asks for: a task that goes through a stage sets every one of them (tests check it).
+STAGE_NEEDS: dict[str, tuple[str, ...]] = {
+    "validate": ("read_rows", "check_rows"),
+    "split": ("stratify_key",),
+    "augment": (),  # `augment` None passes the train split through
+    "train": ("train_inputs", "check_train_inputs", "training_data", "val_scores"),
+    "tune": ("train_inputs", "check_train_inputs", "training_data", "val_scores"),
+    "evaluate": ("outputs", "score"),
+    "distill": ("distill_data", "kd_loss", "compute_metrics", "outputs", "score", "val_scores"),
+    "export": ("onnx_outputs", "outputs", "score", "parity_metric"),
+    "register": (),
+    "monitor": ("drift_signals",),
+}
 
 
 def require(task: Task, stage: str) -> None:

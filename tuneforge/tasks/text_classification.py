@@ -1,12 +1,24 @@
-"""Task `sequence-classification`: one label per text, a classification head on a text encoder."""
+"""Task `sequence-classification`: one label per text, a classification head on a text encoder.
+
+Rows are (text, label); splits are stratified by label; augmentation adds noisy variants of the texts and
+balances the classes; the head is trained with cross-entropy and distilled with softened softmax KL; a
+prediction is the most probable label (tuneforge/inference/outputs.py ARGMAX); macro-F1 gates int8 parity.
+"""
 
 from pathlib import Path
 
+import pandas as pd
 from transformers import DataCollatorWithPadding
 
-from tuneforge.base.spec import ModelConfig, TrainConfig
+from tuneforge.base.errors import StageError
+from tuneforge.base.spec import DataConfig, ModelConfig, TrainConfig
+from tuneforge.data.augmentation import augment_frame
+from tuneforge.data.io import LABEL, read_labelled_table
+from tuneforge.evaluation.metrics import classification_metrics
+from tuneforge.inference.outputs import ARGMAX
 from tuneforge.tasks import classification_data
 from tuneforge.tasks.interface import Task, TrainingData
+from tuneforge.training.kd import distillation_loss
 from tuneforge.training.modeling import check_max_seq_length, classifier_from_base
 
 NAME = "sequence-classification"
@@ -45,13 +57,47 @@ def training_data(
     return TrainingData(model=model, train=encoded["train"], val=encoded["val"], collator=collator, extra={})
 
 
+def distill_data(
+    inputs: dict[str, Path], tokenizer, labels: list[str], max_length: int
+) -> tuple[dict[str, pd.DataFrame], dict[str, list[dict]]]:
+    reruns = {"train": "augment", "val": "split", "test": "split"}
+    splits = {name: classification_data.read_split(inputs[name], rerun) for name, rerun in reruns.items()}
+    classification_data.check_label_sets(labels, splits, inputs)
+    label2id = {label: i for i, label in enumerate(labels)}
+    encoded = {
+        name: classification_data.tokenize_frame(frame, tokenizer, label2id, max_length)
+        for name, frame in splits.items()
+    }
+    return splits, encoded
+
+
 def val_scores(entry: dict) -> dict:
     return {"val_accuracy": entry.get("eval_accuracy"), "val_macro_f1": entry.get("eval_macro_f1")}
+
+
+def read_rows(path: Path, data: DataConfig) -> pd.DataFrame:
+    return read_labelled_table(path, data.text_column, data.label_column)
+
+
+def check_rows(path: Path, frame: pd.DataFrame, data: DataConfig) -> None:
+    """Classification needs two classes at least."""
+    classes = sorted(frame[LABEL].dropna().unique())
+    if not classes:
+        raise StageError(f"{path}: no labels (column '{data.label_column}' is empty in every row)")
+    if len(classes) == 1:
+        raise StageError(f"{path}: only one class ('{classes[0]}'); classification needs at least 2")
+
+
+def label_of(frame: pd.DataFrame) -> pd.Series:
+    return frame[LABEL]
 
 
 TASK = Task(
     name=NAME, stages=STAGES, metrics=("accuracy", "macro_f1", "loss"), peft_task_type="SEQ_CLS",
     trains_a_head=True, train_inputs=train_inputs, check_train_inputs=check_train_inputs,
     training_data=training_data, compute_metrics=classification_data.compute_metrics, val_scores=val_scores,
-    loss_is_batch_mean=True,
+    loss_is_batch_mean=True, read_rows=read_rows, check_rows=check_rows, stratify_key=label_of,
+    augment=augment_frame, distill_data=distill_data, kd_loss=distillation_loss, score=classification_metrics,
+    outputs=ARGMAX, onnx_outputs=("logits",), parity_metric="macro_f1",
+    drift_signals=frozenset({"descriptors", "predictions", "embeddings"}),
 )

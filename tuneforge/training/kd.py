@@ -1,5 +1,6 @@
 """Knowledge distillation with the Hugging Face Trainer: only the loss hook is replaced.
 
+The loss is the task's (Task.kd_loss); for single-label classification it is `distillation_loss`:
 loss = alpha * CE(student, labels) + (1 - alpha) * T^2 * KL(softmax(teacher / T) || softmax(student / T))
 
 The T^2 factor keeps the soft term's gradients on the scale of the hard term's when T changes
@@ -11,6 +12,8 @@ outputs and `labels`, and passes every other batch key to the model's forward, s
 cannot reach it without being smuggled inside `labels`. Overriding `compute_loss` alone keeps the rest of
 the Trainer (checkpoints, evaluation, early stopping, mixed precision, resuming) untouched.
 """
+
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -36,14 +39,15 @@ def distillation_loss(
 
 
 class DistillationTrainer(Trainer):
-    """The Trainer with the distillation loss; batches carry `teacher_logits` beside `labels`."""
+    """The Trainer with a distillation loss (the task's: `kd_loss(student logits, teacher logits, labels, *,
+    alpha, temperature)`, a batch mean); batches carry `teacher_logits` beside `labels`."""
 
     # A per-batch mean: the Trainer divides it by the gradient accumulation steps itself.
     loss_is_scaled_for_ga = False
 
-    def __init__(self, *args, alpha: float, temperature: float, **kwargs):
+    def __init__(self, *args, kd_loss: Callable[..., torch.Tensor], alpha: float, temperature: float, **kwargs):
         super().__init__(*args, **kwargs)
-        self.alpha, self.temperature = alpha, temperature
+        self.kd_loss, self.alpha, self.temperature = kd_loss, alpha, temperature
         # The forward of a classification head takes **kwargs; that must not make the Trainer think the
         # loss is normalised over the accumulated batch already.
         self.model_accepts_loss_kwargs = False
@@ -52,7 +56,7 @@ class DistillationTrainer(Trainer):
         # Copy, never pop: prediction_step reads the labels from the same dict after this returns.
         features = {key: value for key, value in inputs.items() if key not in (TEACHER_LOGITS, LABELS)}
         outputs = model(**features)
-        loss = distillation_loss(
+        loss = self.kd_loss(
             outputs.logits, inputs[TEACHER_LOGITS], inputs[LABELS], alpha=self.alpha, temperature=self.temperature
         )
         return (loss, outputs) if return_outputs else loss

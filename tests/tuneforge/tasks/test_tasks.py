@@ -1,11 +1,17 @@
 """The task layer: model.task selects one Task; a stage the task does not go through refuses it in one line."""
 
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
 import pytest
 
-from stages import evaluate, validate
+from stages import augment, evaluate, monitor, split, validate
 from tuneforge.base.errors import ConfigError
+from tuneforge.base.spec import AugmentConfig, SplitConfig
 from tuneforge.params import Params
 from tuneforge.tasks import TASKS, get_task, require
+from tuneforge.tasks.interface import STAGE_NEEDS
 from tuneforge.training.training_args import check_metric
 
 
@@ -48,3 +54,54 @@ def test_a_stage_refuses_a_task_it_does_not_support_with_one_line(stage, in_tmp_
     assert err == f"{name}: error: model.task: causal-lm is not supported by the {name} stage yet " \
                   "(it goes through: train, tune)\n"
     assert sorted(p.name for p in in_tmp_dir.iterdir()) == ["params.yaml"]  # nothing written
+
+
+@pytest.mark.parametrize("name", sorted(TASKS))
+def test_a_task_sets_everything_the_stages_it_goes_through_ask_for(name):
+    task = get_task(name)
+    missing = [
+        f"{stage}: {field}" for stage in sorted(task.stages) for field in STAGE_NEEDS[stage]
+        if getattr(task, field) in (None, (), frozenset())
+    ]
+    assert not missing, f"{name} goes through stages without what they need: {missing}"
+    assert task.parity_metric is None or task.parity_metric in task.metrics
+
+
+def test_the_split_stage_stratifies_by_the_tasks_key(in_tmp_dir, monkeypatch):
+    """A task whose stratum is not the label: split keeps every stratum in every split, by that key."""
+    rows = [{"text": f"{'short' if i % 4 else 'a much longer text'} number {i}", "label": ["a", "b"][i % 2]}
+            for i in range(80)]
+    frame = pd.DataFrame(rows).assign(source_row=range(2, 82))
+    Path("data/validated").mkdir(parents=True)
+    frame.to_parquet("data/validated/train.parquet", index=False)
+
+    def length_bucket(rows: pd.DataFrame) -> pd.Series:
+        return rows["text"].str.startswith("a much").map({True: "long", False: "short"})
+
+    by_length = replace(get_task("sequence-classification"), stratify_key=length_bucket)
+    monkeypatch.setattr(split, "get_task", lambda name: by_length)
+    produced = split.run(SplitConfig(val_fraction=0.25, test_fraction=0.25, seed=0))
+    assert produced.metrics["classes"] == 2
+    for name in ("train", "val", "test"):
+        part = pd.read_parquet(f"data/splits/{name}.parquet")
+        share = length_bucket(part).eq("long").mean()
+        assert share == pytest.approx(0.25, abs=0.02), (name, share)  # 20 of 80 rows are long
+
+
+def test_a_task_without_augmentation_passes_the_train_split_through(in_tmp_dir, monkeypatch):
+    rows = pd.DataFrame({"text": [f"text {i}" for i in range(6)], "label": ["a", "b"] * 3, "source_row": range(2, 8)})
+    Path("data/splits").mkdir(parents=True)
+    rows.to_parquet("data/splits/train.parquet", index=False)
+    monkeypatch.setattr(augment, "get_task", lambda name: replace(get_task(name), augment=None))
+    augment.run(AugmentConfig(variants_per_row=3))
+    out = pd.read_parquet("data/augmented/train.parquet")
+    assert list(out["text"]) == list(rows["text"]) and set(out["method"]) == {"original"}
+
+
+def test_the_monitor_refuses_a_signal_the_task_has_not(monkeypatch):
+    params = Params.model_validate(
+        {"registry": {"enabled": False}, "monitor": {"signals": ["descriptors"], "min_drifted_signals": 1}}
+    )
+    monkeypatch.setattr(monitor, "get_task", lambda name: replace(get_task(name), drift_signals=frozenset()))
+    with pytest.raises(ConfigError, match=r"^monitor.signals: descriptors does not apply to model.task "):
+        monitor.check(params, "nowhere", register=False)
