@@ -36,7 +36,7 @@ import pandas as pd
 import pyarrow
 
 from tuneforge.base.errors import StageError
-from tuneforge.base.layout import AUGMENTED_DIR, SPLITS_DIR, metrics_file, reports_dir
+from tuneforge.base.layout import Workspace
 from tuneforge.base.outputs import Produced, atomic_dirs, write_meta, write_metrics
 from tuneforge.base.spec import AugmentConfig
 from tuneforge.data.drift import write_drift_report
@@ -53,21 +53,12 @@ METHOD_ORDER = ("word_dropout", "word_swap", "char_noise")
 REPORT_NAME = "augmented_vs_original"
 # Attempts per missing balancing row before a class is given up on (short texts run out of new variants).
 BALANCE_ATTEMPTS_PER_ROW = 20
-REPORTS_DIR = reports_dir(STAGE)
-METRICS_FILE = metrics_file(STAGE)
 
 
-def run(
-    cfg: AugmentConfig,
-    *,
-    splits_dir: Path = SPLITS_DIR,
-    out_dir: Path = AUGMENTED_DIR,
-    reports: Path = REPORTS_DIR,
-    metrics_path: Path = METRICS_FILE,
-) -> Produced:
+def run(cfg: AugmentConfig, *, workspace: Workspace = Workspace()) -> Produced:
     started = time.time()
-    train_path = Path(splits_dir) / "train.parquet"
-    out_dir, reports, metrics_path = Path(out_dir), Path(reports), Path(metrics_path)
+    train_path = workspace.splits / "train.parquet"
+    out_dir, reports, metrics_path = workspace.augmented, workspace.reports(STAGE), workspace.metrics(STAGE)
     original = read_train_split(train_path)
 
     augmented, extra = augment_frame(original, cfg) if cfg.enabled else (with_provenance(original), {})

@@ -22,7 +22,7 @@ import pyarrow
 from sklearn.model_selection import train_test_split
 
 from tuneforge.base.errors import StageError
-from tuneforge.base.layout import SPLIT_NAMES, SPLITS_DIR, VALIDATED_DIR, metrics_file, reports_dir
+from tuneforge.base.layout import SPLIT_NAMES, Workspace
 from tuneforge.base.outputs import Produced, atomic_dirs, write_meta, write_metrics
 from tuneforge.base.spec import SplitConfig
 from tuneforge.data.drift import write_drift_report
@@ -31,28 +31,20 @@ from tuneforge.data.textnorm import text_key
 from tuneforge.pipeline.runner import stage_main
 
 STAGE = "split"
-REPORTS_DIR = reports_dir(STAGE)
-METRICS_FILE = metrics_file(STAGE)
 COLUMNS = [TEXT, LABEL, SOURCE_ROW]
 MIN_TRAIN_PER_CLASS = 2  # a class with fewer training examples is not worth stratifying for
 _KEY = "_text_key"
 _SHOWN_EXAMPLES = 5
 
 
-def run(
-    cfg: SplitConfig,
-    *,
-    validated_dir: Path = VALIDATED_DIR,
-    out_dir: Path = SPLITS_DIR,
-    reports: Path = REPORTS_DIR,
-    metrics_path: Path = METRICS_FILE,
-) -> Produced:
+def run(cfg: SplitConfig, *, workspace: Workspace = Workspace()) -> Produced:
     started = time.time()
-    train_path = Path(validated_dir) / "train.parquet"
+    out_dir, reports, metrics_path = workspace.splits, workspace.reports(STAGE), workspace.metrics(STAGE)
+    train_path = workspace.validated / "train.parquet"
     if not train_path.is_file():
         raise StageError(f"{train_path}: not found; run the validate stage first (python -m stages.validate)")
     labelled = read_validated(train_path)
-    given_paths = {name: Path(validated_dir) / f"{name}.parquet" for name in ("val", "test")}
+    given_paths = {name: workspace.validated / f"{name}.parquet" for name in ("val", "test")}
     given_paths = {name: path for name, path in given_paths.items() if path.is_file()}
     given = {name: read_validated(path) for name, path in given_paths.items()}
 
@@ -60,7 +52,7 @@ def run(
     check_no_shared_text(splits)
 
     inputs = {"train": train_path} | given_paths
-    with atomic_dirs(Path(out_dir), Path(reports)) as (splits_tmp, reports_tmp):
+    with atomic_dirs(out_dir, reports) as (splits_tmp, reports_tmp):
         for name, frame in splits.items():
             frame.to_parquet(splits_tmp / f"{name}.parquet", index=False)
         drift = {
@@ -80,10 +72,10 @@ def run(
             splits_tmp, stage=STAGE, config=cfg, inputs=inputs,
             metrics=metrics, started=started,
         )
-        write_metrics(Path(metrics_path), metrics)
+        write_metrics(metrics_path, metrics)
     return Produced(
         stage=STAGE,
-        outputs={"splits": Path(out_dir), "reports": Path(reports), "metrics": Path(metrics_path)},
+        outputs={"splits": out_dir, "reports": reports, "metrics": metrics_path},
         inputs=inputs,
         metrics=metrics,
     )
