@@ -199,10 +199,8 @@ def run(
         f"(retention {metrics['accuracy_retention']:.4f}), {parameters['student']:,} of "
         f"{parameters['teacher']:,} parameters"
     )
-    return Produced(
-        stage=STAGE, outputs={"model": out_dir, "reports": reports, "metrics": metrics_path}, inputs=inputs,
-        metrics=metrics,
-    )
+    outputs = {"model": out_dir, "reports": reports, "metrics": metrics_path}
+    return Produced(stage=STAGE, outputs=outputs, inputs=inputs, metrics=metrics)
 
 
 def student_training_config(cfg: DistillConfig, train_cfg: TrainConfig) -> TrainConfig:
