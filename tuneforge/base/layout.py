@@ -59,6 +59,7 @@ class Workspace:
     """
 
     root: Path = Path(".")
+    # None: the folder's place under root (filled in on creation, so each is a Path once made).
     validated: Path | None = None
     splits: Path | None = None
     augmented: Path | None = None
