@@ -45,6 +45,7 @@ def measure(dataset: Path, label: str, json_path: Path | None) -> None:
 
     started = time.perf_counter()
     from stages import augment, split, validate
+    from tuneforge.base.layout import EXPECTATIONS_DIR, Workspace
     from tuneforge.params import parse_params
     from tuneforge.pipeline.runner import quiet_libraries
 
@@ -58,14 +59,14 @@ def measure(dataset: Path, label: str, json_path: Path | None) -> None:
             "validate": {"min_examples_per_class": 30},
         }
     )
-    expectations = REPO_ROOT / "expectations"
     timings = []
     with tempfile.TemporaryDirectory() as scratch:
         os.chdir(scratch)
+        workspace = Workspace(expectations=REPO_ROOT / EXPECTATIONS_DIR)
         for name, call in (
-            ("validate", lambda: validate.run(params.data, params.validate_, expectations_dir=expectations)),
-            ("split", lambda: split.run(params.split)),
-            ("augment", lambda: augment.run(params.augment)),
+            ("validate", lambda: validate.run(params.data, params.validate_, workspace=workspace)),
+            ("split", lambda: split.run(params.split, workspace=workspace)),
+            ("augment", lambda: augment.run(params.augment, workspace=workspace)),
         ):
             began = time.perf_counter()
             produced = call()

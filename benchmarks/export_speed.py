@@ -72,6 +72,7 @@ def main() -> None:
     os.chdir(args.work)
 
     from stages import export
+    from tuneforge.base.layout import Workspace
     from tuneforge.base.spec import ExportConfig, ModelConfig
     from tuneforge.params import load_params
     from tuneforge.pipeline.runner import quiet_libraries
@@ -79,26 +80,27 @@ def main() -> None:
     quiet_libraries()
     if from_run:
         source = f"the pipeline run in {from_run}"
-        paths = {"teacher_dir": from_run / "models/teacher", "student_dir": from_run / "models/student",
-                 "splits_dir": from_run / "data/splits"}
+        # The run's models and test split; the outputs are written here, in the work directory.
+        ran = Workspace(from_run)
+        workspace = Workspace(teacher=ran.teacher, student=ran.student, splits=ran.splits)
         run_params = load_params(from_run / "params.yaml")
         settings, model = run_params.export.model_dump(), run_params.model
         settings.update(benchmark_runs=300, benchmark_warmup=30, threads=args.threads)
         timings = {}
     else:
-        source, paths = "trained here", {}
+        source, workspace = "trained here", Workspace()
         settings = {"benchmark_runs": 300, "benchmark_warmup": 30, "threads": args.threads}
         model = ModelConfig(max_seq_length=32 if args.quick else MAX_SEQ_LENGTH)
         if args.quick:
             settings.update(benchmark_runs=20, benchmark_warmup=2, threads=args.threads or 1)
         timings = train_teacher_and_student(args, dataset)
     began = time.perf_counter()
-    export.run(ExportConfig(**settings), model_cfg=model, **paths)
+    export.run(ExportConfig(**settings), model_cfg=model, workspace=workspace)
     timings["export"] = time.perf_counter() - began
 
     speed = json.loads(Path("reports/export/speed.json").read_text())
-    teacher_meta = json.loads((paths.get("teacher_dir", Path("models/teacher")) / "meta.json").read_text())
-    student_meta = json.loads((paths.get("student_dir", Path("models/student")) / "meta.json").read_text())
+    teacher_meta = json.loads((workspace.teacher / "meta.json").read_text())
+    student_meta = json.loads((workspace.student / "meta.json").read_text())
     print()
     shown = "quick subset" if args.quick else ("the run's test split" if from_run else str(dataset))
     print(f"dataset: {shown} ({speed['test_rows']} test rows); models: {source}; work dir: {args.work}")

@@ -147,27 +147,24 @@ def training_texts(dataset: Path):
 def run_stage(args) -> dict:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from stages.train import run
+    from tuneforge.base.layout import Workspace
     from tuneforge.base.spec import ModelConfig, TrainConfig
     from tuneforge.pipeline.runner import quiet_libraries
 
     quiet_libraries()
     frame, source = training_texts(args.dataset)
-    root = Path.cwd()
-    for directory in ("augmented", "splits", "validated"):
-        (root / directory).mkdir(exist_ok=True)
-    frame.to_parquet(root / "augmented/train.parquet", index=False)
+    workspace = Workspace(Path.cwd())
+    for directory in (workspace.augmented, workspace.splits, workspace.validated):
+        directory.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(workspace.augmented / "train.parquet", index=False)
     # The val set only has to hold every label once; it is evaluated once, outside the measured loop.
-    frame.groupby("label").head(1).to_parquet(root / "splits/val.parquet", index=False)
-    (root / "validated/labels.json").write_text(json.dumps({"labels": sorted(frame["label"].unique())}))
+    frame.groupby("label").head(1).to_parquet(workspace.splits / "val.parquet", index=False)
+    (workspace.validated / "labels.json").write_text(json.dumps({"labels": sorted(frame["label"].unique())}))
     cfg = TrainConfig(
         max_steps=args.steps, eval_steps=args.steps, batch_size=args.batch_size, early_stopping_patience=None,
         seed=SEED,
     )
-    produced = run(
-        ModelConfig(base=args.base, max_seq_length=args.max_seq_length), cfg, augmented_dir=root / "augmented",
-        splits_dir=root / "splits", validated_dir=root / "validated", out_dir=root / "models/teacher",
-        reports=root / "reports", metrics_path=root / "train.json",
-    )
+    produced = run(ModelConfig(base=args.base, max_seq_length=args.max_seq_length), cfg, workspace=workspace)
     meta = json.loads((produced.outputs["meta"]).read_text())
     throughput = meta["throughput"]
     result = {

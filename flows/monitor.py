@@ -25,7 +25,7 @@ from prefect.deployments import run_deployment
 
 from stages import split, validate
 from tuneforge.base.errors import StageError
-from tuneforge.base.layout import EXPECTATIONS_DIR, PARAMS_FILE
+from tuneforge.base.layout import EXPECTATIONS_DIR, PARAMS_FILE, Workspace
 from tuneforge.monitor.retrain import TRAIN_FILE
 from tuneforge.params import Params, load_params
 
@@ -149,18 +149,12 @@ def check_with_data_stages(
         "dir": str(folder), "train_file": TRAIN_FILE, "test_file": test_file, "val_file": val_file,
     })
     with tempfile.TemporaryDirectory(prefix="tuneforge-monitor-") as scratch:
-        scratch = Path(scratch)
+        workspace = Workspace(root=Path(scratch), expectations=EXPECTATIONS_DIR)  # the checkout's suites
         stage = "validate"
         try:
-            validate.run(
-                data, params.validate_, out_dir=scratch / "validated", reports=scratch / "validate",
-                metrics_path=scratch / "validate.json", expectations_dir=EXPECTATIONS_DIR,
-            )
+            validate.run(data, params.validate_, model_cfg=params.model, workspace=workspace)
             stage = "split"
-            split.run(
-                params.split, validated_dir=scratch / "validated", out_dir=scratch / "splits",
-                reports=scratch / "split", metrics_path=scratch / "split.json",
-            )
+            split.run(params.split, model_cfg=params.model, workspace=workspace)
         except StageError as exc:
             message = exc.message.replace(str(folder), str(shown_as))
             raise StageError(f"merged data {shown_as}: the {stage} stage refuses it: {message}") from None

@@ -22,7 +22,7 @@ import pandas as pd
 import pyarrow
 
 from tuneforge.base.errors import StageError
-from tuneforge.base.layout import AUGMENTED_DIR, SPLITS_DIR, metrics_file, reports_dir
+from tuneforge.base.layout import Workspace
 from tuneforge.base.outputs import Produced, atomic_dirs, write_meta, write_metrics
 from tuneforge.base.spec import AugmentConfig, ModelConfig
 from tuneforge.data.augmentation import METHOD, ORIGIN, augment_metrics, with_provenance
@@ -33,23 +33,15 @@ from tuneforge.tasks import get_task
 
 STAGE = "augment"
 REPORT_NAME = "augmented_vs_original"
-REPORTS_DIR = reports_dir(STAGE)
-METRICS_FILE = metrics_file(STAGE)
 
 
 def run(
-    cfg: AugmentConfig,
-    *,
-    splits_dir: Path = SPLITS_DIR,
-    out_dir: Path = AUGMENTED_DIR,
-    reports: Path = REPORTS_DIR,
-    metrics_path: Path = METRICS_FILE,
-    model_cfg: ModelConfig | None = None,
+    cfg: AugmentConfig, *, model_cfg: ModelConfig | None = None, workspace: Workspace = Workspace()
 ) -> Produced:
     started = time.time()
     augment = get_task((model_cfg or ModelConfig()).task).augment
-    train_path = Path(splits_dir) / "train.parquet"
-    out_dir, reports, metrics_path = Path(out_dir), Path(reports), Path(metrics_path)
+    train_path = workspace.splits / "train.parquet"
+    out_dir, reports, metrics_path = workspace.augmented, workspace.reports(STAGE), workspace.metrics(STAGE)
     original = read_train_split(train_path)
 
     augmented, extra = augment(original, cfg) if cfg.enabled and augment else (with_provenance(original), {})

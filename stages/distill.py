@@ -32,15 +32,7 @@ from transformers import EarlyStoppingCallback, set_seed
 
 from tuneforge.base.errors import StageError
 from tuneforge.base.integrity import file_hashes
-from tuneforge.base.layout import (
-    AUGMENTED_DIR,
-    SPLITS_DIR,
-    STUDENT_DIR,
-    TEACHER_DIR,
-    checkpoints_dir,
-    metrics_file,
-    reports_dir,
-)
+from tuneforge.base.layout import Workspace
 from tuneforge.base.outputs import (
     Produced,
     atomic_dirs,
@@ -80,8 +72,6 @@ from tuneforge.training.training_args import (
 )
 
 STAGE = "distill"
-REPORTS_DIR = reports_dir(STAGE)
-METRICS_FILE = metrics_file(STAGE)
 TEACHER_HINT = "run the train stage first (python -m stages.train)"
 
 
@@ -90,19 +80,14 @@ def run(
     train_cfg: TrainConfig,
     *,
     model_cfg: ModelConfig | None = None,
-    teacher_dir: Path = TEACHER_DIR,
-    augmented_dir: Path = AUGMENTED_DIR,
-    splits_dir: Path = SPLITS_DIR,
-    out_dir: Path = STUDENT_DIR,
-    reports: Path = REPORTS_DIR,
-    metrics_path: Path = METRICS_FILE,
+    workspace: Workspace = Workspace(),
 ) -> Produced:
     started = time.time()
-    out_dir, reports, metrics_path = Path(out_dir), Path(reports), Path(metrics_path)
+    out_dir, reports, metrics_path = workspace.student, workspace.reports(STAGE), workspace.metrics(STAGE)
     model_cfg = model_cfg or ModelConfig()
     inputs = {
-        "teacher": Path(teacher_dir), "train": Path(augmented_dir) / "train.parquet",
-        "val": Path(splits_dir) / "val.parquet", "test": Path(splits_dir) / "test.parquet",
+        "teacher": workspace.teacher, "train": workspace.augmented / "train.parquet",
+        "val": workspace.splits / "val.parquet", "test": workspace.test_split,
     }
     task = get_task(model_cfg.task)
     student_train_cfg = student_training_config(cfg, train_cfg)
@@ -129,7 +114,7 @@ def run(
     logit_seconds = time.perf_counter() - logit_started
     student_sets = {name: remapped(encoded[name], id_map) for name in ("train", "val")}
 
-    checkpoint_dir = checkpoints_dir(out_dir)
+    checkpoint_dir = workspace.checkpoints / out_dir.name
     run_hash = config_hash({
         "distill": cfg.model_dump(), "train": student_train_cfg.model_dump(), "max_seq_length": max_length,
         "inputs": {name: sha256_path(path) for name, path in inputs.items()},
@@ -205,10 +190,8 @@ def run(
         f"(retention {metrics['accuracy_retention']:.4f}), {parameters['student']:,} of "
         f"{parameters['teacher']:,} parameters"
     )
-    return Produced(
-        stage=STAGE, outputs={"model": out_dir, "reports": reports, "metrics": metrics_path}, inputs=inputs,
-        metrics=metrics,
-    )
+    outputs = {"model": out_dir, "reports": reports, "metrics": metrics_path}
+    return Produced(stage=STAGE, outputs=outputs, inputs=inputs, metrics=metrics)
 
 
 def student_training_config(cfg: DistillConfig, train_cfg: TrainConfig) -> TrainConfig:

@@ -29,7 +29,7 @@ import pandas as pd
 
 from registry.config import RegistryConfig
 from tuneforge.base.errors import StageError
-from tuneforge.base.layout import SPLITS_DIR, TEACHER_DIR, metrics_file, reports_dir
+from tuneforge.base.layout import Workspace
 from tuneforge.base.outputs import Produced, atomic_dirs, sha256_file, write_json, write_meta, write_metrics
 from tuneforge.base.secrets import mask_url
 from tuneforge.base.spec import EvaluateConfig, ModelConfig, shown_value
@@ -49,9 +49,6 @@ from tuneforge.pipeline.runner import stage_main
 from tuneforge.tasks import Task, get_task
 
 STAGE = "evaluate"
-TEST_PATH = SPLITS_DIR / "test.parquet"
-REPORTS = reports_dir(STAGE)
-METRICS = metrics_file(STAGE)
 EXAMPLE_CHARS = 300  # longer example texts are cut in confusions.md
 
 
@@ -60,13 +57,11 @@ def run(
     registry_cfg: RegistryConfig | None = None,
     *,
     model_cfg: ModelConfig | None = None,
-    model_dir: Path = TEACHER_DIR,
-    test_path: Path = TEST_PATH,
-    reports: Path = REPORTS,
-    metrics_path: Path = METRICS,
+    workspace: Workspace = Workspace(),
 ) -> Produced:
     started = time.time()
-    model_dir, test_path, reports, metrics_path = map(Path, (model_dir, test_path, reports, metrics_path))
+    model_dir, test_path = workspace.teacher, workspace.test_split
+    reports, metrics_path = workspace.reports(STAGE), workspace.metrics(STAGE)
     registry_cfg = registry_cfg or RegistryConfig()
     model_cfg = model_cfg or ModelConfig()
     task, max_length = get_task(model_cfg.task), model_cfg.max_seq_length

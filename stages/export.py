@@ -37,7 +37,7 @@ import torch
 
 from tuneforge.base.errors import StageError
 from tuneforge.base.integrity import file_hashes
-from tuneforge.base.layout import ONNX_DIR, SPLITS_DIR, STUDENT_DIR, TEACHER_DIR, metrics_file, reports_dir
+from tuneforge.base.layout import Workspace
 from tuneforge.base.outputs import (
     Produced,
     atomic_dirs,
@@ -61,39 +61,27 @@ from tuneforge.tasks import Task, get_task
 from tuneforge.training.student import load_student, require_tokenizer_file, with_id_map
 
 STAGE = "export"
-REPORTS_DIR = reports_dir(STAGE)
-METRICS_FILE = metrics_file(STAGE)
 TEACHER_HINT = "run the train stage first (python -m stages.train)"
 # The targets for the shipped int8 student against the PyTorch fp32 teacher (reported, not gated).
 TARGETS = {"accuracy_retention": (">=", 0.99), "speedup_p50": (">=", 8.0), "size_ratio": ("<=", 1 / 6)}
 MIB = 2**20
 
 
-def run(
-    cfg: ExportConfig,
-    *,
-    model_cfg: ModelConfig | None = None,
-    student_dir: Path = STUDENT_DIR,
-    teacher_dir: Path = TEACHER_DIR,
-    splits_dir: Path = SPLITS_DIR,
-    out_dir: Path = ONNX_DIR,
-    reports: Path = REPORTS_DIR,
-    metrics_path: Path = METRICS_FILE,
-) -> Produced:
+def run(cfg: ExportConfig, *, model_cfg: ModelConfig | None = None, workspace: Workspace = Workspace()) -> Produced:
     started = time.time()
-    out_dir, reports, metrics_path = Path(out_dir), Path(reports), Path(metrics_path)
+    out_dir, reports, metrics_path = workspace.onnx, workspace.reports(STAGE), workspace.metrics(STAGE)
+    teacher_dir, student_dir, test_path = workspace.teacher, workspace.student, workspace.test_split
     model_cfg = model_cfg or ModelConfig()
     task, max_length = get_task(model_cfg.task), model_cfg.max_seq_length
-    test_path = Path(splits_dir) / "test.parquet"
-    inputs = {"teacher": Path(teacher_dir), "test": test_path}
+    inputs = {"teacher": teacher_dir, "test": test_path}
     if cfg.source == "student":
-        inputs["student"] = Path(student_dir)
+        inputs["student"] = student_dir
     test = read_test_split(test_path)
-    if Path(teacher_dir).is_dir():
-        require_tokenizer_file(Path(teacher_dir))
-    teacher = load_trained_classifier(Path(teacher_dir), torch.device("cpu"), missing_hint=TEACHER_HINT)
-    source, id_map, source_dir = load_source(cfg, teacher, Path(student_dir), Path(teacher_dir))
-    check_same_model_family(source, teacher, source_dir, Path(teacher_dir))
+    if teacher_dir.is_dir():
+        require_tokenizer_file(teacher_dir)
+    teacher = load_trained_classifier(teacher_dir, torch.device("cpu"), missing_hint=TEACHER_HINT)
+    source, id_map, source_dir = load_source(cfg, teacher, student_dir, teacher_dir)
+    check_same_model_family(source, teacher, source_dir, teacher_dir)
     check_labels_known(test, source.labels, source_dir, test_path)
     onnx_export.check_exportable(source.model.model, source_dir)
     texts = list(test["text"])
@@ -124,7 +112,7 @@ def run(
 
         variants = {"teacher_pytorch_fp32": pytorch_variant(teacher, teacher_dir, texts, cfg, max_length)}
         if cfg.source == "student":  # the teacher's own ONNX graphs, measured only (never shipped)
-            write_onnx_dir(task, with_classifier(teacher), None, Path(scratch), cfg, max_length, Path(teacher_dir))
+            write_onnx_dir(task, with_classifier(teacher), None, Path(scratch), cfg, max_length, teacher_dir)
             for kind in ("fp32", "int8"):
                 variants[f"teacher_onnx_{kind}"] = onnx_variant(Path(scratch), kind, texts, cfg)
         shipped_prefix = "student" if cfg.source == "student" else "teacher"
@@ -151,7 +139,7 @@ def run(
         }
 
         metrics = headline_metrics(fp32_gate, int8_gate, speed, shipped)
-        teacher_meta, source_meta = read_meta(Path(teacher_dir)), read_meta(source_dir)
+        teacher_meta, source_meta = read_meta(teacher_dir), read_meta(source_dir)
         card = card_fields(
             cfg, max_length, source, teacher_meta, source_meta, fp32_gate, int8_gate, speed, test_path, len(texts)
         )

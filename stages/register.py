@@ -17,30 +17,23 @@ from pathlib import Path
 
 from registry.config import PromotionConfig, RegistryConfig
 from tuneforge.base.errors import StageError
-from tuneforge.base.layout import (
-    ONNX_DIR,
-    SPLITS_DIR,
-    STUDENT_DIR,
-    TEACHER_DIR,
-    VALIDATED_DIR,
-    metrics_file,
-    reports_dir,
-)
+from tuneforge.base.layout import Workspace
 from tuneforge.base.outputs import Produced, atomic_dirs, write_json, write_meta, write_metrics
 from tuneforge.pipeline.runner import stage_main
 
 STAGE = "register"
-REPORTS = reports_dir(STAGE)
-METRICS_FILE = metrics_file(STAGE)
-# Role -> (workspace path, the stage that writes it). The promotion gates read `role.metric` names.
-ROLES = {
-    "validated": (VALIDATED_DIR, "validate"),
-    "test_split": (SPLITS_DIR, "split"),
-    "teacher": (TEACHER_DIR, "train"),
-    "metrics": (reports_dir("evaluate"), "evaluate"),
-    "student": (STUDENT_DIR, "distill"),
-    "onnx_int8": (ONNX_DIR, "export"),
-}
+
+
+def workspace_roles(workspace: Workspace) -> dict[str, tuple[Path, str]]:
+    """Role -> (workspace path, the stage that writes it). The promotion gates read `role.metric` names."""
+    return {
+        "validated": (workspace.validated, "validate"),
+        "test_split": (workspace.splits, "split"),
+        "teacher": (workspace.teacher, "train"),
+        "metrics": (workspace.reports("evaluate"), "evaluate"),
+        "student": (workspace.student, "distill"),
+        "onnx_int8": (workspace.onnx, "export"),
+    }
 
 
 def run(
@@ -48,13 +41,14 @@ def run(
     promotion_cfg: PromotionConfig,
     *,
     roles: dict[str, tuple[Path, str]] | None = None,
-    reports: Path = REPORTS,
-    metrics_path: Path = METRICS_FILE,
+    workspace: Workspace = Workspace(),
 ) -> Produced:
+    """Register `roles` (default: the workspace's outputs, workspace_roles) as a new version."""
     from registry import api  # the registry loads only for the stages that read it
 
     started = time.time()
-    roles = roles or ROLES
+    reports, metrics_path = workspace.reports(STAGE), workspace.metrics(STAGE)
+    roles = roles or workspace_roles(workspace)
     if not registry_cfg.enabled:
         raise StageError("registry.enabled is false: nothing to register a model version in")
     refs = {}
@@ -86,17 +80,17 @@ def run(
         "promoted_to": promotion_cfg.promote_to if promotion and promotion["moved"] else None,
         "gates_passed": promotion["passed"] if promotion else None,
     }
-    with atomic_dirs(Path(reports)) as (reports_tmp,):
+    with atomic_dirs(reports) as (reports_tmp,):
         write_json(reports_tmp / "model_version.json", record)
         write_meta(
             reports_tmp, stage=STAGE,
             config={"registry": registry_cfg, "promotion": promotion_cfg},
             inputs={role: Path(path) for role, (path, _) in roles.items()}, metrics=metrics, started=started,
         )
-    write_metrics(Path(metrics_path), metrics)
+    write_metrics(metrics_path, metrics)
     _print_outcome(record)
     return Produced(
-        stage=STAGE, outputs={"reports": Path(reports), "metrics": Path(metrics_path)},
+        stage=STAGE, outputs={"reports": reports, "metrics": metrics_path},
         inputs={role: Path(path) for role, (path, _) in roles.items()}, metrics=metrics,
     )
 

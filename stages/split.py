@@ -22,7 +22,7 @@ import pyarrow
 from sklearn.model_selection import train_test_split
 
 from tuneforge.base.errors import StageError
-from tuneforge.base.layout import SPLIT_NAMES, SPLITS_DIR, VALIDATED_DIR, metrics_file, reports_dir
+from tuneforge.base.layout import SPLIT_NAMES, Workspace
 from tuneforge.base.outputs import Produced, atomic_dirs, write_meta, write_metrics
 from tuneforge.base.spec import ModelConfig, SplitConfig
 from tuneforge.data.drift import write_drift_report
@@ -32,8 +32,6 @@ from tuneforge.pipeline.runner import stage_main
 from tuneforge.tasks import get_task
 
 STAGE = "split"
-REPORTS_DIR = reports_dir(STAGE)
-METRICS_FILE = metrics_file(STAGE)
 COLUMNS = [TEXT, LABEL, SOURCE_ROW]
 MIN_TRAIN_PER_CLASS = 2  # a class with fewer training examples is not worth stratifying for
 _KEY = "_text_key"
@@ -41,22 +39,15 @@ _STRATUM = "_stratum"
 _SHOWN_EXAMPLES = 5
 
 
-def run(
-    cfg: SplitConfig,
-    *,
-    validated_dir: Path = VALIDATED_DIR,
-    out_dir: Path = SPLITS_DIR,
-    reports: Path = REPORTS_DIR,
-    metrics_path: Path = METRICS_FILE,
-    model_cfg: ModelConfig | None = None,
-) -> Produced:
+def run(cfg: SplitConfig, *, model_cfg: ModelConfig | None = None, workspace: Workspace = Workspace()) -> Produced:
     started = time.time()
     stratify_key = get_task((model_cfg or ModelConfig()).task).stratify_key
-    train_path = Path(validated_dir) / "train.parquet"
+    out_dir, reports, metrics_path = workspace.splits, workspace.reports(STAGE), workspace.metrics(STAGE)
+    train_path = workspace.validated / "train.parquet"
     if not train_path.is_file():
         raise StageError(f"{train_path}: not found; run the validate stage first (python -m stages.validate)")
     labelled = read_validated(train_path)
-    given_paths = {name: Path(validated_dir) / f"{name}.parquet" for name in ("val", "test")}
+    given_paths = {name: workspace.validated / f"{name}.parquet" for name in ("val", "test")}
     given_paths = {name: path for name, path in given_paths.items() if path.is_file()}
     given = {name: read_validated(path) for name, path in given_paths.items()}
 
@@ -64,7 +55,7 @@ def run(
     check_no_shared_text(splits)
 
     inputs = {"train": train_path} | given_paths
-    with atomic_dirs(Path(out_dir), Path(reports)) as (splits_tmp, reports_tmp):
+    with atomic_dirs(out_dir, reports) as (splits_tmp, reports_tmp):
         for name, frame in splits.items():
             frame.to_parquet(splits_tmp / f"{name}.parquet", index=False)
         drift = {
@@ -84,10 +75,10 @@ def run(
             splits_tmp, stage=STAGE, config=cfg, inputs=inputs,
             metrics=metrics, started=started,
         )
-        write_metrics(Path(metrics_path), metrics)
+        write_metrics(metrics_path, metrics)
     return Produced(
         stage=STAGE,
-        outputs={"splits": Path(out_dir), "reports": Path(reports), "metrics": Path(metrics_path)},
+        outputs={"splits": out_dir, "reports": reports, "metrics": metrics_path},
         inputs=inputs,
         metrics=metrics,
     )

@@ -28,19 +28,10 @@ model, every rank reports a digest of its final weights and the stage checks the
 
 import os
 import time
-from pathlib import Path
 
 from tuneforge.base.errors import ConfigError
 from tuneforge.base.integrity import file_hashes
-from tuneforge.base.layout import (
-    AUGMENTED_DIR,
-    SPLITS_DIR,
-    TEACHER_DIR,
-    VALIDATED_DIR,
-    checkpoints_dir,
-    metrics_file,
-    reports_dir,
-)
+from tuneforge.base.layout import Workspace
 from tuneforge.base.outputs import Produced, atomic_dirs, write_meta, write_metrics
 from tuneforge.base.spec import ModelConfig, TrainConfig
 from tuneforge.pipeline.runner import stage_main
@@ -50,28 +41,16 @@ from tuneforge.training.fit import build_spec, fit, prepare, spec_hash
 from tuneforge.training.launch import launch
 from tuneforge.training.telemetry import headline_metrics, history_csv, peak_rss_mb
 from tuneforge.training.training_args import NonFiniteLoss
-from tuneforge.tuning.files import BEST_PARAMS, merge_tuned
+from tuneforge.tuning.files import merge_tuned
 
 STAGE = "train"
-REPORTS = reports_dir(STAGE)
-METRICS_FILE = metrics_file(STAGE)
 HISTORY_NAME = "history.csv"
 
 
-def run(
-    model_cfg: ModelConfig,
-    cfg: TrainConfig,
-    *,
-    augmented_dir: Path = AUGMENTED_DIR,
-    splits_dir: Path = SPLITS_DIR,
-    validated_dir: Path = VALIDATED_DIR,
-    out_dir: Path = TEACHER_DIR,
-    reports: Path = REPORTS,
-    metrics_path: Path = METRICS_FILE,
-    tuned_params: Path = BEST_PARAMS,
-) -> Produced:
+def run(model_cfg: ModelConfig, cfg: TrainConfig, *, workspace: Workspace = Workspace()) -> Produced:
     started = time.time()
-    out_dir, reports, metrics_path = Path(out_dir), Path(reports), Path(metrics_path)
+    out_dir, reports, metrics_path = workspace.teacher, workspace.reports(STAGE), workspace.metrics(STAGE)
+    tuned_params = workspace.tuned_params
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         # Every rank would write and rename its own output directory: the stage launches its ranks itself.
         raise ConfigError(
@@ -80,15 +59,13 @@ def run(
         )
     task = get_task(model_cfg.task)
     require(task, STAGE)
-    cfg, tuned = merge_tuned(cfg, Path(tuned_params)) if cfg.use_tuned else (cfg, None)
-    prepared = prepare(
-        model_cfg, cfg, task, augmented_dir=augmented_dir, splits_dir=splits_dir, validated_dir=validated_dir
-    )
+    cfg, tuned = merge_tuned(cfg, tuned_params) if cfg.use_tuned else (cfg, None)
+    prepared = prepare(model_cfg, cfg, task, workspace)
     inputs, base_path, plan = prepared.inputs, prepared.base_path, prepared.plan
     if tuned:
-        inputs = {**inputs, "tuned_params": Path(tuned_params)}
+        inputs = {**inputs, "tuned_params": tuned_params}
 
-    checkpoint_dir = checkpoints_dir(out_dir)
+    checkpoint_dir = workspace.checkpoints / out_dir.name
     run_hash = spec_hash(model_cfg, cfg, prepared, extra_inputs={"tuned_params": tuned_params} if tuned else None)
     resume = resume_point(checkpoint_dir, run_hash)
     print(

@@ -33,15 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from tuneforge.base.errors import ConfigError, StageError, report_failure
-from tuneforge.base.layout import (
-    AUGMENTED_DIR,
-    PARAMS_FILE,
-    SPLITS_DIR,
-    VALIDATED_DIR,
-    checkpoints_dir,
-    metrics_file,
-    reports_dir,
-)
+from tuneforge.base.layout import PARAMS_FILE, Workspace
 from tuneforge.base.outputs import Produced, atomic_dirs, write_json, write_meta, write_metrics
 from tuneforge.base.secrets import mask_url
 from tuneforge.base.spec import ModelConfig, TrainConfig, TuneConfig
@@ -54,35 +46,23 @@ from tuneforge.tuning.files import (
     STUDY_NAME,
     TRIAL_COLUMNS,
     TRIALS_NAME,
-    TUNE_DIR,
     best_params_text,
     overlay,
 )
 
 STAGE = "tune"
-REPORTS = reports_dir(STAGE)
-METRICS_FILE = metrics_file(STAGE)
 
 
 def run(
-    cfg: TuneConfig,
-    model_cfg: ModelConfig,
-    train_cfg: TrainConfig,
-    *,
-    augmented_dir: Path = AUGMENTED_DIR,
-    splits_dir: Path = SPLITS_DIR,
-    validated_dir: Path = VALIDATED_DIR,
-    out_dir: Path = TUNE_DIR,
-    reports: Path = REPORTS,
-    metrics_path: Path = METRICS_FILE,
+    cfg: TuneConfig, model_cfg: ModelConfig, train_cfg: TrainConfig, *, workspace: Workspace = Workspace()
 ) -> Produced:
     started = time.time()
-    out_dir, reports, metrics_path = Path(out_dir), Path(reports), Path(metrics_path)
+    out_dir, reports, metrics_path = workspace.tune, workspace.reports(STAGE), workspace.metrics(STAGE)
     config = {"tune": cfg}  # write_meta records it with tune.storage's password masked
     if not cfg.enabled:
         return _write(out_dir, reports, metrics_path, None, config=config, inputs={}, started=started)
 
-    search = Search.open(cfg, model_cfg, train_cfg, augmented_dir, splits_dir, validated_dir, scratch=out_dir)
+    search = Search.open(cfg, model_cfg, train_cfg, workspace)
     print(
         f"{STAGE}: study {search.name} in {search.storage_shown}: {cfg.sampler} sampler, {cfg.pruner} pruner, "
         f"{cfg.n_trials} trials of {search.metric} ({search.direction})"
@@ -97,7 +77,7 @@ def run_worker(cfg: TuneConfig, model_cfg: ModelConfig, train_cfg: TrainConfig) 
     """Join the study and run trials until it holds tune.n_trials; write nothing. (study name, trials run)."""
     if not cfg.enabled:
         raise ConfigError("tune.enabled: false; a worker has no search to join")
-    search = Search.open(cfg, model_cfg, train_cfg, AUGMENTED_DIR, SPLITS_DIR, VALIDATED_DIR, scratch=TUNE_DIR)
+    search = Search.open(cfg, model_cfg, train_cfg, Workspace())
     print(f"{STAGE}: worker on study {search.name} in {search.storage_shown}")
     return search.name, search.run(wait_for_others=False)
 
@@ -131,7 +111,7 @@ class Search:
         return direction(self.metric)
 
     @classmethod
-    def open(cls, cfg, model_cfg, train_cfg, augmented_dir, splits_dir, validated_dir, *, scratch: Path) -> "Search":
+    def open(cls, cfg, model_cfg, train_cfg, workspace: Workspace) -> "Search":
         # Imported here: a disabled stage answers at once, without loading torch, transformers or optuna.
         import optuna
 
@@ -146,9 +126,7 @@ class Search:
         require(task, STAGE)
         base = tune_space.trial_base(train_cfg, cfg, task)
         tune_space.check_space(cfg, base)
-        prepared = prepare(
-            model_cfg, base, task, augmented_dir=augmented_dir, splits_dir=splits_dir, validated_dir=validated_dir
-        )
+        prepared = prepare(model_cfg, base, task, workspace)
         spec = config_hash({
             "model": model_cfg.model_dump(by_alias=True), "train": base.model_dump(by_alias=True),
             "space": {name: dim.model_dump() for name, dim in cfg.search_space().items()},
@@ -158,7 +136,7 @@ class Search:
         study = tune_study.open_study(storage, tune_study.study_name(cfg, spec), base.metric, spec, cfg, base.max_steps)
         return cls(
             cfg=cfg, model_cfg=model_cfg, base=base, task=task, prepared=prepared, study=study, spec=spec,
-            storage_shown=mask_url(cfg.storage), scratch=checkpoints_dir(scratch),
+            storage_shown=mask_url(cfg.storage), scratch=workspace.checkpoints / workspace.tune.name,
         )
 
     def run(self, *, wait_for_others: bool) -> int:

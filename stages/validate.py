@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from tuneforge.base.errors import StageError
-from tuneforge.base.layout import EXPECTATIONS_DIR, VALIDATED_DIR, metrics_file, reports_dir
+from tuneforge.base.layout import Workspace
 from tuneforge.base.outputs import Produced, atomic_dirs, atomic_write_text, write_json, write_meta, write_metrics
 from tuneforge.base.spec import DataConfig, ModelConfig, ValidateConfig
 from tuneforge.data.cleaning import Cleaned, clean_table, conflicts, labels_per_text, with_derived_columns
@@ -29,24 +29,15 @@ from tuneforge.pipeline.runner import stage_main
 from tuneforge.tasks import Task, get_task
 
 STAGE = "validate"
-REPORTS_DIR = reports_dir(STAGE)
-METRICS_FILE = metrics_file(STAGE)
 
 
 def run(
-    data: DataConfig,
-    cfg: ValidateConfig,
-    *,
-    out_dir: Path = VALIDATED_DIR,
-    reports: Path = REPORTS_DIR,
-    metrics_path: Path = METRICS_FILE,
-    expectations_dir: Path = EXPECTATIONS_DIR,
-    model_cfg: ModelConfig | None = None,
+    data: DataConfig, cfg: ValidateConfig, *, model_cfg: ModelConfig | None = None, workspace: Workspace = Workspace()
 ) -> Produced:
     started = time.time()
     task = get_task((model_cfg or ModelConfig()).task)
-    out_dir, reports, metrics_path = Path(out_dir), Path(reports), Path(metrics_path)
-    suite_path = Path(expectations_dir) / f"{cfg.suite}.json"
+    out_dir, reports, metrics_path = workspace.validated, workspace.reports(STAGE), workspace.metrics(STAGE)
+    suite_path = workspace.expectations / f"{cfg.suite}.json"
     suite = load_suite(suite_path)
     files = {"train": data.train_path, "val": data.val_path, "test": data.test_path}
     files = {name: path for name, path in files.items() if path is not None}

@@ -6,6 +6,7 @@ from typer.testing import CliRunner
 from stages import validate
 from tests.helpers.project import REPO_ROOT, build_tiny_bert_with_minilm_tokenizer, labelled_rows, write_csv
 from tuneforge.base.errors import ConfigError, StageError
+from tuneforge.base.layout import Workspace
 from tuneforge.base.spec import DataConfig, ValidateConfig
 from tuneforge.cli import app
 from tuneforge.data.io import read_labelled_table
@@ -36,7 +37,7 @@ def test_a_failed_expectation_is_named_on_the_error_line_itself(in_tmp_dir):
     write_csv(in_tmp_dir / "in" / "train.csv", rows)
     with pytest.raises(StageError) as caught:
         validate.run(DataConfig(dir="in", train_file="train.csv"), ValidateConfig(),
-                     expectations_dir=REPO_ROOT / "expectations")
+                     workspace=Workspace(expectations=REPO_ROOT / "expectations"))
     assert caught.value.message == (
         "in/train.csv: 1 of 10 expectations failed: class_count >= 10 examples per class "
         "(validate.min_examples_per_class): 3 of 39 rows (7.7%), "

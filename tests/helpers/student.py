@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tuneforge.base.layout import Workspace
 from tuneforge.base.spec import DistillConfig, ExportConfig, ModelConfig, TrainConfig
 
 LABELS = ["card", "refund", "transfer"]
@@ -113,22 +114,6 @@ def tiny_export(**overrides) -> ExportConfig:
     )
 
 
-def distill_paths(root: Path) -> dict:
-    return dict(
-        teacher_dir=root / "models/teacher", augmented_dir=root / "data/augmented", splits_dir=root / "data/splits",
-        out_dir=root / "models/student", reports=root / "reports/distill",
-        metrics_path=root / "reports/metrics/distill.json",
-    )
-
-
-def export_paths(root: Path) -> dict:
-    return dict(
-        student_dir=root / "models/student", teacher_dir=root / "models/teacher",
-        splits_dir=root / "data/splits", out_dir=root / "models/onnx", reports=root / "reports/export",
-        metrics_path=root / "reports/metrics/export.json",
-    )
-
-
 def snapshot(*directories: Path) -> dict[str, bytes]:
     """Every file under the directories, by path: to prove a failed stage left them byte for byte."""
     return {
@@ -153,8 +138,8 @@ def built_project(tmp_path_factory) -> Path:
         # One thread: as fast for a hidden-32 model, and far faster when other processes busy the cores.
         with torch_threads(1):
             build_teacher(root / "models/teacher", pd.read_parquet(root / "data/augmented/train.parquet"))
-            distill.run(tiny_distill(), tiny_train(), model_cfg=TINY_MODEL, **distill_paths(root))
-            export.run(tiny_export(), model_cfg=TINY_MODEL, **export_paths(root))
+            distill.run(tiny_distill(), tiny_train(), model_cfg=TINY_MODEL, workspace=Workspace(root))
+            export.run(tiny_export(), model_cfg=TINY_MODEL, workspace=Workspace(root))
         _BUILT["root"] = root
     return _BUILT["root"]
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tuneforge.base.layout import metrics_file, reports_dir
+from tuneforge.base.layout import Workspace
 from tuneforge.base.spec import ModelConfig, TrainConfig
 
 CLASSES = 3
@@ -120,18 +120,10 @@ def tiny_train(**overrides) -> TrainConfig:
     return TrainConfig.model_validate(settings | overrides)
 
 
-def stage_paths(root: Path) -> dict:
-    return dict(
-        augmented_dir=root / "data/augmented", splits_dir=root / "data/splits",
-        validated_dir=root / "data/validated", out_dir=root / "models/teacher",
-        reports=root / reports_dir("train"), metrics_path=root / metrics_file("train"),
-    )
-
-
 def run_train(root: Path, base: Path | str, cfg: TrainConfig, **model):
     from stages import train
 
-    return train.run(tiny_model(base, **model), cfg, **stage_paths(root))
+    return train.run(tiny_model(base, **model), cfg, workspace=Workspace(root))
 
 
 def params_yaml(root: Path, base: Path, **train) -> Path:

@@ -9,7 +9,7 @@ import yaml
 
 from tests.helpers.project import REPO_ROOT
 from tests.helpers.training import build_tiny_bert, tiny_model, tiny_train, write_classification_data
-from tuneforge.base.layout import metrics_file, reports_dir
+from tuneforge.base.layout import Workspace
 
 # Learning rates from "barely moves" to "fast" for the random tiny BERT: at the first evaluations the slow
 # ones clearly lag the median, so the median pruner has something to prune. Val loss, not accuracy: on 12
@@ -45,19 +45,12 @@ def write_params(root: Path, base: Path, *, tune: dict, train: dict | None = Non
     return path
 
 
-def stage_paths(root: Path) -> dict:
-    return dict(
-        augmented_dir=root / "data/augmented", splits_dir=root / "data/splits", validated_dir=root / "data/validated",
-        out_dir=root / "models/tune", reports=root / reports_dir("tune"), metrics_path=root / metrics_file("tune"),
-    )
-
-
 def run_tune(root: Path, tune: dict, base: Path, **train):
     from stages import tune as tune_stage
     from tuneforge.base.spec import TuneConfig
 
     return tune_stage.run(
-        TuneConfig.model_validate(tune), tiny_model(base), tiny_train(**train), **stage_paths(root)
+        TuneConfig.model_validate(tune), tiny_model(base), tiny_train(**train), workspace=Workspace(root)
     )
 
 

@@ -11,6 +11,7 @@ from stages import augment
 from stages.augment import run
 from tests.helpers.project import labelled_rows
 from tuneforge.base.errors import StageError
+from tuneforge.base.layout import Workspace
 from tuneforge.base.spec import AugmentConfig, BalanceConfig, NoiseConfig
 from tuneforge.data.augmentation import BALANCE_PREFIX, augment_frame
 
@@ -34,13 +35,7 @@ def write_splits(root: Path, train: pd.DataFrame | None = None) -> Path:
 
 
 def run_in(root: Path, cfg: AugmentConfig, splits: Path):
-    return run(
-        cfg,
-        splits_dir=splits,
-        out_dir=root / "data" / "augmented",
-        reports=root / "reports" / "augment",
-        metrics_path=root / "reports" / "metrics" / "augment.json",
-    )
+    return run(cfg, workspace=Workspace(root, splits=splits))
 
 
 def output_files(root: Path) -> dict[str, bytes]:

@@ -12,6 +12,7 @@ import yaml
 
 from stages import augment, split, validate
 from tests.helpers.project import REPO_ROOT
+from tuneforge.base.layout import Workspace
 from tuneforge.data.textnorm import normalize_text
 from tuneforge.params import parse_params
 from tuneforge.params.overrides import merge
@@ -28,7 +29,8 @@ def banking77_params(banking77):
 
 def test_banking77_data_stages(in_tmp_dir, banking77_params):
     params = banking77_params
-    validated = validate.run(params.data, params.validate_, expectations_dir=REPO_ROOT / "expectations")
+    workspace = Workspace(expectations=REPO_ROOT / "expectations")
+    validated = validate.run(params.data, params.validate_, workspace=workspace)
     assert validated.metrics["success"] is True
     split.run(params.split)
     augment.run(params.augment)

@@ -15,7 +15,6 @@ from tests.helpers.student import (
     build_teacher,
     built_project,
     copy_project,
-    distill_paths,
     labelled_frame,
     minilm_tokenizer,
     one_torch_thread,  # noqa: F401 (the fixture pytestmark uses)
@@ -25,6 +24,7 @@ from tests.helpers.student import (
     write_data,
 )
 from tuneforge.base.errors import ConfigError, StageError
+from tuneforge.base.layout import Workspace
 from tuneforge.base.spec import DistillConfig
 from tuneforge.params import parse_params
 from tuneforge.training.kd import distillation_loss
@@ -223,7 +223,7 @@ def test_teacher_logits_are_computed_once_not_per_epoch(tmp_path):
         # 120 training rows in batches of 16: 8 steps an epoch, so 40 steps are 5 epochs.
         distill.run(
             tiny_distill(max_steps=40, prune_vocab=False), tiny_train(eval_steps=20), model_cfg=TINY_MODEL,
-            **distill_paths(tmp_path),
+            workspace=Workspace(tmp_path),
         )
     finally:
         handle.remove()
@@ -238,20 +238,20 @@ def test_a_failing_run_leaves_the_previous_outputs_untouched(project, tmp_path):
     copy_project(project, tmp_path)
     before = snapshot(tmp_path / "models/student", tmp_path / "reports/distill")
     with pytest.raises(ConfigError, match="distill.layers"):
-        distill.run(tiny_distill(layers=[0, 9]), tiny_train(), model_cfg=TINY_MODEL, **distill_paths(tmp_path))
+        distill.run(tiny_distill(layers=[0, 9]), tiny_train(), model_cfg=TINY_MODEL, workspace=Workspace(tmp_path))
     assert snapshot(tmp_path / "models/student", tmp_path / "reports/distill") == before
 
 
 def test_missing_teacher_and_unknown_labels_are_one_line_errors(tmp_path):
     write_data(tmp_path)
     with pytest.raises(StageError, match="no such model directory; run the train stage first"):
-        distill.run(tiny_distill(), tiny_train(), model_cfg=TINY_MODEL, **distill_paths(tmp_path))
+        distill.run(tiny_distill(), tiny_train(), model_cfg=TINY_MODEL, workspace=Workspace(tmp_path))
     build_teacher(tmp_path / "models/teacher", labelled_frame(40, 1), steps=1)
     frame = pd.read_parquet(tmp_path / "data/splits/test.parquet")
     frame.loc[0, "label"] = "crypto"
     frame.to_parquet(tmp_path / "data/splits/test.parquet", index=False)
     with pytest.raises(StageError, match=r"test.parquet: label\(s\) not in the label set: crypto"):
-        distill.run(tiny_distill(), tiny_train(), model_cfg=TINY_MODEL, **distill_paths(tmp_path))
+        distill.run(tiny_distill(), tiny_train(), model_cfg=TINY_MODEL, workspace=Workspace(tmp_path))
 
 
 def test_stage_main_prints_one_line_and_exits_non_zero(in_tmp_dir, capsys):

@@ -10,11 +10,11 @@ import yaml
 from registry import api
 from registry.config import RegistryConfig
 from stages import distill, train, tune
-from tests.helpers.student import TINY_MODEL, built_project, copy_project, distill_paths, snapshot, tiny_distill
+from tests.helpers.student import TINY_MODEL, built_project, copy_project, snapshot, tiny_distill
 from tests.helpers.student import tiny_train as student_train
 from tests.helpers.training import build_tiny_bert, tiny_model, tiny_train, write_classification_data
 from tests.helpers.tuning import LR_SPACE, load_trials, tune_settings, write_params
-from tuneforge.base.layout import checkpoints_dir
+from tuneforge.base.layout import Workspace
 from tuneforge.training.training_args import NonFiniteLoss
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -56,7 +56,7 @@ def test_a_diverging_train_run_is_one_line_leaves_the_outputs_and_registers_noth
     assert snapshot(*outputs) == before
     assert {artifact["name"]: artifact["version"] for artifact in api.artifacts(config=registry)} == versions
     # Resuming the diverged run would only diverge again: its checkpoints are gone, a corrected spec starts fresh.
-    assert not checkpoints_dir(root / "models/teacher").exists()
+    assert not (Workspace(root).checkpoints / "teacher").exists()
 
 
 def test_the_callback_stops_at_an_infinite_val_loss_too():
@@ -73,12 +73,15 @@ def test_the_callback_stops_at_an_infinite_val_loss_too():
 
 def test_a_diverging_distillation_stops_and_leaves_the_previous_student(tmp_path_factory, tmp_path):
     copy_project(built_project(tmp_path_factory), tmp_path)
-    paths = distill_paths(tmp_path)
-    before = snapshot(paths["out_dir"], paths["reports"], paths["metrics_path"].parent)
+    workspace = Workspace(tmp_path)
+    outputs = (workspace.student, workspace.reports("distill"), workspace.metrics("distill").parent)
+    before = snapshot(*outputs)
     with pytest.raises(NonFiniteLoss, match=r"^the training loss became nan by step \d+: .*distill.learning_rate"):
-        distill.run(tiny_distill(learning_rate=DIVERGING_LR), student_train(), model_cfg=TINY_MODEL, **paths)
-    assert snapshot(paths["out_dir"], paths["reports"], paths["metrics_path"].parent) == before
-    assert not checkpoints_dir(paths["out_dir"]).exists()
+        distill.run(
+            tiny_distill(learning_rate=DIVERGING_LR), student_train(), model_cfg=TINY_MODEL, workspace=workspace
+        )
+    assert snapshot(*outputs) == before
+    assert not (workspace.checkpoints / "student").exists()
 
 
 def test_a_diverging_tune_trial_is_pruned_and_the_search_goes_on(in_tmp_dir):

@@ -18,6 +18,7 @@ from registry import api, record_stage
 from registry.config import PromotionConfig, RegistryConfig
 from stages import evaluate
 from tuneforge.base.errors import StageError
+from tuneforge.base.layout import Workspace
 from tuneforge.base.outputs import Produced, sha256_file, sha256_path
 from tuneforge.base.spec import EvaluateConfig
 from tuneforge.evaluation.calibration import expected_calibration_error, reliability_bins
@@ -118,8 +119,9 @@ def local_registry(root: Path) -> RegistryConfig:
     )
 
 
-def run_stage(registry_cfg: RegistryConfig, cfg: EvaluateConfig = CFG, **paths) -> Produced:
-    return evaluate.run(cfg, registry_cfg, **paths)
+def run_stage(registry_cfg: RegistryConfig, cfg: EvaluateConfig = CFG, **placed) -> Produced:
+    """The stage in the working directory's layout, with any `placed` folder (e.g. teacher=) elsewhere."""
+    return evaluate.run(cfg, registry_cfg, workspace=Workspace(**placed))
 
 
 def read_report(name: str):
@@ -326,9 +328,9 @@ def evaluated(workspace) -> dict[str, bytes]:
 
 
 def refuse(registry_cfg: RegistryConfig, match: str, before: dict[str, bytes], cfg: EvaluateConfig = CFG,
-           **paths) -> None:
+           **placed) -> None:
     with pytest.raises(StageError, match=match):
-        run_stage(registry_cfg, cfg, **paths)
+        run_stage(registry_cfg, cfg, **placed)
     assert snapshot() == before
     assert not [p for p in Path("reports").rglob(".*tmp-*")]
 
@@ -336,13 +338,13 @@ def refuse(registry_cfg: RegistryConfig, match: str, before: dict[str, bytes], c
 def test_missing_or_non_model_directories_are_refused(evaluated, workspace):
     registry_cfg = local_registry(workspace)
     refuse(registry_cfg, r"models/nothing: no such model directory; run train first", evaluated,
-           model_dir=Path("models/nothing"))
+           teacher=Path("models/nothing"))
     Path("models/empty").mkdir()
     refuse(registry_cfg, r"models/empty: not a model directory \(no config.json\)", evaluated,
-           model_dir=Path("models/empty"))
+           teacher=Path("models/empty"))
     shutil.copytree("models/teacher", "models/pickled")
     Path("models/pickled/model.safetensors").unlink()
-    refuse(registry_cfg, r"no safetensors weights", evaluated, model_dir=Path("models/pickled"))
+    refuse(registry_cfg, r"no safetensors weights", evaluated, teacher=Path("models/pickled"))
 
 
 def test_tokenizer_missing_or_mismatched_is_refused(evaluated, workspace, tokenizer):
@@ -351,13 +353,13 @@ def test_tokenizer_missing_or_mismatched_is_refused(evaluated, workspace, tokeni
     for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
         Path("models/no_tokenizer", name).unlink(missing_ok=True)
     refuse(registry_cfg, r"models/no_tokenizer: no usable tokenizer", evaluated,
-           model_dir=Path("models/no_tokenizer"))
+           teacher=Path("models/no_tokenizer"))
 
     small = tiny_bert(tokenizer, vocab_size=1000)  # a 30522-token tokenizer on a 1000-row embedding
     small.save_pretrained("models/small_vocab")
     tokenizer.save_pretrained("models/small_vocab")
     refuse(registry_cfg, r"tokenizer does not match the model: it has 30522 tokens but the embedding matrix has "
-           r"1000 rows", evaluated, model_dir=Path("models/small_vocab"))
+           r"1000 rows", evaluated, teacher=Path("models/small_vocab"))
 
 
 def test_a_model_without_a_trained_head_is_refused(evaluated, workspace, tokenizer):
@@ -365,18 +367,19 @@ def test_a_model_without_a_trained_head_is_refused(evaluated, workspace, tokeniz
     BertModel(config).save_pretrained("models/backbone")  # weights of the encoder only
     tokenizer.save_pretrained("models/backbone")
     refuse(local_registry(workspace), r"models/backbone: weights missing from the checkpoint .*classifier",
-           evaluated, model_dir=Path("models/backbone"))
+           evaluated, teacher=Path("models/backbone"))
 
 
 def test_test_labels_unknown_to_the_model_are_named(evaluated, workspace):
     frame = pd.read_parquet("data/splits/test.parquet")
     frame.loc[:2, "label"] = "chargeback"
     frame.loc[3, "label"] = "fraud"
-    frame.to_parquet("data/splits/odd.parquet", index=False)
+    Path("data/odd").mkdir()
+    frame.to_parquet("data/odd/test.parquet", index=False)
     refuse(local_registry(workspace), r"2 label\(s\) unknown to the model .*'chargeback' \(3 rows\), 'fraud' "
-           r"\(1 rows\)", evaluated, test_path=Path("data/splits/odd.parquet"))
-    refuse(local_registry(workspace), r"data/splits/none.parquet: not found; run the split stage first", evaluated,
-           test_path=Path("data/splits/none.parquet"))
+           r"\(1 rows\)", evaluated, splits=Path("data/odd"))
+    refuse(local_registry(workspace), r"data/none/test.parquet: not found; run the split stage first", evaluated,
+           splits=Path("data/none"))
 
 
 def test_a_registry_that_cannot_be_opened_is_one_clear_error(evaluated, workspace):

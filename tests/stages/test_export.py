@@ -18,12 +18,12 @@ from tests.helpers.student import (
     TINY_MODEL,
     built_project,
     copy_project,
-    export_paths,
     one_torch_thread,  # noqa: F401 (the fixture pytestmark uses)
     snapshot,
     tiny_export,
 )
 from tuneforge.base.errors import StageError
+from tuneforge.base.layout import Workspace
 from tuneforge.export import onnx_export, parity
 from tuneforge.inference import onnx_predictor as predict
 from tuneforge.inference.outputs import labels_from_logits
@@ -195,7 +195,7 @@ def test_a_corrupted_fp32_graph_fails_the_stage_and_leaves_previous_outputs(copy
     before = snapshot(copy / "models/onnx", copy / "reports/export", copy / "reports/metrics")
     monkeypatch.setattr(onnx_export, "export_fp32", broken_export)
     with pytest.raises(StageError) as caught:
-        export.run(tiny_export(), model_cfg=TINY_MODEL, **export_paths(copy))
+        export.run(tiny_export(), model_cfg=TINY_MODEL, workspace=Workspace(copy))
     assert caught.value.message.startswith("parity gate failed: fp32 ONNX vs PyTorch on 45 test rows")
     assert caught.value.detail.splitlines()[0].split() == ["row", "label", "max_abs_diff", "pytorch", "onnx", "text"]
     assert len(caught.value.detail.splitlines()) == 1 + 10
@@ -213,13 +213,13 @@ def test_a_broken_int8_graph_fails_the_stage(copy, monkeypatch):
     monkeypatch.setattr(onnx_export, "quantize_int8", broken_quantize)
     shutil.rmtree(copy / "models/onnx")
     with pytest.raises(StageError, match="parity gate failed: int8 macro_f1"):
-        export.run(tiny_export(), model_cfg=TINY_MODEL, **export_paths(copy))
+        export.run(tiny_export(), model_cfg=TINY_MODEL, workspace=Workspace(copy))
     assert not (copy / "models/onnx").exists()
 
 
 def test_export_of_the_teacher_is_gated_too(copy):
     produced = export.run(
-        tiny_export(source="teacher", max_abs_diff=1e-4), model_cfg=TINY_MODEL, **export_paths(copy)
+        tiny_export(source="teacher", max_abs_diff=1e-4), model_cfg=TINY_MODEL, workspace=Workspace(copy)
     )
     meta = json.loads((copy / "models/onnx/meta.json").read_text())
     assert meta["source"] == "teacher" and meta["vocabulary"]["pruned"] is False
@@ -243,7 +243,7 @@ def test_an_exporter_failure_is_one_line_naming_the_class(copy, monkeypatch):
 
     monkeypatch.setattr(torch.onnx, "export", unsupported)
     with pytest.raises(StageError) as caught:
-        export.run(tiny_export(), model_cfg=TINY_MODEL, **export_paths(copy))
+        export.run(tiny_export(), model_cfg=TINY_MODEL, workspace=Workspace(copy))
     assert caught.value.message == (
         f"{copy / 'models/student'}: cannot export BertForSequenceClassification (bert) to ONNX: "
         "Exporting the operator 'aten::fancy' to ONNX opset version 17 is not supported."
@@ -254,7 +254,7 @@ def test_a_missing_tokenizer_is_refused(copy):
     for name in ("tokenizer.json", "tokenizer_config.json"):
         (copy / "models/student" / name).unlink()
     with pytest.raises(StageError, match=r"models/student: no usable tokenizer \(no tokenizer.json\)"):
-        export.run(tiny_export(), model_cfg=TINY_MODEL, **export_paths(copy))
+        export.run(tiny_export(), model_cfg=TINY_MODEL, workspace=Workspace(copy))
 
 
 def test_a_mismatched_tokenizer_is_refused(copy):
@@ -266,12 +266,12 @@ def test_a_mismatched_tokenizer_is_refused(copy):
     # Not the tokenizer the distill stage wrote and recorded in meta.json: refused before it is read.
     refused = r"models/student/\S+: (sha256 \w+\.\.\. does not match|not among the files)"
     with pytest.raises(StageError, match=refused):
-        export.run(tiny_export(), model_cfg=TINY_MODEL, **export_paths(copy))
+        export.run(tiny_export(), model_cfg=TINY_MODEL, workspace=Workspace(copy))
     meta = json.loads((copy / "models/student/meta.json").read_text())
     del meta["files"]  # as a folder from before files were recorded: the tokenizer's own check refuses it
     (copy / "models/student/meta.json").write_text(json.dumps(meta))
     with pytest.raises(StageError, match="tokenizer does not match the model: it has 30524 tokens"):
-        export.run(tiny_export(), model_cfg=TINY_MODEL, **export_paths(copy))
+        export.run(tiny_export(), model_cfg=TINY_MODEL, workspace=Workspace(copy))
 
 
 def test_stage_main_prints_the_failure_in_one_line(copy, monkeypatch, capsys):

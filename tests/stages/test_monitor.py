@@ -15,6 +15,7 @@ from stages import monitor, split, validate
 from tests.helpers.monitor import production_project, shifted_rows
 from tests.helpers.training import single_thread
 from tuneforge.base.errors import StageError
+from tuneforge.base.layout import EXPECTATIONS_DIR, Workspace
 from tuneforge.base.outputs import sha256_file
 from tuneforge.monitor import retrain
 from tuneforge.params import load_params
@@ -168,12 +169,11 @@ def test_retrain_data_merges_labelled_rows_and_pins_production_test_split(checke
     data = params.data.model_copy(update={"dir": str(folder), "train_file": "merged_train.parquet",
                                           "test_file": "test.jsonl"})
     with tempfile.TemporaryDirectory() as scratch:
-        out = Path(scratch)
-        validate.run(data, params.validate_, out_dir=out / "v", reports=out / "vr", metrics_path=out / "v.json")
-        split.run(params.split, validated_dir=out / "v", out_dir=out / "s", reports=out / "sr",
-                  metrics_path=out / "s.json")
-        assert sha256_file(out / "s/test.parquet") == sha256_file(project / "data/splits/test.parquet")
-        trained_on = pd.concat([pd.read_parquet(out / f"s/{name}.parquet") for name in ("train", "val")])
+        out = Workspace(Path(scratch), expectations=EXPECTATIONS_DIR)
+        validate.run(data, params.validate_, workspace=out)
+        split.run(params.split, workspace=out)
+        assert sha256_file(out.test_split) == sha256_file(project / "data/splits/test.parquet")
+        trained_on = pd.concat([pd.read_parquet(out.splits / f"{name}.parquet") for name in ("train", "val")])
         assert set(shifted_rows()["text"]) <= set(trained_on["text"])
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from stages import split
 from tuneforge.base.errors import StageError
+from tuneforge.base.layout import Workspace
 from tuneforge.base.outputs import sha256_path
 from tuneforge.base.spec import SplitConfig
 from tuneforge.data.drift import write_drift_report
@@ -66,7 +67,7 @@ def test_stratified_three_way_split_respects_fractions(in_tmp_dir):
 def test_same_seed_same_split_other_seed_other_split(in_tmp_dir):
     write_validated(uneven_rows())
     for seed, out in ((11, "a"), (11, "b"), (12, "c")):
-        split.run(SplitConfig(seed=seed), out_dir=Path(out), reports=Path(f"reports-{out}"))
+        split.run(SplitConfig(seed=seed), workspace=Workspace(splits=Path(out)))
     first, again, other = (read_splits(Path(out)) for out in ("a", "b", "c"))
     for name in ("train", "val", "test"):
         pd.testing.assert_frame_equal(first[name], again[name])

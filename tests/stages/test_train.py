@@ -11,7 +11,8 @@ from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from stages.train import run
-from tests.helpers.training import run_train, stage_paths, tiny_model, tiny_train, write_classification_data
+from tests.helpers.training import run_train, tiny_model, tiny_train, write_classification_data
+from tuneforge.base.layout import Workspace
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -192,7 +193,7 @@ def test_a_failed_run_leaves_the_previous_model_untouched(project, tiny_bert, mo
 
     monkeypatch.setattr(train_module, "save_model_dir", crash)
     with pytest.raises(RuntimeError):
-        run(tiny_model(tiny_bert), tiny_train(max_steps=5, seed=1), **stage_paths(project))
+        run(tiny_model(tiny_bert), tiny_train(max_steps=5, seed=1), workspace=Workspace(project))
     assert {p.name: p.read_bytes() for p in teacher.iterdir()} == before
     assert not [p for p in teacher.parent.iterdir() if p.name.startswith(".teacher.tmp")]
 

@@ -12,6 +12,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from stages.train import run
 from tuneforge.base.errors import StageError
+from tuneforge.base.layout import Workspace
 from tuneforge.base.spec import ModelConfig, TrainConfig
 from tuneforge.tasks import causal_lm_data as causal_lm
 from tuneforge.tasks.causal_lm_data import (
@@ -136,9 +137,9 @@ def test_lora_fine_tuning_of_a_tiny_llama_with_packing(tmp_path, tiny_llama):
         peft={"peft_type": "LORA", "r": 8, "lora_alpha": 16, "lora_dropout": 0.0, "target_modules": None},
         causal_lm={"train_file": str(train_file), "val_file": str(val_file), "packing": True},
     ))
-    out = tmp_path / "models/teacher"
-    run(ModelConfig(base=str(tiny_llama), task="causal-lm", max_seq_length=64), cfg, out_dir=out,
-        reports=tmp_path / "reports", metrics_path=tmp_path / "train.json")
+    workspace = Workspace(tmp_path)
+    out = workspace.teacher
+    run(ModelConfig(base=str(tiny_llama), task="causal-lm", max_seq_length=64), cfg, workspace=workspace)
 
     adapter = json.loads((out / "adapter/adapter_config.json").read_text())
     assert adapter["task_type"] == "CAUSAL_LM" and set(adapter["target_modules"]) <= {"q_proj", "k_proj", "v_proj",
@@ -151,7 +152,7 @@ def test_lora_fine_tuning_of_a_tiny_llama_with_packing(tmp_path, tiny_llama):
     best = min(history, key=lambda row: row["val_loss"])
     assert meta["best"]["step"] == best["step"]
     assert meta["best"]["value"] == pytest.approx(math.exp(best["val_loss"])) == best["val_perplexity"]
-    assert json.loads((tmp_path / "train.json").read_text())["best_perplexity"] == meta["best"]["value"]
+    assert json.loads(workspace.metrics("train").read_text())["best_perplexity"] == meta["best"]["value"]
 
     # A plain causal LM directory; the tokenizer carries the template the model was trained with.
     model = AutoModelForCausalLM.from_pretrained(out, use_safetensors=True).eval()

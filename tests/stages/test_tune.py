@@ -11,7 +11,7 @@ import time
 import optuna
 import pytest
 
-from tests.helpers.training import stage_paths, tiny_model, tiny_train
+from tests.helpers.training import tiny_model, tiny_train
 from tests.helpers.tuning import (
     load_trials,
     make_project,
@@ -19,6 +19,7 @@ from tests.helpers.tuning import (
     run_tune,
     tune_settings,
 )
+from tuneforge.base.layout import Workspace
 from tuneforge.tuning.files import BEST_PARAMS_NAME
 
 pytestmark = [pytest.mark.filterwarnings("ignore"), pytest.mark.usefixtures("one_thread")]
@@ -33,8 +34,7 @@ def project(in_tmp_dir):
 def train_with_tuned(root, base):
     from stages import train
 
-    best = root / "models/tune" / BEST_PARAMS_NAME
-    return train.run(tiny_model(base), tiny_train(use_tuned=True), tuned_params=best, **stage_paths(root))
+    return train.run(tiny_model(base), tiny_train(use_tuned=True), workspace=Workspace(root))
 
 
 def read_trials_csv(root) -> list[dict]:

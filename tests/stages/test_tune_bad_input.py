@@ -12,8 +12,9 @@ import pytest
 
 from stages import train, tune
 from tests.helpers.project import REPO_ROOT
-from tests.helpers.training import stage_paths, tiny_model, tiny_train
+from tests.helpers.training import tiny_model, tiny_train
 from tests.helpers.tuning import make_project, tune_settings, write_params
+from tuneforge.base.layout import Workspace
 
 pytestmark = [pytest.mark.filterwarnings("ignore"), pytest.mark.usefixtures("one_thread")]
 OUTPUTS = ("models/tune/best_params.yaml", "reports/tune/study.json", "reports/tune/trials.csv",
@@ -152,10 +153,7 @@ def test_use_tuned_without_a_search_is_refused(project, capsys):
     root, base = project
     (root / "models/tune/best_params.yaml").unlink()
     with pytest.raises(train.ConfigError, match=r"train.use_tuned: .*best_params.yaml not found; run the tune stage"):
-        train.run(
-            tiny_model(base), tiny_train(use_tuned=True),
-            tuned_params=root / "models/tune/best_params.yaml", **stage_paths(root),
-        )
+        train.run(tiny_model(base), tiny_train(use_tuned=True), workspace=Workspace(root))
     assert not (root / "models/teacher").exists()
 
 

@@ -10,6 +10,7 @@ import pytest
 from stages import split, validate
 from tests.helpers.project import REPO_ROOT, labelled_rows, write_csv
 from tuneforge.base.errors import ConfigError, StageError
+from tuneforge.base.layout import Workspace
 from tuneforge.base.spec import DataConfig, SplitConfig, ValidateConfig
 from tuneforge.data.io import check_data_files
 from tuneforge.params import parse_params
@@ -36,7 +37,7 @@ def given_test_rows() -> list[dict]:
 def run_validate(data: dict, **validate_cfg):
     return validate.run(
         DataConfig(dir="in", train_file="train.csv", **data), ValidateConfig(**validate_cfg),
-        expectations_dir=EXPECTATIONS,
+        workspace=Workspace(expectations=EXPECTATIONS),
     )
 
 

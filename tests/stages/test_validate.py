@@ -16,6 +16,7 @@ import yaml
 from stages import validate
 from tests.helpers.project import REPO_ROOT, labelled_rows, write_csv
 from tuneforge.base.errors import StageError
+from tuneforge.base.layout import Workspace
 from tuneforge.base.outputs import sha256_path
 from tuneforge.base.spec import DataConfig, ValidateConfig
 
@@ -301,7 +302,7 @@ def test_banking77_passes_with_defaults(in_tmp_dir, banking77):
     data = DataConfig(
         dir=str(banking77), train_file="train.csv", test_file="test.csv", label_column="category"
     )
-    produced = validate.run(data, ValidateConfig(), expectations_dir=REPO_ROOT / "expectations")
+    produced = validate.run(data, ValidateConfig(), workspace=Workspace(expectations=REPO_ROOT / "expectations"))
     assert produced.metrics == {
         "rows_in": 10003, "rows_out": 9992, "dropped_empty": 0, "dropped_duplicates": 4,
         "dropped_conflicts": 0, "dropped_test_overlap": 7, "test_rows_in": 3080, "test_rows_out": 3080, "classes": 77,

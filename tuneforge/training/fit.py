@@ -15,7 +15,7 @@ import transformers
 from transformers import EarlyStoppingCallback, Trainer, TrainerCallback, set_seed
 
 from tuneforge.base.errors import ConfigError
-from tuneforge.base.layout import AUGMENTED_DIR, SPLITS_DIR, VALIDATED_DIR
+from tuneforge.base.layout import Workspace
 from tuneforge.base.outputs import sha256_path
 from tuneforge.base.spec import ModelConfig, TrainConfig
 from tuneforge.inference.torch_predictor import count_parameters
@@ -44,19 +44,11 @@ class Prepared:
     input_hashes: dict[str, str]
 
 
-def prepare(
-    model_cfg: ModelConfig,
-    cfg: TrainConfig,
-    task,
-    *,
-    augmented_dir: Path = AUGMENTED_DIR,
-    splits_dir: Path = SPLITS_DIR,
-    validated_dir: Path = VALIDATED_DIR,
-) -> Prepared:
+def prepare(model_cfg: ModelConfig, cfg: TrainConfig, task, workspace: Workspace) -> Prepared:
     """Check the metric, device, data and base model; the train and tune stages both start here."""
     check_metric(task, cfg.metric, "train.metric")
     plan = plan_device(cfg)
-    inputs = task.train_inputs(cfg, Path(augmented_dir), Path(splits_dir), Path(validated_dir))
+    inputs = task.train_inputs(cfg, workspace.augmented, workspace.splits, workspace.validated)
     labels = task.check_train_inputs(inputs)  # bad data fails in a second, not after loading a model
     base_path = resolve_base_model(model_cfg.base)
     preflight(model_cfg, cfg, base_path, task)

@@ -1,4 +1,4 @@
-"""The tune stage's files: where they are, and models/tune/best_params.yaml, which the train stage reads.
+"""The tune stage's file names, and models/tune/best_params.yaml (Workspace.tuned_params), which train reads.
 
 The file is an overlay of params.yaml's `train` section holding only the searched keys, with the study it
 came from beside it. When the search is disabled the file says so and holds no values, and a train stage
@@ -12,15 +12,13 @@ from typing import Any
 import yaml
 
 from tuneforge.base.errors import ConfigError
-from tuneforge.base.layout import MODELS_DIR
+from tuneforge.base.layout import BEST_PARAMS
 from tuneforge.base.outputs import sha256_path
 from tuneforge.base.spec import TrainConfig
 from tuneforge.params import parse_params
 from tuneforge.params.overrides import merge
 
-TUNE_DIR = MODELS_DIR / "tune"
-BEST_PARAMS_NAME = "best_params.yaml"
-BEST_PARAMS = TUNE_DIR / BEST_PARAMS_NAME
+BEST_PARAMS_NAME = BEST_PARAMS.name
 # In reports/tune/:
 TRIALS_NAME = "trials.csv"
 STUDY_NAME = "study.json"

@@ -10,6 +10,7 @@ import sys
 
 from stages import validate
 from tests.helpers.project import REPO_ROOT, labelled_rows, write_csv
+from tuneforge.base.layout import Workspace
 from tuneforge.base.outputs import atomic_dirs, atomic_write_text, remove_stale_siblings
 from tuneforge.base.spec import DataConfig, ValidateConfig
 
@@ -71,6 +72,6 @@ def test_a_real_stage_run_removes_what_a_killed_run_left(in_tmp_dir):
     for path in leftovers:
         path.mkdir(parents=True)
     validate.run(DataConfig(dir="in", train_file="train.csv"), ValidateConfig(),
-                 expectations_dir=REPO_ROOT / "expectations")
+                 workspace=Workspace(expectations=REPO_ROOT / "expectations"))
     assert not any(path.exists() for path in leftovers)
     assert (in_tmp_dir / "data" / "validated" / "train.parquet").is_file()

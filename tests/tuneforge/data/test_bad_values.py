@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from stages import validate
 from tests.helpers.project import REPO_ROOT, labelled_rows, write_csv
 from tuneforge.base.errors import StageError
+from tuneforge.base.layout import Workspace
 from tuneforge.base.spec import DataConfig, ValidateConfig
 from tuneforge.cli import app
 from tuneforge.data.io import read_labelled_table
@@ -97,7 +98,7 @@ def test_validate_names_max_text_chars_and_the_line_of_a_text_past_the_csv_limit
     write_csv(in_tmp_dir / "in" / "train.csv", rows)
     with pytest.raises(StageError) as caught:
         validate.run(DataConfig(dir="in", train_file="train.csv"), ValidateConfig(),
-                     expectations_dir=REPO_ROOT / "expectations")
+                     workspace=Workspace(expectations=REPO_ROOT / "expectations"))
     message = caught.value.message
     assert "malformed CSV" not in message
     assert message.startswith(
