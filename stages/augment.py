@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow
 
-from tuneforge.base.errors import StageError
+from tuneforge.base.errors import ConfigError, StageError
 from tuneforge.base.layout import Workspace
 from tuneforge.base.outputs import Produced, atomic_dirs, write_meta, write_metrics
 from tuneforge.base.spec import AugmentConfig, ModelConfig
@@ -29,7 +29,7 @@ from tuneforge.data.augmentation import METHOD, ORIGIN, augment_metrics, with_pr
 from tuneforge.data.drift import write_drift_report
 from tuneforge.data.io import LABEL, SOURCE_ROW, TEXT
 from tuneforge.pipeline.runner import stage_main
-from tuneforge.tasks import get_task
+from tuneforge.tasks import task_for
 
 STAGE = "augment"
 REPORT_NAME = "augmented_vs_original"
@@ -39,12 +39,14 @@ def run(
     cfg: AugmentConfig, *, model_cfg: ModelConfig | None = None, workspace: Workspace = Workspace()
 ) -> Produced:
     started = time.time()
-    augment = get_task((model_cfg or ModelConfig()).task).augment
+    task = task_for(model_cfg, STAGE)
+    if cfg.enabled and task.augment is None:
+        raise ConfigError(f"augment.enabled: model.task {task.name} has no augmentation; set augment.enabled: false")
     train_path = workspace.splits / "train.parquet"
     out_dir, reports, metrics_path = workspace.augmented, workspace.reports(STAGE), workspace.metrics(STAGE)
     original = read_train_split(train_path)
 
-    augmented, extra = augment(original, cfg) if cfg.enabled and augment else (with_provenance(original), {})
+    augmented, extra = task.augment(original, cfg) if cfg.enabled else (with_provenance(original), {})
     metrics = augment_metrics(original, augmented, extra)
 
     with atomic_dirs(out_dir, reports) as (out_tmp, reports_tmp):

@@ -48,7 +48,7 @@ from tuneforge.data.drift import write_drift_report
 from tuneforge.inference.outputs import labels_from_logits
 from tuneforge.inference.torch_predictor import Classifier, count_parameters, load_trained_classifier
 from tuneforge.pipeline.runner import stage_main
-from tuneforge.tasks import Task, get_task
+from tuneforge.tasks import Task, task_for
 from tuneforge.training.checkpoints import CheckpointMarker, config_hash, discard, resume_point
 from tuneforge.training.kd import TEACHER_LOGITS, DistillationTrainer, distillation_collator
 from tuneforge.training.student import (
@@ -89,14 +89,15 @@ def run(
         "teacher": workspace.teacher, "train": workspace.augmented / "train.parquet",
         "val": workspace.splits / "val.parquet", "test": workspace.test_split,
     }
-    task = get_task(model_cfg.task)
+    task = task_for(model_cfg, STAGE)
+    splits = task.read_splits({name: inputs[name] for name in ("train", "val", "test")})
     student_train_cfg = student_training_config(cfg, train_cfg)
     plan = plan_device(student_train_cfg)
     if inputs["teacher"].is_dir():
         require_tokenizer_file(inputs["teacher"])
     teacher = load_trained_classifier(inputs["teacher"], torch.device(plan.device), missing_hint=TEACHER_HINT)
     tokenizer, max_length = teacher.tokenizer, model_cfg.max_seq_length
-    splits, encoded = task.distill_data(inputs, tokenizer, teacher.labels, max_length)
+    encoded = task.encode_splits(splits, inputs, tokenizer, teacher.labels, max_length)
     transformers.logging.disable_progress_bar()
     set_seed(cfg.seed)
 

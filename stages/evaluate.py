@@ -12,11 +12,14 @@ Outputs, replaced atomically:
     reports/evaluate/confusion_matrix.csv   the count matrix: one row per true label, one column per predicted
     reports/evaluate/confusion_matrix.json  labels, matrix, and one {actual, predicted} row per test row
                                             (the form `dvc plots` draws with its confusion template)
-    reports/evaluate/reliability.{png,json} calibration: accuracy vs mean confidence per bin, and the ECE
+    reports/evaluate/reliability.{png,json} calibration: accuracy vs mean confidence per bin, and the ECE,
+                                            as trained and (reliability_calibrated.png) with the temperature
+                                            fitted on the val split (the rule's calibration, as export ships it)
     reports/evaluate/confusions.md          the most frequent confusions with their most confident examples
     reports/evaluate/comparison.json        deltas per metric and per class, McNemar's test (only when compared)
     reports/evaluate/classification.{html,json}  Evidently classification report (production as reference)
-    reports/evaluate/predictions.parquet    text, label, predicted, confidence, correct, source_row
+    reports/evaluate/predictions.parquet    text, label, predicted, confidence, correct, calibrated_confidence,
+                                            source_row
     reports/evaluate/meta.json              config, inputs and their hashes, metrics, device, timings
     reports/metrics/evaluate.json           headline metrics (DVC metrics), with the test split's sha256
 """
@@ -34,10 +37,11 @@ from tuneforge.base.outputs import Produced, atomic_dirs, sha256_file, write_jso
 from tuneforge.base.secrets import mask_url
 from tuneforge.base.spec import EvaluateConfig, ModelConfig, shown_value
 from tuneforge.evaluation import metrics as m
-from tuneforge.evaluation.calibration import expected_calibration_error, reliability_bins
+from tuneforge.evaluation.calibration import reliability_bins
 from tuneforge.evaluation.plots import confusion_png, matplotlib_missing, reliability_png
 from tuneforge.evaluation.report import write_classification_report
 from tuneforge.evaluation.test_split import check_labels_known, read_test_split
+from tuneforge.inference.outputs import NO_CALIBRATION
 from tuneforge.inference.torch_predictor import (
     Classifier,
     count_parameters,
@@ -46,7 +50,7 @@ from tuneforge.inference.torch_predictor import (
     predict,
 )
 from tuneforge.pipeline.runner import stage_main
-from tuneforge.tasks import Task, get_task
+from tuneforge.tasks import Task, task_for
 
 STAGE = "evaluate"
 EXAMPLE_CHARS = 300  # longer example texts are cut in confusions.md
@@ -60,28 +64,30 @@ def run(
     workspace: Workspace = Workspace(),
 ) -> Produced:
     started = time.time()
-    model_dir, test_path = workspace.teacher, workspace.test_split
+    model_dir, test_path, val_path = workspace.teacher, workspace.test_split, workspace.splits / "val.parquet"
     reports, metrics_path = workspace.reports(STAGE), workspace.metrics(STAGE)
     registry_cfg = registry_cfg or RegistryConfig()
     model_cfg = model_cfg or ModelConfig()
-    task, max_length = get_task(model_cfg.task), model_cfg.max_seq_length
-    test = read_test_split(test_path)
+    task, max_length = task_for(model_cfg, STAGE), model_cfg.max_seq_length
+    test, val = read_test_split(test_path), read_test_split(val_path)
     device = pick_device(cfg.device, "evaluate.device")
     candidate = load_trained_classifier(model_dir, device, missing_hint="run train first (python -m stages.train)")
     check_labels_known(test, candidate.labels, model_dir, test_path)
+    check_labels_known(val, candidate.labels, model_dir, val_path)
     comparison_status, baseline_dir = find_baseline(cfg, registry_cfg)
     baseline = load_baseline(baseline_dir, device, comparison_status) if baseline_dir is not None else None
 
     print(f"{STAGE}: {model_dir} on {len(test)} test rows ({device.type})")
-    scored = score(task, candidate, test, cfg, max_length)
+    scored = score(task, candidate, test, val, cfg, max_length)
     compared = None
     if baseline is not None:
         print(f"{STAGE}: also {comparison_status['ref']} (version {comparison_status['version']})")
-        compared = compare(scored, score(task, baseline, test, cfg, max_length), cfg, comparison_status)
+        compared = compare(scored, score(task, baseline, test, val, cfg, max_length), cfg, comparison_status)
 
     test_sha256 = sha256_file(test_path)
     headline = headline_metrics(scored, len(test), test_sha256, compared or comparison_status)
-    inputs = {"model": model_dir, "test": test_path} | ({"baseline_model": baseline_dir} if baseline_dir else {})
+    inputs = {"model": model_dir, "test": test_path, "val": val_path}
+    inputs |= {"baseline_model": baseline_dir} if baseline_dir else {}
     figures = matplotlib_missing()
     with atomic_dirs(reports) as (out,):
         write_reports(out, scored, compared, comparison_status, cfg, figures)
@@ -102,7 +108,8 @@ def run(
     write_metrics(metrics_path, headline)
     print(
         f"{STAGE}: accuracy {headline['accuracy']:.4f}, macro-F1 {headline['macro_f1']:.4f}, "
-        f"ECE {headline['ece']:.4f}; comparison: {comparison_status['message']}"
+        f"ECE {headline['ece']:.4f} ({headline['ece_calibrated']:.4f} calibrated on val); "
+        f"comparison: {comparison_status['message']}"
     )
     return Produced(
         stage=STAGE, outputs={"reports": reports, "metrics": metrics_path}, inputs=inputs, metrics=headline
@@ -176,26 +183,45 @@ def absent_registry(url: str) -> str | None:
 
 # ---- scoring ----
 
-def score(task: Task, classifier: Classifier, test: pd.DataFrame, cfg: EvaluateConfig, max_length: int) -> dict:
-    """Predictions and every metric of one model on the test rows (inputs truncated to `max_length` tokens)."""
-    predictions = predict(classifier, test["text"].tolist(), batch_size=cfg.batch_size, max_length=max_length)
-    scores = task.outputs.scores(predictions.logits)
+def score(
+    task: Task, classifier: Classifier, test: pd.DataFrame, val: pd.DataFrame, cfg: EvaluateConfig, max_length: int
+) -> dict:
+    """Predictions and every metric of one model on the test rows (inputs truncated to `max_length` tokens), with
+    its calibration as trained and as fitted on the val rows (the output rule's fit: a softmax temperature).
+    The calibration is measured only for a model that knows every label of both (a production model with another
+    label set is compared on the rest)."""
+    def logits_of(frame: pd.DataFrame):
+        return predict(classifier, frame["text"].tolist(), batch_size=cfg.batch_size, max_length=max_length)
+
+    predictions, rule, labels = logits_of(test), task.outputs, classifier.labels
+    scores = rule.scores(predictions.logits, NO_CALIBRATION)
     frame = test.copy()
-    frame["predicted"] = task.outputs.predicted(scores, classifier.labels)
+    frame["predicted"] = rule.predicted(scores, labels, NO_CALIBRATION)
     frame["confidence"] = scores.max(axis=1)  # the score of the predicted label: what calibration bins
     frame["correct"] = frame["predicted"] == frame["label"]
-    bins = reliability_bins(frame["confidence"], frame["correct"], cfg.calibration_bins)
-    return {
-        "labels": classifier.labels,
+    scored = {
+        "labels": labels,
         "frame": frame,
         "seconds": predictions.seconds,
-        "metrics": task.score(list(frame["label"]), list(frame["predicted"]))
-        | {"ece": expected_calibration_error(frame["confidence"], frame["correct"], cfg.calibration_bins)},
-        "per_class": m.per_class_table(frame["label"], frame["predicted"], classifier.labels),
-        "matrix": m.confusion(frame["label"], frame["predicted"], classifier.labels),
-        "bins": bins,
+        "metrics": task.score(list(frame["label"]), list(frame["predicted"])),
+        "calibration": None,
+        "per_class": m.per_class_table(frame["label"], frame["predicted"], labels),
+        "matrix": m.confusion(frame["label"], frame["predicted"], labels),
+        "bins": reliability_bins(frame["confidence"], frame["correct"], cfg.calibration_bins),
         "confusions": m.top_confusions(frame, cfg.top_confusions, cfg.examples_per_confusion),
     }
+    if not (set(test["label"]) | set(val["label"])) <= set(labels):
+        return scored
+    calibration = rule.fit(logits_of(val).logits, task.targets(val, labels))
+    truth, bins = task.targets(test, labels), cfg.calibration_bins
+    frame["calibrated_confidence"] = rule.scores(predictions.logits, calibration).max(axis=1)
+    scored["metrics"] |= task.measure_calibration(predictions.logits, NO_CALIBRATION, truth, bins) | {
+        f"{name}_calibrated": value
+        for name, value in task.measure_calibration(predictions.logits, calibration, truth, bins).items()
+    }
+    scored["calibration"] = calibration
+    scored["bins_calibrated"] = reliability_bins(frame["calibrated_confidence"], frame["correct"], bins)
+    return scored
 
 
 def compare(candidate: dict, baseline: dict, cfg: EvaluateConfig, status: dict) -> dict:
@@ -241,10 +267,18 @@ def full_metrics(headline: dict, scored: dict, comparison: dict) -> dict:
         "labels": scored["labels"],
         "per_class": {row["label"]: {k: v for k, v in row.items() if k != "label"}
                       for row in scored["per_class"].to_dict(orient="records")},
-        "calibration": {"bins": len(scored["bins"]), "ece": scored["metrics"]["ece"]},
+        "calibration": {
+            "bins": len(scored["bins"]), "fitted_on": "val", "fitted": scored["calibration"],
+            **{key: scored["metrics"][key] for key in ("ece", "ece_calibrated", "nll", "nll_calibrated")},
+        },
         "top_confusions": [{k: v for k, v in c.items() if k != "examples"} for c in scored["confusions"]],
         "comparison_detail": _public(comparison),
     }
+
+
+def _calibration_note(calibration: dict) -> str:
+    fitted = ", ".join(f"{key} {value:.3g}" for key, value in calibration.items())
+    return f"fitted on val: {fitted}" if fitted else "none fitted on val (the scores are left as trained)"
 
 
 def _public(comparison: dict) -> dict:
@@ -269,13 +303,19 @@ def write_reports(out: Path, scored: dict, compared: dict | None, status: dict, 
         # Only non-empty bins: `dvc plots` draws these points (x: confidence, y: accuracy).
         "bins": [row for row in scored["bins"] if row["count"]],
         "empty_bins": [row["bin"] for row in scored["bins"] if not row["count"]],
+        "calibrated": {
+            "fitted_on": "val", **scored["calibration"], "ece": scored["metrics"]["ece_calibrated"],
+            "bins": [row for row in scored["bins_calibrated"] if row["count"]],
+        },
     })
     if figures_skipped is None:
         confusion_png(scored["matrix"], labels, out / "confusion_matrix.png")
         reliability_png(scored["bins"], scored["metrics"]["ece"], out / "reliability.png")
+        reliability_png(scored["bins_calibrated"], scored["metrics"]["ece_calibrated"],
+                        out / "reliability_calibrated.png", note=_calibration_note(scored["calibration"]))
     (out / "confusions.md").write_text(confusions_markdown(scored), encoding="utf-8")
 
-    predictions = frame[["text", "label", "predicted", "confidence", "correct"]
+    predictions = frame[["text", "label", "predicted", "confidence", "correct", "calibrated_confidence"]
                         + (["source_row"] if "source_row" in frame.columns else [])].copy()
     if compared is not None:
         predictions["production_predicted"] = compared["baseline_frame"]["predicted"].to_numpy()
@@ -309,7 +349,8 @@ def confusions_markdown(scored: dict) -> str:
 def summary_markdown(scored: dict, compared: dict | None, status: dict, figures_skipped: str | None) -> str:
     lines = ["# Evaluation on the test split", "", "| metric | value |", "| --- | --- |"]
     lines += [f"| {name} | {value:.4f} |" for name, value in scored["metrics"].items()]
-    lines += ["", f"Test rows: {len(scored['frame'])}. Calibration bins: {len(scored['bins'])}.", ""]
+    lines += ["", f"Test rows: {len(scored['frame'])}. Calibration bins: {len(scored['bins'])}; the *_calibrated "
+              f"scores use the calibration {_calibration_note(scored['calibration'])}.", ""]
     if figures_skipped:
         lines += [f"Note: {figures_skipped}.", ""]
     lines += ["## Comparison with production", ""]
@@ -319,7 +360,8 @@ def summary_markdown(scored: dict, compared: dict | None, status: dict, figures_
               "| metric | candidate | production | delta |", "| --- | --- | --- | --- |"]
     lines += [f"| {name} | {d['candidate']:.4f} | {d['baseline']:.4f} | {d['delta']:+.4f} |"
               for name, d in compared["metrics"].items()]
-    lines += ["", "Higher is better for every metric except ece (calibration error)."]
+    lines += ["", "Higher is better for every metric except ece and nll (calibration error, negative "
+              "log-likelihood), as trained and calibrated."]
     test = compared["mcnemar"]
     verdict = f"significant at {test['significance_level']:g}: {test['better']} is better" if test["significant"] \
         else f"not significant at {test['significance_level']:g}"

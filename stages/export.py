@@ -54,10 +54,10 @@ from tuneforge.evaluation.test_split import check_labels_known, read_test_split
 from tuneforge.export import model_card, onnx_export, parity
 from tuneforge.export.latency import chunks, measure, onnx_runner, torch_runner, torch_threads
 from tuneforge.inference import onnx_predictor as onnx_predict
-from tuneforge.inference.outputs import labels_from_logits
+from tuneforge.inference.outputs import NO_CALIBRATION, labels_from_logits
 from tuneforge.inference.torch_predictor import Classifier, load_trained_classifier
 from tuneforge.pipeline.runner import stage_main
-from tuneforge.tasks import Task, get_task
+from tuneforge.tasks import Task, task_for
 from tuneforge.training.student import load_student, require_tokenizer_file, with_id_map
 
 STAGE = "export"
@@ -72,17 +72,21 @@ def run(cfg: ExportConfig, *, model_cfg: ModelConfig | None = None, workspace: W
     out_dir, reports, metrics_path = workspace.onnx, workspace.reports(STAGE), workspace.metrics(STAGE)
     teacher_dir, student_dir, test_path = workspace.teacher, workspace.student, workspace.test_split
     model_cfg = model_cfg or ModelConfig()
-    task, max_length = get_task(model_cfg.task), model_cfg.max_seq_length
-    inputs = {"teacher": teacher_dir, "test": test_path}
+    task, max_length = task_for(model_cfg, STAGE), model_cfg.max_seq_length
+    val_path = workspace.splits / "val.parquet"
+    inputs = {"teacher": teacher_dir, "test": test_path} | ({"val": val_path} if cfg.calibrate else {})
     if cfg.source == "student":
         inputs["student"] = student_dir
     test = read_test_split(test_path)
+    val = read_test_split(val_path) if cfg.calibrate else None
     if teacher_dir.is_dir():
         require_tokenizer_file(teacher_dir)
     teacher = load_trained_classifier(teacher_dir, torch.device("cpu"), missing_hint=TEACHER_HINT)
     source, id_map, source_dir = load_source(cfg, teacher, student_dir, teacher_dir)
     check_same_model_family(source, teacher, source_dir, teacher_dir)
     check_labels_known(test, source.labels, source_dir, test_path)
+    if val is not None:
+        check_labels_known(val, source.labels, source_dir, val_path)
     onnx_export.check_exportable(source.model.model, source_dir)
     texts = list(test["text"])
     print(f"{STAGE}: {cfg.source} ({type(source.model.model).__name__}) -> ONNX; parity on {len(texts)} test rows")
@@ -109,6 +113,14 @@ def run(cfg: ExportConfig, *, model_cfg: ModelConfig | None = None, workspace: W
             f"{STAGE}: parity passed: fp32 max |logit difference| {fp32_gate['max_abs_diff']:.2e}, "
             f"int8 {task.parity_metric} drop {int8_gate['f1_drop_points']:.2f} points"
         )
+        calibration = calibrate(task, int8, val, test, int8_logits, source.labels, cfg)
+        write_labels(onnx_tmp, task, source.labels, calibration["fitted"])
+        if calibration["fitted"]:
+            print(
+                f"{STAGE}: calibration fitted on val: {calibration['fitted']}; test ECE "
+                f"{calibration['test_raw']['ece']:.4f} -> {calibration['test_calibrated']['ece']:.4f}, NLL "
+                f"{calibration['test_raw']['nll']:.4f} -> {calibration['test_calibrated']['nll']:.4f}"
+            )
 
         variants = {"teacher_pytorch_fp32": pytorch_variant(teacher, teacher_dir, texts, cfg, max_length)}
         if cfg.source == "student":  # the teacher's own ONNX graphs, measured only (never shipped)
@@ -138,7 +150,7 @@ def run(cfg: ExportConfig, *, model_cfg: ModelConfig | None = None, workspace: W
             ),
         }
 
-        metrics = headline_metrics(fp32_gate, int8_gate, speed, shipped)
+        metrics = headline_metrics(fp32_gate, int8_gate, speed, shipped, calibration)
         teacher_meta, source_meta = read_meta(teacher_dir), read_meta(source_dir)
         card = card_fields(
             cfg, max_length, source, teacher_meta, source_meta, fp32_gate, int8_gate, speed, test_path, len(texts)
@@ -154,7 +166,8 @@ def run(cfg: ExportConfig, *, model_cfg: ModelConfig | None = None, workspace: W
                 "vocabulary": {"pruned": id_map is not None,
                                "graph_rows": int(source.model.model.get_input_embeddings().num_embeddings)},
                 "parity": {"fp32_vs_pytorch": fp32_gate, "int8_vs_fp32": int8_gate},
-                "speed": speed, "drift": {name: summary["drift_share"] for name, summary in drift.items()},
+                "calibration": calibration, "speed": speed,
+                "drift": {name: summary["drift_share"] for name, summary in drift.items()},
                 "base_model": card["base_model"], "data_sha256": card["data_sha256"],
                 "files": file_hashes(onnx_tmp),  # what tuneforge.inference.onnx_predictor.load verifies before it loads
             },
@@ -208,9 +221,9 @@ def with_classifier(classifier: Classifier) -> Classifier:
 def write_onnx_dir(
     task: Task, source: Classifier, id_map, directory: Path, cfg: ExportConfig, max_length: int, where: Path
 ) -> None:
-    """Tokenizer, labels.json (with the task's decision rule), model.onnx and model.int8.onnx in `directory`."""
+    """Tokenizer, labels.json (the task's decision rule, not yet calibrated), model.onnx and model.int8.onnx."""
     onnx_export.write_tokenizer(source.tokenizer, directory, max_length)
-    write_json(directory / onnx_predict.LABELS_FILE, {"labels": source.labels, "decision": task.outputs.name})
+    write_labels(directory, task, source.labels, NO_CALIBRATION)
     fp32_path, int8_path = directory / onnx_predict.MODEL_FILES["fp32"], directory / onnx_predict.MODEL_FILES["int8"]
     onnx_export.export_fp32(
         source.model, source.tokenizer, fp32_path, outputs=task.onnx_outputs, opset=cfg.opset, max_length=max_length,
@@ -220,6 +233,27 @@ def write_onnx_dir(
     onnx_export.set_metadata(fp32_path, {"vocab_size": rows, "labels": json.dumps(source.labels)})
     onnx_export.quantize_int8(fp32_path, int8_path, per_channel=cfg.per_channel)
     onnx_export.set_metadata(int8_path, {"vocab_size": rows, "labels": json.dumps(source.labels)})
+
+
+def write_labels(directory: Path, task: Task, labels: list[str], calibration: dict) -> None:
+    """labels.json: the label of each output, the rule that turns outputs into predictions, its calibration."""
+    content = {"labels": labels, "decision": task.outputs.name}
+    write_json(directory / onnx_predict.LABELS_FILE, content | ({"calibration": calibration} if calibration else {}))
+
+
+def calibrate(task: Task, int8, val, test, test_logits: np.ndarray, labels: list[str], cfg: ExportConfig) -> dict:
+    """The shipped int8 model's calibration fitted on val (none with export.calibrate false), and its effect on
+    the test rows: ECE and NLL with raw and with calibrated scores."""
+    fitted = {}
+    if val is not None:
+        val_logits = onnx_predict.logits(int8, list(val["text"]), batch_size=cfg.batch_size)
+        fitted = task.outputs.fit(val_logits, task.targets(val, labels))
+    truth, bins, measure = task.targets(test, labels), cfg.calibration_bins, task.measure_calibration
+    return {
+        "fitted": fitted, "fitted_on": "val" if val is not None else None,
+        "test_raw": measure(test_logits, NO_CALIBRATION, truth, bins),
+        "test_calibrated": measure(test_logits, fitted, truth, bins),
+    }
 
 
 def pytorch_logits(source: Classifier, texts: list[str], cfg: ExportConfig, max_length: int) -> np.ndarray:
@@ -342,9 +376,10 @@ def predicted_frame(texts: list[str], variant: dict, predicted) -> pd.DataFrame:
     return pd.DataFrame({"text": texts, "label": predicted(variant["logits"])})
 
 
-def headline_metrics(fp32_gate: dict, int8_gate: dict, speed: dict, shipped: str) -> dict:
+def headline_metrics(fp32_gate: dict, int8_gate: dict, speed: dict, shipped: str, calibration: dict) -> dict:
     ours = speed["models"][shipped]
     return {
+        "ece": calibration["test_raw"]["ece"], "ece_calibrated": calibration["test_calibrated"]["ece"],
         "parity_passed": bool(fp32_gate["passed"] and int8_gate["passed"]),
         "fp32_max_abs_diff": fp32_gate["max_abs_diff"], "fp32_top1_mismatches": fp32_gate["top1_mismatches"],
         "int8_f1_drop_points": int8_gate["f1_drop_points"], "accuracy": ours["accuracy"],

@@ -34,7 +34,7 @@ from tuneforge.data.io import LABEL, TEXT
 from tuneforge.monitor.data import batch_sha256, read_batch, read_reference, sample
 from tuneforge.monitor.signals import PREDICTED, compare, decide, predicted_labels, sentence_embeddings, with_embeddings
 from tuneforge.params import Params, load_params
-from tuneforge.tasks import get_task
+from tuneforge.tasks import task_for
 
 STAGE = "monitor"
 
@@ -46,7 +46,7 @@ def check(params: Params, new_data: Path | str | None = None, *, register: bool 
     new_data = Path(new_data if new_data is not None else cfg.incoming_dir)
     if register and not params.registry.enabled:
         raise StageError("registry.enabled is false: the monitor reads the production model from the registry")
-    task = get_task(params.model.task)
+    task = task_for(params.model, STAGE)
     unsupported = [signal for signal in cfg.signals if signal not in task.drift_signals]
     if unsupported:
         raise ConfigError(

@@ -29,7 +29,7 @@ from tuneforge.data.drift import write_drift_report
 from tuneforge.data.io import LABEL, SOURCE_ROW, TEXT
 from tuneforge.data.textnorm import text_key
 from tuneforge.pipeline.runner import stage_main
-from tuneforge.tasks import get_task
+from tuneforge.tasks import task_for
 
 STAGE = "split"
 COLUMNS = [TEXT, LABEL, SOURCE_ROW]
@@ -41,7 +41,7 @@ _SHOWN_EXAMPLES = 5
 
 def run(cfg: SplitConfig, *, model_cfg: ModelConfig | None = None, workspace: Workspace = Workspace()) -> Produced:
     started = time.time()
-    stratify_key = get_task((model_cfg or ModelConfig()).task).stratify_key
+    stratify_key = task_for(model_cfg, STAGE).stratify_key
     out_dir, reports, metrics_path = workspace.splits, workspace.reports(STAGE), workspace.metrics(STAGE)
     train_path = workspace.validated / "train.parquet"
     if not train_path.is_file():

@@ -35,7 +35,7 @@ from tuneforge.base.layout import Workspace
 from tuneforge.base.outputs import Produced, atomic_dirs, write_meta, write_metrics
 from tuneforge.base.spec import ModelConfig, TrainConfig
 from tuneforge.pipeline.runner import stage_main
-from tuneforge.tasks import get_task, require
+from tuneforge.tasks import task_for
 from tuneforge.training.checkpoints import discard, resume_point
 from tuneforge.training.fit import build_spec, fit, prepare, spec_hash
 from tuneforge.training.launch import launch
@@ -57,8 +57,7 @@ def run(model_cfg: ModelConfig, cfg: TrainConfig, *, workspace: Workspace = Work
             "train.num_processes: run the stage plainly (python -m stages.train) with num_processes set; "
             "it launches torchrun itself, it does not run under torchrun or accelerate launch"
         )
-    task = get_task(model_cfg.task)
-    require(task, STAGE)
+    task = task_for(model_cfg, STAGE)
     cfg, tuned = merge_tuned(cfg, tuned_params) if cfg.use_tuned else (cfg, None)
     prepared = prepare(model_cfg, cfg, task, workspace)
     inputs, base_path, plan = prepared.inputs, prepared.base_path, prepared.plan

@@ -115,15 +115,14 @@ class Search:
         # Imported here: a disabled stage answers at once, without loading torch, transformers or optuna.
         import optuna
 
-        from tuneforge.tasks import get_task, require
+        from tuneforge.tasks import task_for
         from tuneforge.training.checkpoints import config_hash
         from tuneforge.training.fit import prepare
         from tuneforge.tuning import space as tune_space
         from tuneforge.tuning import study as tune_study
 
         optuna.logging.set_verbosity(optuna.logging.ERROR)  # trials are reported by our own lines
-        task = get_task(model_cfg.task)
-        require(task, STAGE)
+        task = task_for(model_cfg, STAGE)
         base = tune_space.trial_base(train_cfg, cfg, task)
         tune_space.check_space(cfg, base)
         prepared = prepare(model_cfg, base, task, workspace)

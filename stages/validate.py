@@ -26,7 +26,7 @@ from tuneforge.data.cleaning import Cleaned, clean_table, conflicts, labels_per_
 from tuneforge.data.gx_suite import counts, failure_summary, failure_table, load_suite, validate_tables
 from tuneforge.data.io import LABEL, SOURCE_ROW, TEXT
 from tuneforge.pipeline.runner import stage_main
-from tuneforge.tasks import Task, get_task
+from tuneforge.tasks import Task, task_for
 
 STAGE = "validate"
 
@@ -35,7 +35,7 @@ def run(
     data: DataConfig, cfg: ValidateConfig, *, model_cfg: ModelConfig | None = None, workspace: Workspace = Workspace()
 ) -> Produced:
     started = time.time()
-    task = get_task((model_cfg or ModelConfig()).task)
+    task = task_for(model_cfg, STAGE)
     out_dir, reports, metrics_path = workspace.validated, workspace.reports(STAGE), workspace.metrics(STAGE)
     suite_path = workspace.expectations / f"{cfg.suite}.json"
     suite = load_suite(suite_path)

@@ -23,6 +23,7 @@ from tuneforge.base.outputs import Produced, sha256_file, sha256_path
 from tuneforge.base.spec import EvaluateConfig
 from tuneforge.evaluation.calibration import expected_calibration_error, reliability_bins
 from tuneforge.evaluation.metrics import mcnemar_test, top_confusions
+from tuneforge.inference.outputs import ARGMAX
 
 LABELS = ["card", "transfer", "refund", "login"]
 KEYWORDS = {
@@ -104,10 +105,12 @@ def models(tmp_path_factory, tokenizer) -> dict[str, Path]:
 
 @pytest.fixture
 def workspace(in_tmp_dir, models) -> Path:
-    """The repo layout a stage sees: models/teacher and data/splits/test.parquet, no registry yet."""
+    """The repo layout a stage sees: models/teacher, data/splits/test.parquet and val.parquet (the calibration
+    is fitted on val), no registry yet."""
     shutil.copytree(models["candidate"], "models/teacher")
     Path("data/splits").mkdir(parents=True)
     intent_rows(80, seed=99, noise=0.4).to_parquet("data/splits/test.parquet", index=False)
+    intent_rows(60, seed=98, noise=0.4).to_parquet("data/splits/val.parquet", index=False)
     return in_tmp_dir
 
 
@@ -216,6 +219,21 @@ def test_metrics_equal_sklearn_on_the_same_predictions(workspace):
     assert [LABELS[i] for i in logits.argmax(-1).tolist()] == y_pred.tolist()
     np.testing.assert_allclose(torch.softmax(logits, -1).max(-1).values.numpy(), predictions["confidence"], atol=1e-5)
 
+    # The calibration: a temperature fitted on val (recomputed here), the test scores divided by it.
+    val = pd.read_parquet("data/splits/val.parquet")
+    with torch.no_grad():
+        val_logits = model(**tokenizer(val["text"].tolist(), padding=True, return_tensors="pt")).logits
+    temperature = read_report("metrics.json")["calibration"]["fitted"]["temperature"]
+    refit = ARGMAX.fit(val_logits.double().numpy(), val["label"].map(LABELS.index).to_numpy())["temperature"]
+    assert temperature == pytest.approx(refit, rel=1e-3) and temperature != 1.0
+    calibrated = torch.softmax(logits / temperature, -1).numpy()
+    np.testing.assert_allclose(calibrated.max(-1), predictions["calibrated_confidence"], atol=1e-5)
+    truth = y_true.map(LABELS.index).to_numpy()
+    for name, probabilities in (("nll", torch.softmax(logits, -1).numpy()), ("nll_calibrated", calibrated)):
+        assert headline[name] == pytest.approx(-np.log(probabilities[np.arange(80), truth]).mean(), abs=1e-4), name
+    assert headline["ece_calibrated"] == pytest.approx(expected_calibration_error(
+        predictions["calibrated_confidence"], predictions["correct"], 10), abs=1e-12)
+
     per_class = read_report("per_class.csv")
     assert per_class["label"].tolist() == LABELS
     np.testing.assert_allclose(
@@ -229,7 +247,8 @@ def test_metrics_equal_sklearn_on_the_same_predictions(workspace):
     assert plot_data["matrix"] == matrix.tolist() and len(plot_data["rows"]) == 80
     reliability = read_report("reliability.json")
     assert sum(row["count"] for row in reliability["bins"]) == 80 and reliability["n_bins"] == 10
-    for png in ("confusion_matrix.png", "reliability.png"):
+    assert reliability["calibrated"]["temperature"] == temperature
+    for png in ("confusion_matrix.png", "reliability.png", "reliability_calibrated.png"):
         assert (Path("reports/evaluate") / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     confusions = read_report("confusions.md")
     worst = read_report("metrics.json")["top_confusions"][0]
@@ -376,10 +395,16 @@ def test_test_labels_unknown_to_the_model_are_named(evaluated, workspace):
     frame.loc[3, "label"] = "fraud"
     Path("data/odd").mkdir()
     frame.to_parquet("data/odd/test.parquet", index=False)
+    shutil.copy("data/splits/val.parquet", "data/odd/val.parquet")
     refuse(local_registry(workspace), r"2 label\(s\) unknown to the model .*'chargeback' \(3 rows\), 'fraud' "
            r"\(1 rows\)", evaluated, splits=Path("data/odd"))
     refuse(local_registry(workspace), r"data/none/test.parquet: not found; run the split stage first", evaluated,
            splits=Path("data/none"))
+    # Val labels too: the calibration is fitted on them.
+    shutil.copy("data/splits/test.parquet", "data/odd/test.parquet")
+    frame.to_parquet("data/odd/val.parquet", index=False)
+    refuse(local_registry(workspace), r"data/odd/val.parquet: 2 label\(s\) unknown to the model", evaluated,
+           splits=Path("data/odd"))
 
 
 def test_a_registry_that_cannot_be_opened_is_one_clear_error(evaluated, workspace):

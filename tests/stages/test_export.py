@@ -59,7 +59,9 @@ def test_export_writes_a_shippable_directory(project):
         "README.md", "labels.json", "meta.json", "model.int8.onnx", "model.onnx", "tokenizer.json",
         "tokenizer_config.json",
     ]
-    assert json.loads((onnx_dir / "labels.json").read_text()) == {"labels": LABELS, "decision": "argmax"}
+    labels = json.loads((onnx_dir / "labels.json").read_text())
+    assert labels.keys() == {"labels", "decision", "calibration"} and labels["labels"] == LABELS
+    assert labels["decision"] == "argmax" and labels["calibration"]["temperature"] > 0
     assert (onnx_dir / "model.int8.onnx").stat().st_size < (onnx_dir / "model.onnx").stat().st_size
 
     meta = json.loads((onnx_dir / "meta.json").read_text())
@@ -67,6 +69,12 @@ def test_export_writes_a_shippable_directory(project):
     assert meta["metrics"]["fp32_max_abs_diff"] <= 1e-3 and meta["metrics"]["fp32_top1_mismatches"] == 0
     assert meta["source"] == "student" and meta["vocabulary"]["pruned"] is True
     assert meta["inputs_of_graph"] == ["input_ids", "attention_mask", "token_type_ids"]
+    # The shipped int8 model's temperature, fitted on val: its test NLL and the one it replaces.
+    calibration = meta["calibration"]
+    assert calibration["fitted"] == labels["calibration"] and calibration["fitted_on"] == "val"
+    assert set(calibration["test_raw"]) == set(calibration["test_calibrated"]) == {"ece", "nll"}
+    assert meta["metrics"]["ece"] == calibration["test_raw"]["ece"]
+    assert meta["metrics"]["ece_calibrated"] == calibration["test_calibrated"]["ece"]
     assert set(meta["files"]) == {"README.md", "labels.json", "model.int8.onnx", "model.onnx", "tokenizer.json",
                                   "tokenizer_config.json"}
 
@@ -282,3 +290,13 @@ def test_stage_main_prints_the_failure_in_one_line(copy, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert err.startswith("export: error: parity gate failed: fp32 ONNX vs PyTorch") and "Traceback" not in err
     assert not (copy / "models/onnx/model.onnx").exists()
+
+
+def test_export_without_calibration_ships_raw_scores(copy):
+    export.run(tiny_export(calibrate=False), model_cfg=TINY_MODEL, workspace=Workspace(copy))
+    labels = json.loads((copy / "models/onnx/labels.json").read_text())
+    assert "calibration" not in labels
+    meta = json.loads((copy / "models/onnx/meta.json").read_text())
+    assert meta["calibration"]["fitted"] == {} and meta["calibration"]["test_raw"] == meta["calibration"][
+        "test_calibrated"]
+    assert "val" not in meta["inputs"]

@@ -569,6 +569,14 @@ class ExportConfig(Section):
     threads: int | None = Field(
         None, ge=1, description="CPU threads of PyTorch and onnxruntime in the speed report; null: all cores."
     )
+    calibrate: bool = Field(
+        True,
+        description="Fit the shipped int8 model's calibration (a softmax temperature, minimum NLL) on the val split "
+        "and ship it in labels.json: tuneforge predict, the monitor and the server apply it. false: raw scores.",
+    )
+    calibration_bins: int = Field(
+        15, ge=2, le=100, description="Equal-width confidence bins of the ECE reported before and after calibration."
+    )
 
 
 # Evidently's drift tests by the column type they accept (evidently.legacy.calculations.stattests).

@@ -1,13 +1,18 @@
 """Calibration: does a model that says 90% sure turn out right 90% of the time?
 
+Fitting a calibration (a softmax temperature) is the output rule's (tuneforge/inference/outputs.py); this
+module measures one: reliability bins, the expected calibration error and the negative log-likelihood.
+
 Top-1 confidences are grouped in equal-width bins over [0, 1] (bin i holds (i/n, (i+1)/n]; the first
 also holds 0). The expected calibration error (Guo et al., 2017) is the row-weighted mean gap between
 each bin's accuracy and its mean confidence: ECE = sum_b |B_b| / N * |acc(B_b) - conf(B_b)|.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
+
+from tuneforge.inference.outputs import negative_log_likelihood, tempered_softmax
 
 
 def reliability_bins(confidence: Sequence[float], correct: Sequence[bool], bins: int) -> list[dict]:
@@ -42,3 +47,14 @@ def expected_calibration_error(confidence: Sequence[float], correct: Sequence[bo
     if total == 0:
         raise ValueError("expected calibration error of no predictions")
     return float(sum(row["count"] * abs(row["gap"]) for row in table if row["count"]) / total)
+
+
+def softmax_calibration(logits: np.ndarray, calibration: Mapping, truth: Sequence[int], bins: int) -> dict:
+    """ECE and NLL of single-label softmax scores at the calibration's temperature: the top score is the
+    confidence, right when it is the true label's (the NLL exact, from the logits)."""
+    truth = np.asarray(truth, dtype=int)
+    scores = tempered_softmax(logits, calibration)
+    return {
+        "ece": expected_calibration_error(scores.max(axis=1), scores.argmax(axis=1) == truth, bins),
+        "nll": negative_log_likelihood(logits, truth, calibration.get("temperature", 1.0)),
+    }

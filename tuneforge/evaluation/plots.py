@@ -49,7 +49,7 @@ def confusion_png(matrix: np.ndarray, labels: Sequence[str], path: Path) -> None
     figure.savefig(path, dpi=110, metadata=_PNG_METADATA)
 
 
-def reliability_png(bins: list[dict], ece: float, path: Path) -> None:
+def reliability_png(bins: list[dict], ece: float, path: Path, *, note: str = "") -> None:
     """Accuracy per confidence bin against the diagonal of perfect calibration, with row counts below."""
     from matplotlib.figure import Figure
 
@@ -65,7 +65,7 @@ def reliability_png(bins: list[dict], ece: float, path: Path) -> None:
     top.set_xlim(0, 1)
     top.set_ylim(0, 1)
     top.set_ylabel("accuracy")
-    top.set_title(f"Reliability diagram (ECE {ece:.4f}, {len(bins)} bins)")
+    top.set_title(f"Reliability diagram (ECE {ece:.4f}, {len(bins)} bins{'; ' + note if note else ''})")
     top.legend(loc="upper left")
     bottom.bar([row["lower"] for row in bins], [row["count"] for row in bins], width=width, align="edge",
                edgecolor="black", color="grey")

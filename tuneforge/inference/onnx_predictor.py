@@ -1,9 +1,10 @@
 """Predictions from a shipped models/onnx directory with plain onnxruntime + tokenizers (no torch, no transformers).
 
 The directory holds model.int8.onnx (the default) and model.onnx, tokenizer.json (truncation and padding
-are part of it), and labels.json ({"labels": [...], "decision": rule}, label i is logit i; the decision names
-the rule in tuneforge/inference/outputs.py that turns logits into predictions, argmax when absent). The graph
-takes the tokenizer's
+are part of it), and labels.json ({"labels": [...], "decision": rule, "calibration": {...}}, label i is logit
+i; the decision names the rule in tuneforge/inference/outputs.py that turns logits into predictions, argmax
+when absent, and the calibration is what the export stage fitted for it on val, e.g. a softmax temperature).
+The graph takes the tokenizer's
 ids as they are: a student with a pruned vocabulary remaps them inside the graph.
 
 Every way a directory can be unusable (missing, no tokenizer, a tokenizer that does not fit the model,
@@ -13,15 +14,15 @@ they are read once and loaded from the bytes that were checked.
 """
 
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from tuneforge.base.errors import StageError
 from tuneforge.base.integrity import recorded_hashes, verified_bytes
-from tuneforge.inference.outputs import ARGMAX, OutputRule, labels_from_logits, rule_named
+from tuneforge.inference.outputs import ARGMAX, NO_CALIBRATION, OutputRule, labels_from_logits, rule_named
 from tuneforge.inference.tokenizer_check import require_tokenizer
 
 MODEL_FILES = {"int8": "model.int8.onnx", "fp32": "model.onnx"}
@@ -38,6 +39,7 @@ class OnnxClassifier:
     input_names: list[str]
     path: Path
     outputs: OutputRule = ARGMAX  # logits into predictions, as labels.json names it
+    calibration: Mapping = field(default_factory=lambda: NO_CALIBRATION)  # the rule's, from labels.json
 
 
 def create_session(model_path: Path, threads: int | None = None, *, data: bytes | None = None, spinning: bool = True):
@@ -85,7 +87,7 @@ def load(
     def contents(path: Path) -> bytes | None:
         return verified_bytes(directory, hashes, path.name) if hashes is not None and path.is_file() else None
 
-    labels, outputs = read_labels(directory / LABELS_FILE, data=contents(directory / LABELS_FILE))
+    labels, outputs, calibration = read_labels(directory / LABELS_FILE, data=contents(directory / LABELS_FILE))
     tokenizer = load_tokenizer(directory / TOKENIZER_FILE, data=contents(directory / TOKENIZER_FILE))
     session = create_session(model_path, threads, data=contents(model_path), spinning=spinning)
     input_names = [item.name for item in session.get_inputs()]
@@ -94,22 +96,25 @@ def load(
         raise StageError(f"{model_path}: not a text classifier graph (inputs {input_names})")
     check_fits(model_path, session, tokenizer, labels)
     return OnnxClassifier(
-        session=session, tokenizer=tokenizer, labels=labels, input_names=input_names, path=directory, outputs=outputs
+        session=session, tokenizer=tokenizer, labels=labels, input_names=input_names, path=directory, outputs=outputs,
+        calibration=calibration,
     )
 
 
-def read_labels(path: Path, *, data: bytes | None = None) -> tuple[list[str], OutputRule]:
-    """The label names of the model's outputs and the rule that turns them into predictions."""
+def read_labels(path: Path, *, data: bytes | None = None) -> tuple[list[str], OutputRule, Mapping]:
+    """The label names of the model's outputs, the rule that turns them into predictions and its calibration."""
     if data is None and not path.is_file():
         raise StageError(f"{path}: no such file (the label names of the model's outputs)")
     try:
         content = json.loads((data if data is not None else path.read_bytes()).decode("utf-8"))
         labels, decision = content["labels"], content.get("decision", ARGMAX.name)
+        calibration = content.get("calibration", {})
     except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError):
         raise StageError(f'{path}: not a label file ({{"labels": [...]}})') from None
     if not isinstance(labels, list) or len(labels) < 2:
         raise StageError(f"{path}: needs a list of at least two labels")
-    return [str(label) for label in labels], rule_named(str(decision), str(path))
+    rule = rule_named(str(decision), str(path))
+    return [str(label) for label in labels], rule, rule.check(calibration, str(path))
 
 
 def load_tokenizer(path: Path, *, data: bytes | None = None):
@@ -166,16 +171,18 @@ def logits(classifier: OnnxClassifier, texts: Sequence[str], *, batch_size: int 
 
 def predicted_labels(classifier: OnnxClassifier, texts: Sequence[str], *, batch_size: int = 32) -> list:
     """The predicted label of each text, by the folder's decision rule."""
-    return labels_from_logits(classifier.outputs, logits(classifier, texts, batch_size=batch_size), classifier.labels)
+    raw = logits(classifier, texts, batch_size=batch_size)
+    return labels_from_logits(classifier.outputs, raw, classifier.labels, classifier.calibration)
 
 
 def predict(classifier: OnnxClassifier, texts: Sequence[str], *, batch_size: int = 32, top_k: int = 1) -> list[dict]:
     """One {text, label, score, top: [{label, score}, ...]} per text, by the folder's decision rule (argmax:
-    score is the softmax probability)."""
+    score is the softmax probability of the temperature the folder was exported with)."""
     if not texts:
         return []
-    scores = classifier.outputs.scores(logits(classifier, texts, batch_size=batch_size))
-    results = classifier.outputs.predictions(scores, classifier.labels, top_k)
+    rule, calibration = classifier.outputs, classifier.calibration
+    scores = rule.scores(logits(classifier, texts, batch_size=batch_size), calibration)
+    results = rule.predictions(scores, classifier.labels, top_k, calibration)
     return [{"text": str(text), **result} for text, result in zip(texts, results, strict=True)]
 
 

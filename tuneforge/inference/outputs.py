@@ -3,25 +3,46 @@
 Evaluate, distill and export (through the task), `tuneforge predict`, the monitor and the server (through the
 rule an exported folder names in labels.json) all turn logits into scores and predicted labels here, so a
 task's decision is written once. No torch: the server and `tuneforge predict` run without it.
+
+A rule may be calibrated: `fit` learns its calibration from held-out logits and their true labels (the
+export stage fits it on val and ships it in labels.json), and every other function takes that calibration.
+ARGMAX's calibration is a softmax temperature (Guo et al., 2017): the logits are divided by the T that
+minimises the val negative log-likelihood; the predicted label never changes, its score becomes honest.
 """
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import numpy as np
 
 from tuneforge.base.errors import StageError
 
+NO_CALIBRATION: Mapping = MappingProxyType({})
+# The temperatures searched: wide enough for any model seen (0.3 sharpens, 20 flattens). A fit that ends on a
+# bound means val cannot pin T down (every row right by a wide margin drives it towards 0, a val set the model
+# gets wrong with confidence towards infinity): the scores are then left as trained.
+TEMPERATURE_RANGE = (0.05, 100.0)
+# A fit that lowers the mean val NLL by less than this (nats) has found nothing worth shipping: a val set
+# right everywhere by a wide margin is flat in T down to the float precision.
+MIN_NLL_GAIN = 1e-4
+
 
 @dataclass(frozen=True)
 class OutputRule:
     name: str  # recorded as "decision" in an exported labels.json; the loader picks the rule by it
-    # (rows, labels) logits -> (rows, labels) scores in [0, 1]
-    scores: Callable[[np.ndarray], np.ndarray]
-    # scores, labels -> the predicted label of each row
-    predicted: Callable[[np.ndarray, list[str]], list]
-    # scores, labels, k -> per row {"label", "score", "top": [{"label", "score"}, ...]} (k best labels)
-    predictions: Callable[[np.ndarray, list[str], int], list[dict]]
+    # (rows, labels) logits, calibration -> (rows, labels) scores in [0, 1]
+    scores: Callable[[np.ndarray, Mapping], np.ndarray]
+    # scores, labels, calibration -> the predicted label of each row (a rule with decision thresholds reads
+    # them from the calibration; argmax has none and ignores it)
+    predicted: Callable[[np.ndarray, list[str], Mapping], list]
+    # scores, labels, k, calibration -> per row {"label", "score", "top": [{"label", "score"}, ...]} (k best)
+    predictions: Callable[[np.ndarray, list[str], int, Mapping], list[dict]]
+    # held-out logits, their true label indices -> the calibration every call above takes
+    fit: Callable[[np.ndarray, np.ndarray], dict]
+    # a calibration read from a file -> the same, checked (a StageError naming `where` when it is unusable)
+    check: Callable[[object, str], Mapping]
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -30,11 +51,58 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return shifted / shifted.sum(axis=1, keepdims=True)
 
 
-def most_probable(scores: np.ndarray, labels: list[str]) -> list[str]:
+def tempered_softmax(logits: np.ndarray, calibration: Mapping) -> np.ndarray:
+    return softmax(np.asarray(logits, dtype=np.float64) / calibration.get("temperature", 1.0))
+
+
+def negative_log_likelihood(logits: np.ndarray, truth: np.ndarray, temperature: float = 1.0) -> float:
+    """Mean -log p(true label) under softmax(logits / temperature), exact (a log-softmax, no clipping)."""
+    scaled = np.asarray(logits, dtype=np.float64) / temperature
+    shifted = scaled - scaled.max(axis=1, keepdims=True)
+    log_probabilities = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    return float(-log_probabilities[np.arange(len(truth)), np.asarray(truth)].mean())
+
+
+def fit_temperature(logits: np.ndarray, truth: np.ndarray) -> dict:
+    """{"temperature": T} minimising the NLL of the true labels (a bounded search on log T: the NLL is convex
+    in 1/T, so there is one minimum); {} when the minimum lies on a bound or beats T = 1 by less than
+    MIN_NLL_GAIN."""
+    from scipy.optimize import minimize_scalar  # only the stages fit; predict and the server never load scipy
+
+    low, high = (math.log(bound) for bound in TEMPERATURE_RANGE)
+    found = minimize_scalar(
+        lambda log_t: negative_log_likelihood(logits, truth, math.exp(log_t)), bounds=(low, high), method="bounded",
+        options={"xatol": 1e-4},
+    )
+    on_bound = min(found.x - low, high - found.x) < 1e-3
+    if on_bound or found.fun > negative_log_likelihood(logits, truth) - MIN_NLL_GAIN:
+        return {}
+    return {"temperature": round(math.exp(found.x), 6)}
+
+
+def check_temperature(calibration: object, where: str) -> Mapping:
+    if not isinstance(calibration, dict):
+        raise StageError(f"{where}: calibration must be a mapping like {{\"temperature\": 1.5}}, got {calibration!r}")
+    unknown = sorted(set(calibration) - {"temperature"})
+    if unknown:
+        raise StageError(f"{where}: unknown calibration key(s) {', '.join(unknown)} (argmax takes: temperature)")
+    if "temperature" not in calibration:
+        return NO_CALIBRATION
+    temperature = calibration["temperature"]
+    try:
+        usable = not isinstance(temperature, bool) and math.isfinite(float(temperature)) and float(temperature) > 0
+    except (TypeError, ValueError, OverflowError):
+        usable = False
+    if not usable or isinstance(temperature, str):
+        raise StageError(f"{where}: calibration temperature must be a finite number above 0, got {temperature!r}")
+    return MappingProxyType({"temperature": float(temperature)})
+
+
+def most_probable(scores: np.ndarray, labels: list[str], calibration: Mapping) -> list[str]:
     return [labels[i] for i in np.asarray(scores).argmax(axis=1)]
 
 
-def top_k(scores: np.ndarray, labels: list[str], k: int) -> list[dict]:
+def top_k(scores: np.ndarray, labels: list[str], k: int, calibration: Mapping) -> list[dict]:
     k = max(1, min(k, len(labels)))
     results = []
     for row in np.asarray(scores, dtype=np.float64):
@@ -44,14 +112,19 @@ def top_k(scores: np.ndarray, labels: list[str], k: int) -> list[dict]:
     return results
 
 
-# Single-label classification: softmax scores, the most probable label.
-ARGMAX = OutputRule(name="argmax", scores=softmax, predicted=most_probable, predictions=top_k)
+# Single-label classification: softmax scores (temperature-scaled), the most probable label.
+ARGMAX = OutputRule(
+    name="argmax", scores=tempered_softmax, predicted=most_probable, predictions=top_k, fit=fit_temperature,
+    check=check_temperature,
+)
 RULES = {rule.name: rule for rule in (ARGMAX,)}
 
 
-def labels_from_logits(rule: OutputRule, logits: np.ndarray, labels: list[str]) -> list:
-    """The predicted label of each row of `logits`, by `rule`."""
-    return rule.predicted(rule.scores(logits), labels)
+def labels_from_logits(
+    rule: OutputRule, logits: np.ndarray, labels: list[str], calibration: Mapping = NO_CALIBRATION
+) -> list:
+    """The predicted label of each row of `logits`, by `rule` with `calibration`."""
+    return rule.predicted(rule.scores(logits, calibration), labels, calibration)
 
 
 def rule_named(name: str, where: str) -> OutputRule:

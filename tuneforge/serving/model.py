@@ -48,6 +48,7 @@ class ServedModel:
             "hashes": self.files, "labels": self.classifier.labels,
             # The rule labels.json names (tuneforge/inference/outputs.py); a task with thresholds records them.
             "thresholds": thresholds, "decision": self.classifier.outputs.name,
+            "calibration": dict(self.classifier.calibration),  # {} when the folder ships raw scores
             "loaded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.loaded_at)),
             "load_seconds": round(self.load_seconds, 3),
         }

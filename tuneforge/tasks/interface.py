@@ -58,12 +58,14 @@ class Task:
     check_rows: Callable[[Path, pd.DataFrame, Any], None] | None = None
     # split: rows -> the stratum of each row, kept in proportion (and present) in every split
     stratify_key: Callable[[pd.DataFrame], pd.Series] | None = None
-    # augment: (train rows, augment cfg) -> (augmented rows with provenance, facts for the metrics); None:
-    # the task is not augmented (the stage passes the train split through with its provenance columns)
+    # augment: (train rows, augment cfg) -> (augmented rows with provenance, facts for the metrics); None: the
+    # task has no augmentation, augment.enabled true is refused and false passes the train split through
     augment: Callable[[pd.DataFrame, Any], tuple[pd.DataFrame, dict]] | None = None
-    # distill: (split files by name, the teacher's tokenizer and labels, max length) -> (rows by split, encoded
-    # examples by split, with `labels`); splits the teacher's labels cannot score are refused
-    distill_data: Callable[..., tuple[dict[str, pd.DataFrame], dict[str, list[dict]]]] | None = None
+    # distill: split files by name -> their rows, read and checked before any model loads
+    read_splits: Callable[[dict[str, Path]], dict[str, pd.DataFrame]] | None = None
+    # distill: (rows by split, their files, the teacher's tokenizer and labels, max length) -> encoded examples
+    # by split, with `labels`; splits the teacher's labels cannot score are refused
+    encode_splits: Callable[..., dict[str, list[dict]]] | None = None
     # distill: (student logits, teacher logits, labels, *, alpha, temperature) -> the batch-mean loss
     kd_loss: Callable[..., Any] | None = None
     # (true labels, predicted labels) -> metrics, among them every name in `metrics` but the loss
@@ -71,6 +73,12 @@ class Task:
     # model outputs into scores and predictions: evaluate, distill, export, and (named in the exported
     # labels.json) `tuneforge predict`, the monitor and the server
     outputs: OutputRule | None = None
+    # evaluate, export: (rows, the model's labels) -> the true labels as `outputs.fit` and `measure_calibration`
+    # take them (label indices for single-label); every label of the rows is known to the model
+    targets: Callable[[pd.DataFrame, list[str]], Any] | None = None
+    # evaluate, export: (logits, calibration, targets, bins) -> {"ece", "nll"}: how well the scores match how
+    # often the model is right
+    measure_calibration: Callable[[Any, Any, Any, int], dict] | None = None
     # export: the graph's output names, and the metric the int8 parity gate compares
     onnx_outputs: tuple[str, ...] = ()
     parity_metric: str | None = None
@@ -86,12 +94,12 @@ class Task:
 STAGE_NEEDS: dict[str, tuple[str, ...]] = {
     "validate": ("read_rows", "check_rows"),
     "split": ("stratify_key",),
-    "augment": (),  # `augment` None passes the train split through
+    "augment": (),  # without `augment` only augment.enabled: false goes through
     "train": ("train_inputs", "check_train_inputs", "training_data", "val_scores"),
     "tune": ("train_inputs", "check_train_inputs", "training_data", "val_scores"),
-    "evaluate": ("outputs", "score"),
-    "distill": ("distill_data", "kd_loss", "compute_metrics", "outputs", "score", "val_scores"),
-    "export": ("onnx_outputs", "outputs", "score", "parity_metric"),
+    "evaluate": ("outputs", "score", "targets", "measure_calibration"),
+    "distill": ("read_splits", "encode_splits", "kd_loss", "compute_metrics", "outputs", "score", "val_scores"),
+    "export": ("onnx_outputs", "outputs", "score", "parity_metric", "targets", "measure_calibration"),
     "register": (),
     "monitor": ("drift_signals",),
 }

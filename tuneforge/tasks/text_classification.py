@@ -7,6 +7,7 @@ prediction is the most probable label (tuneforge/inference/outputs.py ARGMAX); m
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from transformers import DataCollatorWithPadding
 
@@ -14,6 +15,7 @@ from tuneforge.base.errors import StageError
 from tuneforge.base.spec import DataConfig, ModelConfig, TrainConfig
 from tuneforge.data.augmentation import augment_frame
 from tuneforge.data.io import LABEL, read_labelled_table
+from tuneforge.evaluation.calibration import softmax_calibration
 from tuneforge.evaluation.metrics import classification_metrics
 from tuneforge.inference.outputs import ARGMAX
 from tuneforge.tasks import classification_data
@@ -46,29 +48,29 @@ def training_data(
 ) -> TrainingData:
     model, config = classifier_from_base(base_path, model_cfg.base, labels, dropout=cfg.dropout)
     check_max_seq_length(model_cfg.max_seq_length, config, tokenizer, model_cfg.base)
-    label2id = {label: i for i, label in enumerate(labels)}
-    encoded = {
-        name: classification_data.tokenize_frame(
-            classification_data.read_split(Path(inputs[name]), rerun), tokenizer, label2id, model_cfg.max_seq_length
-        )
-        for name, rerun in (("train", "augment"), ("val", "split"))
-    }
+    paths = {name: Path(inputs[name]) for name in ("train", "val")}
+    encoded = encode_splits(read_splits(paths), paths, tokenizer, labels, model_cfg.max_seq_length)
     collator = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=pad_multiple)
     return TrainingData(model=model, train=encoded["train"], val=encoded["val"], collator=collator, extra={})
 
 
-def distill_data(
-    inputs: dict[str, Path], tokenizer, labels: list[str], max_length: int
-) -> tuple[dict[str, pd.DataFrame], dict[str, list[dict]]]:
-    reruns = {"train": "augment", "val": "split", "test": "split"}
-    splits = {name: classification_data.read_split(inputs[name], rerun) for name, rerun in reruns.items()}
-    classification_data.check_label_sets(labels, splits, inputs)
+# The stage to re-run when a split file is missing or unreadable.
+WRITTEN_BY = {"train": "augment", "val": "split", "test": "split"}
+
+
+def read_splits(paths: dict[str, Path]) -> dict[str, pd.DataFrame]:
+    return {name: classification_data.read_split(path, WRITTEN_BY[name]) for name, path in paths.items()}
+
+
+def encode_splits(
+    splits: dict[str, pd.DataFrame], paths: dict[str, Path], tokenizer, labels: list[str], max_length: int
+) -> dict[str, list[dict]]:
+    classification_data.check_label_sets(labels, splits, paths)
     label2id = {label: i for i, label in enumerate(labels)}
-    encoded = {
+    return {
         name: classification_data.tokenize_frame(frame, tokenizer, label2id, max_length)
         for name, frame in splits.items()
     }
-    return splits, encoded
 
 
 def val_scores(entry: dict) -> dict:
@@ -92,12 +94,17 @@ def label_of(frame: pd.DataFrame) -> pd.Series:
     return frame[LABEL]
 
 
+def label_ids(frame: pd.DataFrame, labels: list[str]) -> np.ndarray:
+    return frame[LABEL].map({label: i for i, label in enumerate(labels)}).to_numpy(dtype=int)
+
+
 TASK = Task(
     name=NAME, stages=STAGES, metrics=("accuracy", "macro_f1", "loss"), peft_task_type="SEQ_CLS",
     trains_a_head=True, train_inputs=train_inputs, check_train_inputs=check_train_inputs,
     training_data=training_data, compute_metrics=classification_data.compute_metrics, val_scores=val_scores,
     loss_is_batch_mean=True, read_rows=read_rows, check_rows=check_rows, stratify_key=label_of,
-    augment=augment_frame, distill_data=distill_data, kd_loss=distillation_loss, score=classification_metrics,
-    outputs=ARGMAX, onnx_outputs=("logits",), parity_metric="macro_f1",
+    augment=augment_frame, read_splits=read_splits, encode_splits=encode_splits, kd_loss=distillation_loss,
+    score=classification_metrics, outputs=ARGMAX, targets=label_ids, measure_calibration=softmax_calibration,
+    onnx_outputs=("logits",), parity_metric="macro_f1",
     drift_signals=frozenset({"descriptors", "predictions", "embeddings"}),
 )

@@ -226,3 +226,34 @@ def test_the_torch_loaders_refuse_a_student_folder_that_differs_from_its_record(
     (student / "tokenizer_config.json").unlink()
     with pytest.raises(StageError, match=r"student/tokenizer_config.json: no such file"):
         load_student(student)
+
+
+def test_the_exported_temperature_scales_every_score(onnx_copy):
+    model = predict.load(onnx_copy, verify=False)
+    assert model.calibration["temperature"] > 0  # the export stage fitted one on val
+    labels_file = onnx_copy / "labels.json"
+    content = json.loads(labels_file.read_text())
+    raw_logits = predict.logits(model, TEXTS)
+    for temperature in (1.0, 4.0):
+        labels_file.write_text(json.dumps(content | {"calibration": {"temperature": temperature}}))
+        results = predict.predict(predict.load(onnx_copy, verify=False), TEXTS, top_k=3)
+        expected = np.sort(predict_softmax(raw_logits / temperature), axis=1)[:, ::-1]
+        got = np.array([[top["score"] for top in result["top"]] for result in results])
+        assert np.allclose(got, expected, atol=2e-6)
+        assert [r["label"] for r in results] == ["card", "refund", "transfer"]  # the label never changes
+
+
+def test_a_bad_temperature_in_labels_json_is_one_line(onnx_copy):
+    labels_file = onnx_copy / "labels.json"
+    content = json.loads(labels_file.read_text())
+    labels_file.write_text(json.dumps(content | {"calibration": {"temperature": -2}}))
+    with pytest.raises(StageError) as refused:
+        predict.load(onnx_copy, verify=False)
+    assert refused.value.message == (
+        f"{labels_file}: calibration temperature must be a finite number above 0, got -2"
+    )
+
+
+def predict_softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)

@@ -79,7 +79,7 @@ def test_the_split_stage_stratifies_by_the_tasks_key(in_tmp_dir, monkeypatch):
         return rows["text"].str.startswith("a much").map({True: "long", False: "short"})
 
     by_length = replace(get_task("sequence-classification"), stratify_key=length_bucket)
-    monkeypatch.setattr(split, "get_task", lambda name: by_length)
+    monkeypatch.setattr(split, "task_for", lambda model_cfg, stage: by_length)
     produced = split.run(SplitConfig(val_fraction=0.25, test_fraction=0.25, seed=0))
     assert produced.metrics["classes"] == 2
     for name in ("train", "val", "test"):
@@ -88,12 +88,16 @@ def test_the_split_stage_stratifies_by_the_tasks_key(in_tmp_dir, monkeypatch):
         assert share == pytest.approx(0.25, abs=0.02), (name, share)  # 20 of 80 rows are long
 
 
-def test_a_task_without_augmentation_passes_the_train_split_through(in_tmp_dir, monkeypatch):
+def test_a_task_without_augmentation_refuses_augment_enabled_and_passes_rows_through(in_tmp_dir, monkeypatch):
     rows = pd.DataFrame({"text": [f"text {i}" for i in range(6)], "label": ["a", "b"] * 3, "source_row": range(2, 8)})
     Path("data/splits").mkdir(parents=True)
     rows.to_parquet("data/splits/train.parquet", index=False)
-    monkeypatch.setattr(augment, "get_task", lambda name: replace(get_task(name), augment=None))
-    augment.run(AugmentConfig(variants_per_row=3))
+    unaugmented = replace(get_task("sequence-classification"), augment=None)
+    monkeypatch.setattr(augment, "task_for", lambda model_cfg, stage: unaugmented)
+    with pytest.raises(ConfigError, match=r"^augment.enabled: model.task sequence-classification has no augmentation"):
+        augment.run(AugmentConfig(variants_per_row=3))
+    assert not Path("data/augmented").exists()
+    augment.run(AugmentConfig(enabled=False))
     out = pd.read_parquet("data/augmented/train.parquet")
     assert list(out["text"]) == list(rows["text"]) and set(out["method"]) == {"original"}
 
@@ -102,6 +106,7 @@ def test_the_monitor_refuses_a_signal_the_task_has_not(monkeypatch):
     params = Params.model_validate(
         {"registry": {"enabled": False}, "monitor": {"signals": ["descriptors"], "min_drifted_signals": 1}}
     )
-    monkeypatch.setattr(monitor, "get_task", lambda name: replace(get_task(name), drift_signals=frozenset()))
+    silent = replace(get_task("sequence-classification"), drift_signals=frozenset())
+    monkeypatch.setattr(monitor, "task_for", lambda model_cfg, stage: silent)
     with pytest.raises(ConfigError, match=r"^monitor.signals: descriptors does not apply to model.task "):
         monitor.check(params, "nowhere", register=False)
