@@ -108,7 +108,7 @@ def run(
     write_metrics(metrics_path, headline)
     print(
         f"{STAGE}: accuracy {headline['accuracy']:.4f}, macro-F1 {headline['macro_f1']:.4f}, "
-        f"ECE {headline['ece']:.4f} ({headline['ece_calibrated']:.4f} calibrated on val); "
+        f"ECE {headline['ece']:.4f} ({_calibration_note(scored['calibration'])}: {headline['ece_calibrated']:.4f}); "
         f"comparison: {comparison_status['message']}"
     )
     return Produced(
@@ -278,7 +278,7 @@ def full_metrics(headline: dict, scored: dict, comparison: dict) -> dict:
 
 def _calibration_note(calibration: dict) -> str:
     fitted = ", ".join(f"{key} {value:.3g}" for key, value in calibration.items())
-    return f"fitted on val: {fitted}" if fitted else "none fitted on val (the scores are left as trained)"
+    return f"fitted on val: {fitted}" if fitted else "no temperature fitted: val cannot pin one, scores as trained"
 
 
 def _public(comparison: dict) -> dict:
