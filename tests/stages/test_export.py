@@ -87,6 +87,8 @@ def test_export_writes_a_shippable_directory(project):
     assert front["tuneforge"]["checkpoint_metric"] == {"teacher": "macro_f1", "student": "macro_f1"}
     assert all(len(front["tuneforge"]["data_sha256"][k]) == 64 for k in ("train", "val", "test"))
     assert "dvc repro export" in card and "## Parity" in card
+    assert front["tuneforge"]["calibration"] == labels["calibration"]
+    assert f"divided by the temperature {labels['calibration']['temperature']:g}, fitted on the val split" in card
 
 
 def test_speed_report_covers_teacher_onnx_and_student(project):
@@ -300,3 +302,4 @@ def test_export_without_calibration_ships_raw_scores(copy):
     assert meta["calibration"]["fitted"] == {} and meta["calibration"]["test_raw"] == meta["calibration"][
         "test_calibrated"]
     assert "val" not in meta["inputs"]
+    assert "as trained (no calibration was fitted)" in (copy / "models/onnx/README.md").read_text()

@@ -15,7 +15,7 @@ import yaml
 def render(card: dict) -> str:
     """`card` keys: name, base_model, labels, source, metrics {accuracy, macro_f1}, test_rows, data_sha256,
     checkpoint {teacher, student}, parity {fp32, int8}, speed (rows with accuracy, macro_f1, agreement_with_teacher,
-    size_mib), throughput_batch_size, max_length, student."""
+    size_mib), throughput_batch_size, max_length, student, calibration {fitted, test_raw, test_calibrated}."""
     front = {
         "base_model": card["base_model"],
         "library_name": "onnx",
@@ -43,6 +43,7 @@ def render(card: dict) -> str:
                 "fp32_top1_mismatches": card["parity"]["fp32"]["top1_mismatches"],
                 "int8_f1_drop_points": card["parity"]["int8"]["f1_drop_points"],
             },
+            "calibration": card["calibration"]["fitted"],
         },
     }
     header = yaml.safe_dump(front, sort_keys=False, allow_unicode=True).strip()
@@ -96,6 +97,7 @@ def _body(card: dict) -> str:
         "",
         "or `tuneforge predict models/onnx \"my card was declined\"` (add `--json` for machine-readable output).",
         "",
+        *_scores(card["calibration"]),
         f"## Evaluation (test split, {card['test_rows']} rows)",
         "",
         "| model | accuracy | macro-F1 | agrees with the teacher | size MiB |",
@@ -139,3 +141,18 @@ def _body(card: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _scores(calibration: dict) -> list[str]:
+    """What a score means: softmax of the logits, divided first by the temperature fitted on val, if any."""
+    temperature = calibration["fitted"].get("temperature")
+    if temperature is None:
+        return ["Scores are the softmax of the logits, as trained (no calibration was fitted).", ""]
+    raw, calibrated = calibration["test_raw"], calibration["test_calibrated"]
+    return [
+        f"Scores are calibrated: the softmax of the logits divided by the temperature {temperature:g}, fitted on the "
+        f"val split (`labels.json`, `calibration`; `tuneforge predict` and the server apply it). On the test split "
+        f"it moves the expected calibration error from {raw['ece']:.4f} to {calibrated['ece']:.4f} and the "
+        f"negative log-likelihood from {raw['nll']:.4f} to {calibrated['nll']:.4f}; the predicted label is the same.",
+        "",
+    ]
