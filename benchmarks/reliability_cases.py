@@ -232,6 +232,13 @@ def tampered_onnx_weights(clone: Path) -> None:
     onnx.save(model, str(path))
 
 
+def bad_temperature(clone: Path) -> None:
+    """A copy of models/onnx made by hand (loaded with --no-verify) whose calibration temperature is 0."""
+    shutil.copytree(clone / "models/onnx", clone / "bad/onnx-temperature", dirs_exist_ok=True)
+    labels = clone / "bad/onnx-temperature/labels.json"
+    labels.write_text(json.dumps(json.loads(labels.read_text()) | {"calibration": {"temperature": 0}}))
+
+
 GATE_EVENT = frozenset({"db:events"})
 
 CASES = [
@@ -371,6 +378,10 @@ CASES = [
          ("bad/onnx/model.int8.onnx",), corrupt_onnx, needs_model=True),
     Case("predict_tampered_weights", "predict", "tuneforge predict bad/onnx-tampered 'my card was declined'",
          ("bad/onnx-tampered/model.int8.onnx", "sha256", "meta.json"), tampered_onnx_weights, needs_model=True),
+    Case("predict_bad_temperature", "predict",
+         "tuneforge predict bad/onnx-temperature --no-verify 'my card was declined'",
+         ("bad/onnx-temperature/labels.json", "temperature", "finite number above 0"), bad_temperature,
+         needs_model=True),
     # serve: the server refuses to start with one line, before it listens or loads anything
     Case("serve_bad_ref", "serve", "tuneforge serve-model intents@@production --port 0",
          ("invalid alias", "@production")),
