@@ -108,7 +108,8 @@ def run(
     write_metrics(metrics_path, headline)
     print(
         f"{STAGE}: accuracy {headline['accuracy']:.4f}, macro-F1 {headline['macro_f1']:.4f}, "
-        f"ECE {headline['ece']:.4f} ({_calibration_note(scored['calibration'])}: {headline['ece_calibrated']:.4f}); "
+        f"ECE {headline['ece']:.4f}, calibrated {headline['ece_calibrated']:.4f} "
+        f"({_calibration_note(scored['calibration'])}); "
         f"comparison: {comparison_status['message']}"
     )
     return Produced(

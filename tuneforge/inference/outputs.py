@@ -89,11 +89,12 @@ def check_temperature(calibration: object, where: str) -> Mapping:
     if "temperature" not in calibration:
         return NO_CALIBRATION
     temperature = calibration["temperature"]
-    try:
-        usable = not isinstance(temperature, bool) and math.isfinite(float(temperature)) and float(temperature) > 0
-    except (TypeError, ValueError, OverflowError):
+    number = isinstance(temperature, int | float) and not isinstance(temperature, bool)
+    try:  # float() of a huge JSON integer overflows
+        usable = number and math.isfinite(float(temperature)) and float(temperature) > 0
+    except OverflowError:
         usable = False
-    if not usable or isinstance(temperature, str):
+    if not usable:
         raise StageError(f"{where}: calibration temperature must be a finite number above 0, got {temperature!r}")
     return MappingProxyType({"temperature": float(temperature)})
 

@@ -34,10 +34,7 @@ def train_inputs(cfg: TrainConfig, augmented: Path, splits: Path, validated: Pat
 
 def check_train_inputs(inputs: dict[str, Path]) -> list[str]:
     labels = classification_data.read_labels(inputs["labels"])
-    splits = {
-        "train": classification_data.read_split(inputs["train"], "augment"),
-        "val": classification_data.read_split(inputs["val"], "split"),
-    }
+    splits = read_splits({name: inputs[name] for name in ("train", "val")})
     classification_data.check_label_sets(labels, splits, inputs)
     return labels
 
