@@ -27,7 +27,7 @@ from tuneforge.base.errors import ConfigError
 from tuneforge.base.secrets import mask_text, masked_in_records
 from tuneforge.base.spec_yaml import read_spec
 
-SUPPORTED_EXTENSIONS = (".csv", ".jsonl", ".parquet")
+SUPPORTED_EXTENSIONS = (".csv", ".tsv", ".jsonl", ".parquet")
 # Matched with fullmatch: `$` would also accept a name ending in a newline.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
@@ -103,6 +103,20 @@ class DataConfig(Section):
     labels: list[str] | None = Field(
         None, description="Declared label set; null infers it from the training file and records it."
     )
+    columns: list[str] | None = Field(
+        None, min_length=1,
+        description="Column names of a headerless CSV/TSV file, in order; null reads them from its first line.",
+    )
+    label_separator: str | None = Field(
+        None, min_length=1,
+        description="multi-label, CSV/TSV: the string between the labels of a cell (e.g. ','); JSONL and Parquet "
+        "hold a list.",
+    )
+    labels_file: str | None = Field(
+        None, min_length=1,
+        description="File inside `dir` naming one label per line: labels given as ids 0, 1, ... are mapped "
+        "through it, and it is the label set.",
+    )
 
     @property
     def train_path(self) -> Path:
@@ -142,6 +156,10 @@ class ValidateConfig(Section):
     drop_test_overlap: bool = Field(
         True,
         description="Drop training rows whose text is in the test or val file (else overlap fails validation).",
+    )
+    allow_empty_labels: bool = Field(
+        False, description="multi-label: keep rows whose label list is empty (none of the labels applies); "
+        "false refuses them.",
     )
 
     @model_validator(mode="after")
@@ -227,8 +245,10 @@ class ModelConfig(Section):
         "sentence-transformers/all-MiniLM-L6-v2", min_length=1,
         description="Base model: a Hugging Face id or a local directory, always resolved offline.",
     )
-    task: Literal["sequence-classification", "causal-lm"] = Field(
-        "sequence-classification", description="sequence-classification (labelled text) or causal-lm (chat JSONL)."
+    task: Literal["sequence-classification", "multi-label-classification", "causal-lm"] = Field(
+        "sequence-classification",
+        description="sequence-classification (one label per text), multi-label-classification (a set of labels "
+        "per text) or causal-lm (chat JSONL).",
     )
     max_seq_length: int = Field(
         128, ge=8, description="Longest input in tokens, longer ones truncated, in every stage that tokenizes "
@@ -269,6 +289,10 @@ class TrainConfig(Section):
         None, description="Override every dropout probability of the model; null keeps the model's own."
     )
     label_smoothing: UnitInterval = Field(0.0, description="Label smoothing of the classification loss.")
+    pos_weight: bool = Field(
+        False, description="multi-label: weigh each label's positives by its negatives/positives ratio in train "
+        "(binary cross-entropy's pos_weight), for rare labels.",
+    )
     epochs: Number = Field(3.0, gt=0, description="Passes over the training data (unless max_steps is set).")
     max_steps: int | None = Field(None, ge=1, description="Optimizer steps to run; overrides epochs when set.")
     batch_size: int = Field(32, ge=1, description="Training examples per batch on each process.")
@@ -281,7 +305,7 @@ class TrainConfig(Section):
     keep_checkpoints: int = Field(
         2, ge=1, description="Newest checkpoints kept for resuming after a crash (the best is kept as well)."
     )
-    metric: Literal["accuracy", "macro_f1", "loss", "perplexity"] = Field(
+    metric: Literal["accuracy", "macro_f1", "micro_f1", "loss", "perplexity"] = Field(
         "macro_f1", description="Val metric that picks the best checkpoint and drives early stopping."
     )
     early_stopping_patience: int | None = Field(
@@ -427,7 +451,7 @@ class TuneConfig(Section):
     timeout_s: Number | None = Field(
         None, gt=0, description="Time budget of one process: no new trial starts after it; null: no limit."
     )
-    metric: Literal["accuracy", "macro_f1", "loss", "perplexity"] | None = Field(
+    metric: Literal["accuracy", "macro_f1", "micro_f1", "loss", "perplexity"] | None = Field(
         None, description="Val metric optimised (maximise accuracy/macro_f1, minimise loss); null: train.metric."
     )
     seed: int = Field(42, description="Seed of the sampler (trial k samples with seed + k: reproducible, resumable).")
