@@ -262,18 +262,27 @@ def make_trainer(cfg, train_cfg, plan, task: Task, student, tokenizer, sets, id_
 
 
 def retention(task: Task, teacher: Classifier, student, id_map, encoded, splits, device, batch_size) -> dict:
-    """Teacher and student on val and test: accuracy, macro-F1, their ratio, and top-1 agreement."""
+    """Teacher and student on val and test: accuracy, macro-F1, their ratio, and top-1 agreement, each model
+    deciding by its own calibration fitted on val (multi-label thresholds decide predictions)."""
     mapped = with_id_map(student, id_map).to(device)
+    logits = {"teacher": {}, "student": {}}
+    for name in ("val", "test"):
+        if TEACHER_LOGITS in encoded[name][0]:  # computed once before training: not run again
+            logits["teacher"][name] = np.asarray([e[TEACHER_LOGITS] for e in encoded[name]])
+        else:
+            logits["teacher"][name] = batched_logits(
+                teacher.model, teacher.tokenizer, encoded[name], device, batch_size
+            )
+        logits["student"][name] = batched_logits(mapped, teacher.tokenizer, encoded[name], device, batch_size)
+    val_targets = task.targets(splits["val"], teacher.labels)
+    calibration = {model: task.outputs.fit(found["val"], val_targets) for model, found in logits.items()}
     scores = {}
     for name in ("val", "test"):
         truth = list(splits[name]["label"])
-        if TEACHER_LOGITS in encoded[name][0]:  # computed once before training: not run again
-            teacher_logits = np.asarray([e[TEACHER_LOGITS] for e in encoded[name]])
-        else:
-            teacher_logits = batched_logits(teacher.model, teacher.tokenizer, encoded[name], device, batch_size)
-        student_logits = batched_logits(mapped, teacher.tokenizer, encoded[name], device, batch_size)
-        teacher_pred = labels_from_logits(task.outputs, teacher_logits, teacher.labels)
-        student_pred = labels_from_logits(task.outputs, student_logits, teacher.labels)
+        teacher_pred, student_pred = (
+            labels_from_logits(task.outputs, logits[model][name], teacher.labels, calibration[model])
+            for model in ("teacher", "student")
+        )
         t, s = task.score(truth, teacher_pred), task.score(truth, student_pred)
         scores[name] = {
             "rows": len(truth),

@@ -4,6 +4,11 @@ Inputs: models/teacher (a Hugging Face sequence-classification directory) and da
 (text, label, source_row). When the registry holds `registry.model_name@evaluate.compare_alias`, the
 model directory of that version (role `evaluate.compare_role`) is evaluated on the same rows.
 
+What varies with model.task comes from the task (tuneforge/tasks): its metrics, its per-label table, and its
+output rule with the calibration fitted on val (single-label: a softmax temperature; multi-label: per-label
+thresholds, which decide the predictions scored here). Confusion files and the Evidently report are written for
+tasks that have them (single-label); multi-label adds mean average precision.
+
 Outputs, replaced atomically:
     reports/evaluate/metrics.json           every number below in one file
     reports/evaluate/summary.md             headline metrics and the comparison, for people
@@ -37,9 +42,7 @@ from tuneforge.base.outputs import Produced, atomic_dirs, sha256_file, write_jso
 from tuneforge.base.secrets import mask_url
 from tuneforge.base.spec import EvaluateConfig, ModelConfig, shown_value
 from tuneforge.evaluation import metrics as m
-from tuneforge.evaluation.calibration import reliability_bins
 from tuneforge.evaluation.plots import confusion_png, matplotlib_missing, reliability_png
-from tuneforge.evaluation.report import write_classification_report
 from tuneforge.evaluation.test_split import check_labels_known, read_test_split
 from tuneforge.inference.outputs import NO_CALIBRATION
 from tuneforge.inference.torch_predictor import (
@@ -72,8 +75,8 @@ def run(
     test, val = read_test_split(test_path), read_test_split(val_path)
     device = pick_device(cfg.device, "evaluate.device")
     candidate = load_trained_classifier(model_dir, device, missing_hint="run train first (python -m stages.train)")
-    check_labels_known(test, candidate.labels, model_dir, test_path)
-    check_labels_known(val, candidate.labels, model_dir, val_path)
+    check_labels_known(task.label_counts(test), candidate.labels, model_dir, test_path)
+    check_labels_known(task.label_counts(val), candidate.labels, model_dir, val_path)
     comparison_status, baseline_dir = find_baseline(cfg, registry_cfg)
     baseline = load_baseline(baseline_dir, device, comparison_status) if baseline_dir is not None else None
 
@@ -82,7 +85,7 @@ def run(
     compared = None
     if baseline is not None:
         print(f"{STAGE}: also {comparison_status['ref']} (version {comparison_status['version']})")
-        compared = compare(scored, score(task, baseline, test, val, cfg, max_length), cfg, comparison_status)
+        compared = compare(task, scored, score(task, baseline, test, val, cfg, max_length), cfg, comparison_status)
 
     test_sha256 = sha256_file(test_path)
     headline = headline_metrics(scored, len(test), test_sha256, compared or comparison_status)
@@ -90,7 +93,7 @@ def run(
     inputs |= {"baseline_model": baseline_dir} if baseline_dir else {}
     figures = matplotlib_missing()
     with atomic_dirs(reports) as (out,):
-        write_reports(out, scored, compared, comparison_status, cfg, figures)
+        write_reports(out, task, scored, compared, comparison_status, cfg, figures)
         write_json(out / "metrics.json", full_metrics(headline, scored, compared or comparison_status))
         write_meta(
             out, stage=STAGE, config=cfg, inputs=inputs, metrics=headline,
@@ -188,47 +191,55 @@ def score(
     task: Task, classifier: Classifier, test: pd.DataFrame, val: pd.DataFrame, cfg: EvaluateConfig, max_length: int
 ) -> dict:
     """Predictions and every metric of one model on the test rows (inputs truncated to `max_length` tokens), with
-    its calibration as trained and as fitted on the val rows (the output rule's fit: a softmax temperature).
-    The calibration is measured only for a model that knows every label of both (a production model with another
-    label set is compared on the rest)."""
+    its calibration fitted on the val rows (the output rule's fit: a softmax temperature, or multi-label
+    thresholds) and the scores' reliability as trained and as calibrated. Predictions are the calibrated rule's
+    (a temperature never changes them; thresholds decide them). A model that does not know every label of both
+    splits (a production model with another label set) is not calibrated, and is compared on the rest."""
     def logits_of(frame: pd.DataFrame):
         return predict(classifier, frame["text"].tolist(), batch_size=cfg.batch_size, max_length=max_length)
 
     predictions, rule, labels = logits_of(test), task.outputs, classifier.labels
+    knows_every_label = set(task.label_counts(test).index) | set(task.label_counts(val).index) <= set(labels)
+    calibration = rule.fit(logits_of(val).logits, task.targets(val, labels)) if knows_every_label else None
     scores = rule.scores(predictions.logits, NO_CALIBRATION)
     frame = test.copy()
-    frame["predicted"] = rule.predicted(scores, labels, NO_CALIBRATION)
-    frame["confidence"] = scores.max(axis=1)  # the score of the predicted label: what calibration bins
+    frame["predicted"] = rule.predicted(rule.scores(predictions.logits, calibration or NO_CALIBRATION), labels,
+                                        calibration or NO_CALIBRATION)
+    frame["confidence"] = scores.max(axis=1)  # the highest score, as trained
     frame["correct"] = frame["predicted"] == frame["label"]
+    truth, predicted = list(frame["label"]), list(frame["predicted"])
+    matrix = task.confusion(truth, predicted, labels) if task.confusion else None
     scored = {
         "labels": labels,
         "frame": frame,
         "seconds": predictions.seconds,
-        "metrics": task.score(list(frame["label"]), list(frame["predicted"])),
-        "calibration": None,
-        "per_class": m.per_class_table(frame["label"], frame["predicted"], labels),
-        "matrix": m.confusion(frame["label"], frame["predicted"], labels),
-        "bins": reliability_bins(frame["confidence"], frame["correct"], cfg.calibration_bins),
-        "confusions": m.top_confusions(frame, cfg.top_confusions, cfg.examples_per_confusion),
+        "metrics": task.score(truth, predicted),
+        "calibration": calibration,
+        "per_class": task.per_label_table(truth, predicted, labels),
+        "matrix": matrix,
+        "confusions": m.top_confusions(frame, cfg.top_confusions, cfg.examples_per_confusion) if task.confusion else [],
     }
-    if not (set(test["label"]) | set(val["label"])) <= set(labels):
+    if calibration is None:
         return scored
-    calibration = rule.fit(logits_of(val).logits, task.targets(val, labels))
-    truth, bins = task.targets(test, labels), cfg.calibration_bins
-    frame["calibrated_confidence"] = rule.scores(predictions.logits, calibration).max(axis=1)
-    scored["metrics"] |= task.measure_calibration(predictions.logits, NO_CALIBRATION, truth, bins) | {
-        f"{name}_calibrated": value
-        for name, value in task.measure_calibration(predictions.logits, calibration, truth, bins).items()
-    }
-    scored["calibration"] = calibration
-    scored["bins_calibrated"] = reliability_bins(frame["calibrated_confidence"], frame["correct"], bins)
+    targets, bins = task.targets(test, labels), cfg.calibration_bins
+    raw = task.measure_calibration(predictions.logits, NO_CALIBRATION, targets, bins)
+    fitted = task.measure_calibration(predictions.logits, calibration, targets, bins)
+    calibrated_scores = rule.scores(predictions.logits, calibration)
+    frame["calibrated_confidence"] = calibrated_scores.max(axis=1)
+    scored["metrics"] |= {"ece": raw["ece"], "nll": raw["nll"],
+                          "ece_calibrated": fitted["ece"], "nll_calibrated": fitted["nll"]}
+    if task.ranking_metrics:
+        scored["metrics"] |= task.ranking_metrics(calibrated_scores, targets)
+    scored["bins"], scored["bins_calibrated"] = raw["bins"], fitted["bins"]
     return scored
 
 
-def compare(candidate: dict, baseline: dict, cfg: EvaluateConfig, status: dict) -> dict:
+def compare(task: Task, candidate: dict, baseline: dict, cfg: EvaluateConfig, status: dict) -> dict:
     """Deltas (candidate - production) per metric and per class, and McNemar's test on the paired rows."""
     labels = candidate["labels"]
-    baseline_per_class = m.per_class_table(candidate["frame"]["label"], baseline["frame"]["predicted"], labels)
+    baseline_per_class = task.per_label_table(
+        list(candidate["frame"]["label"]), list(baseline["frame"]["predicted"]), labels
+    )
     per_class = m.per_class_deltas(candidate["per_class"], baseline_per_class)
     test = m.mcnemar_test(candidate["frame"]["correct"], baseline["frame"]["correct"])
     better = None
@@ -277,9 +288,15 @@ def full_metrics(headline: dict, scored: dict, comparison: dict) -> dict:
     }
 
 
-def _calibration_note(calibration: dict) -> str:
-    fitted = ", ".join(f"{key} {value:.3g}" for key, value in calibration.items())
-    return f"fitted on val: {fitted}" if fitted else "no temperature fitted: val cannot pin one, scores as trained"
+def _calibration_note(calibration: dict | None) -> str:
+    fitted = ", ".join(f"{key} {_few_numbers(value)}" for key, value in (calibration or {}).items())
+    return f"fitted on val: {fitted}" if fitted else "nothing fitted: val cannot pin a calibration, scores as trained"
+
+
+def _few_numbers(value) -> str:
+    if isinstance(value, list):  # one per label
+        return f"{min(value):.3g}-{max(value):.3g} over {len(value)} labels"
+    return f"{value:.3g}"
 
 
 def _public(comparison: dict) -> dict:
@@ -288,17 +305,12 @@ def _public(comparison: dict) -> dict:
 
 # ---- writing ----
 
-def write_reports(out: Path, scored: dict, compared: dict | None, status: dict, cfg: EvaluateConfig,
+def write_reports(out: Path, task: Task, scored: dict, compared: dict | None, status: dict, cfg: EvaluateConfig,
                   figures_skipped: str | None) -> None:
-    frame, labels = scored["frame"], scored["labels"]
+    frame = scored["frame"]
     scored["per_class"].to_csv(out / "per_class.csv", index=False)
-    matrix = pd.DataFrame(scored["matrix"], index=pd.Index(labels, name="actual"), columns=labels)
-    matrix.to_csv(out / "confusion_matrix.csv")
-    write_json(out / "confusion_matrix.json", {
-        "labels": labels,
-        "matrix": scored["matrix"].tolist(),
-        "rows": [{"actual": a, "predicted": p} for a, p in zip(frame["label"], frame["predicted"], strict=True)],
-    })
+    if scored["matrix"] is not None:
+        write_confusion(out, scored, figures_skipped)
     write_json(out / "reliability.json", {
         "ece": scored["metrics"]["ece"], "n_bins": len(scored["bins"]),
         # Only non-empty bins: `dvc plots` draws these points (x: confidence, y: accuracy).
@@ -310,11 +322,9 @@ def write_reports(out: Path, scored: dict, compared: dict | None, status: dict, 
         },
     })
     if figures_skipped is None:
-        confusion_png(scored["matrix"], labels, out / "confusion_matrix.png")
         reliability_png(scored["bins"], scored["metrics"]["ece"], out / "reliability.png")
         reliability_png(scored["bins_calibrated"], scored["metrics"]["ece_calibrated"],
                         out / "reliability_calibrated.png", note=_calibration_note(scored["calibration"]))
-    (out / "confusions.md").write_text(confusions_markdown(scored), encoding="utf-8")
 
     predictions = frame[["text", "label", "predicted", "confidence", "correct", "calibrated_confidence"]
                         + (["source_row"] if "source_row" in frame.columns else [])].copy()
@@ -323,8 +333,24 @@ def write_reports(out: Path, scored: dict, compared: dict | None, status: dict, 
         predictions["production_confidence"] = compared["baseline_frame"]["confidence"].to_numpy()
         write_json(out / "comparison.json", {k: v for k, v in compared.items() if k != "baseline_frame"})
     predictions.to_parquet(out / "predictions.parquet", index=False)
-    write_classification_report(frame, compared["baseline_frame"] if compared else None, out)
+    if task.classification_report:
+        task.classification_report(frame, compared["baseline_frame"] if compared else None, out)
     (out / "summary.md").write_text(summary_markdown(scored, compared, status, figures_skipped), encoding="utf-8")
+
+
+def write_confusion(out: Path, scored: dict, figures_skipped: str | None) -> None:
+    """The confusion matrix (CSV, JSON for `dvc plots`, PNG) and the most frequent confusions."""
+    frame, labels = scored["frame"], scored["labels"]
+    matrix = pd.DataFrame(scored["matrix"], index=pd.Index(labels, name="actual"), columns=labels)
+    matrix.to_csv(out / "confusion_matrix.csv")
+    write_json(out / "confusion_matrix.json", {
+        "labels": labels,
+        "matrix": scored["matrix"].tolist(),
+        "rows": [{"actual": a, "predicted": p} for a, p in zip(frame["label"], frame["predicted"], strict=True)],
+    })
+    if figures_skipped is None:
+        confusion_png(scored["matrix"], labels, out / "confusion_matrix.png")
+    (out / "confusions.md").write_text(confusions_markdown(scored), encoding="utf-8")
 
 
 def confusions_markdown(scored: dict) -> str:

@@ -5,13 +5,16 @@ report), data/splits/test.parquet (parity and accuracy).
 
 Steps: trace the model with a padded example batch (tuneforge/export/onnx_export.py), quantize it to dynamic int8,
 then two gates that fail the stage (tuneforge/export/parity.py): fp32 ONNX vs PyTorch on every test row, and int8 vs
-fp32 macro-F1. A failed gate lists the worst rows and writes nothing: previous outputs stay as they were.
+fp32 on the task's parity metric (macro-F1), every model deciding by the calibration that ships (multi-label:
+the thresholds fitted on the int8 model's val scores). A failed gate lists the worst rows and writes nothing: previous outputs stay as they were.
 The ONNX graphs are run through tuneforge.inference.onnx_predictor, the same code that serves the shipped directory.
 
 Outputs, replaced atomically:
     models/onnx/model.onnx, model.int8.onnx   fp32 and int8 graphs (tokenizer ids in, logits out)
     models/onnx/tokenizer.json (+ config)     the tokenizer, truncation and padding included
-    models/onnx/labels.json                   {"labels": [...]}: label i is logit i
+    models/onnx/labels.json                   {"labels": [...], "decision", "calibration"}: label i is logit i,
+                                              the task's output rule and its calibration fitted on val
+    models/onnx/thresholds.json               multi-label: each label's threshold by name (for people)
     models/onnx/meta.json                     config, inputs, parity, speed, files with sha256
     models/onnx/README.md                     the model card (Hugging Face format; no timings: the same
                                               model gives the same card)
@@ -84,27 +87,31 @@ def run(cfg: ExportConfig, *, model_cfg: ModelConfig | None = None, workspace: W
     teacher = load_trained_classifier(teacher_dir, torch.device("cpu"), missing_hint=TEACHER_HINT)
     source, id_map, source_dir = load_source(cfg, teacher, student_dir, teacher_dir)
     check_same_model_family(source, teacher, source_dir, teacher_dir)
-    check_labels_known(test, source.labels, source_dir, test_path)
+    check_labels_known(task.label_counts(test), source.labels, source_dir, test_path)
     if val is not None:
-        check_labels_known(val, source.labels, source_dir, val_path)
+        check_labels_known(task.label_counts(val), source.labels, source_dir, val_path)
     onnx_export.check_exportable(source.model.model, source_dir)
     texts = list(test["text"])
     print(f"{STAGE}: {cfg.source} ({type(source.model.model).__name__}) -> ONNX; parity on {len(texts)} test rows")
     torch_logits = pytorch_logits(source, texts, cfg, max_length)
-
-    def predicted(logits: np.ndarray) -> list:
-        return labels_from_logits(task.outputs, logits, source.labels)
 
     with atomic_dirs(out_dir, reports) as (onnx_tmp, reports_tmp), tempfile.TemporaryDirectory() as scratch:
         write_onnx_dir(task, source, id_map, onnx_tmp, cfg, max_length, source_dir)
         # Verified against meta.json once it exists; here the stage loads the files it has just written.
         fp32 = onnx_predict.load(onnx_tmp, variant="fp32", verify=False)
         fp32_logits = onnx_predict.logits(fp32, texts, batch_size=cfg.batch_size)
+        int8 = onnx_predict.load(onnx_tmp, variant="int8", verify=False)
+        int8_logits = onnx_predict.logits(int8, texts, batch_size=cfg.batch_size)
+        # Fitted before the gates: every model is compared at the shipped calibration (a temperature changes no
+        # prediction; multi-label thresholds decide them, so parity is measured at the ones that ship).
+        calibration = calibrate(task, int8, val, test, int8_logits, source.labels, cfg)
+
+        def predicted(logits: np.ndarray) -> list:
+            return labels_from_logits(task.outputs, logits, source.labels, calibration["fitted"])
+
         fp32_gate = parity.fp32_gate(
             torch_logits, fp32_logits, test, predicted, max_abs_diff=cfg.max_abs_diff, worst_rows=cfg.worst_rows
         )
-        int8 = onnx_predict.load(onnx_tmp, variant="int8", verify=False)
-        int8_logits = onnx_predict.logits(int8, texts, batch_size=cfg.batch_size)
         int8_gate = parity.int8_gate(
             fp32_logits, int8_logits, test, predicted, task.score, metric=task.parity_metric,
             max_f1_drop=cfg.max_f1_drop, worst_rows=cfg.worst_rows,
@@ -113,7 +120,6 @@ def run(cfg: ExportConfig, *, model_cfg: ModelConfig | None = None, workspace: W
             f"{STAGE}: parity passed: fp32 max |logit difference| {fp32_gate['max_abs_diff']:.2e}, "
             f"int8 {task.parity_metric} drop {int8_gate['f1_drop_points']:.2f} points"
         )
-        calibration = calibrate(task, int8, val, test, int8_logits, source.labels, cfg)
         write_labels(onnx_tmp, task, source.labels, calibration["fitted"])
         if calibration["fitted"]:
             print(
@@ -239,6 +245,8 @@ def write_labels(directory: Path, task: Task, labels: list[str], calibration: di
     """labels.json: the label of each output, the rule that turns outputs into predictions, its calibration."""
     content = {"labels": labels, "decision": task.outputs.name}
     write_json(directory / onnx_predict.LABELS_FILE, content | ({"calibration": calibration} if calibration else {}))
+    if task.outputs.report_file and calibration:  # for people: the calibration by label name, and how it was chosen
+        write_json(directory / task.outputs.report_file, task.outputs.describe(calibration, labels))
 
 
 def calibrate(task: Task, int8, val, test, test_logits: np.ndarray, labels: list[str], cfg: ExportConfig) -> dict:
@@ -248,12 +256,14 @@ def calibrate(task: Task, int8, val, test, test_logits: np.ndarray, labels: list
     if val is not None:
         val_logits = onnx_predict.logits(int8, list(val["text"]), batch_size=cfg.batch_size)
         fitted = task.outputs.fit(val_logits, task.targets(val, labels))
-    truth, bins, measure = task.targets(test, labels), cfg.calibration_bins, task.measure_calibration
-    return {
-        "fitted": fitted, "fitted_on": "val" if val is not None else None,
-        "test_raw": measure(test_logits, NO_CALIBRATION, truth, bins),
-        "test_calibrated": measure(test_logits, fitted, truth, bins),
-    }
+    truth, bins = task.targets(test, labels), cfg.calibration_bins
+
+    def measured(calibration) -> dict:
+        found = task.measure_calibration(test_logits, calibration, truth, bins)
+        return {"ece": found["ece"], "nll": found["nll"]}
+
+    return {"fitted": fitted, "fitted_on": "val" if val is not None else None,
+            "test_raw": measured(NO_CALIBRATION), "test_calibrated": measured(fitted)}
 
 
 def pytorch_logits(source: Classifier, texts: list[str], cfg: ExportConfig, max_length: int) -> np.ndarray:

@@ -96,7 +96,7 @@ def run(model_cfg: ModelConfig, cfg: TrainConfig, *, workspace: Workspace = Work
                 "best": result["best"], "global_step": result["global_step"], "epochs": result["epochs"],
                 "stopped_early": result["stopped_early"], "resumed_from": spec["resume"],
                 "config_hash": run_hash, "ranks": result["ranks"], "history": result["history"],
-                "chat_template": result.get("chat_template"), "skipped_examples": result.get("skipped"),
+                **result["task_facts"],
                 **({"tuned": tuned} if tuned else {}),
                 "files": file_hashes(out_tmp),  # verified before the model is loaded
             },

@@ -199,7 +199,10 @@ def predict(
         return
     table = Table("label", "score", "text", title=f"{model_dir}")
     for result in results:
-        label = ", ".join(f"{top['label']}" for top in result["top"])
+        predicted = result["label"]
+        # A multi-label prediction is a set (shown whole, possibly empty); a single label is shown with its top k.
+        label = (", ".join(predicted) or "(none)") if isinstance(predicted, list) else ", ".join(
+            f"{top['label']}" for top in result["top"])
         score = ", ".join(f"{top['score']:.4f}" for top in result["top"])
         table.add_row(label, score, result["text"])
     Console().print(table)

@@ -50,11 +50,13 @@ def expected_calibration_error(confidence: Sequence[float], correct: Sequence[bo
 
 
 def softmax_calibration(logits: np.ndarray, calibration: Mapping, truth: Sequence[int], bins: int) -> dict:
-    """ECE and NLL of single-label softmax scores at the calibration's temperature: the top score is the
-    confidence, right when it is the true label's (the NLL exact, from the logits)."""
+    """ECE, NLL and the reliability bins of single-label softmax scores at the calibration's temperature: the
+    top score is the confidence, right when it is the true label's (the NLL exact, from the logits)."""
     truth = np.asarray(truth, dtype=int)
     scores = tempered_softmax(logits, calibration)
+    confidence, correct = scores.max(axis=1), scores.argmax(axis=1) == truth
     return {
-        "ece": expected_calibration_error(scores.max(axis=1), scores.argmax(axis=1) == truth, bins),
+        "ece": expected_calibration_error(confidence, correct, bins),
         "nll": negative_log_likelihood(logits, truth, calibration.get("temperature", 1.0)),
+        "bins": reliability_bins(confidence, correct, bins),
     }

@@ -29,8 +29,9 @@ def read_test_split(path: Path) -> pd.DataFrame:
     return pd.DataFrame(columns).reset_index(drop=True)
 
 
-def check_labels_known(test: pd.DataFrame, labels: list[str], model_dir: Path, test_path: Path) -> None:
-    unknown = test.loc[~test["label"].isin(labels), "label"].value_counts()
+def check_labels_known(label_counts: pd.Series, labels: list[str], model_dir: Path, test_path: Path) -> None:
+    """`label_counts`: rows per label of the split (the task's label_counts)."""
+    unknown = label_counts[~label_counts.index.isin(labels)]
     if unknown.empty:
         return
     named = ", ".join(f"{label!r} ({count} rows)" for label, count in unknown.head(5).items())

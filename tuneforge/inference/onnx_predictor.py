@@ -114,7 +114,7 @@ def read_labels(path: Path, *, data: bytes | None = None) -> tuple[list[str], Ou
     if not isinstance(labels, list) or len(labels) < 2:
         raise StageError(f"{path}: needs a list of at least two labels")
     rule = rule_named(str(decision), str(path))
-    return [str(label) for label in labels], rule, rule.check(calibration, str(path))
+    return [str(label) for label in labels], rule, rule.check(calibration, str(path), [str(label) for label in labels])
 
 
 def load_tokenizer(path: Path, *, data: bytes | None = None):

@@ -8,6 +8,9 @@ A rule may be calibrated: `fit` learns its calibration from held-out logits and 
 export stage fits it on val and ships it in labels.json), and every other function takes that calibration.
 ARGMAX's calibration is a softmax temperature (Guo et al., 2017): the logits are divided by the T that
 minimises the val negative log-likelihood; the predicted label never changes, its score becomes honest.
+THRESHOLDS (multi-label) scores each label by its own sigmoid and predicts every label whose score reaches
+its threshold; its calibration is those thresholds, chosen on val to maximise F1 (tuneforge/inference/
+thresholds.py).
 """
 
 import math
@@ -18,6 +21,7 @@ from types import MappingProxyType
 import numpy as np
 
 from tuneforge.base.errors import StageError
+from tuneforge.inference import thresholds
 
 NO_CALIBRATION: Mapping = MappingProxyType({})
 # The temperatures searched: wide enough for any model seen (0.3 sharpens, 20 flattens). A fit that ends on a
@@ -41,8 +45,13 @@ class OutputRule:
     predictions: Callable[[np.ndarray, list[str], int, Mapping], list[dict]]
     # held-out logits, their true label indices -> the calibration every call above takes
     fit: Callable[[np.ndarray, np.ndarray], dict]
-    # a calibration read from a file -> the same, checked (a StageError naming `where` when it is unusable)
-    check: Callable[[object, str], Mapping]
+    # a calibration read from a file, where, the model's labels -> the same, checked (a StageError naming
+    # `where` when it is unusable)
+    check: Callable[..., Mapping]
+    # a file written beside labels.json for people (the calibration by label name, and how it was chosen), and
+    # (calibration, labels) -> its content; None: labels.json says it all
+    report_file: str | None = None
+    describe: Callable[[Mapping, list[str]], dict] | None = None
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -80,7 +89,7 @@ def fit_temperature(logits: np.ndarray, truth: np.ndarray) -> dict:
     return {"temperature": round(math.exp(found.x), 6)}
 
 
-def check_temperature(calibration: object, where: str) -> Mapping:
+def check_temperature(calibration: object, where: str, labels: list[str] | None = None) -> Mapping:
     if not isinstance(calibration, dict):
         raise StageError(f"{where}: calibration must be a mapping like {{\"temperature\": 1.5}}, got {calibration!r}")
     unknown = sorted(set(calibration) - {"temperature"})
@@ -118,7 +127,13 @@ ARGMAX = OutputRule(
     name="argmax", scores=tempered_softmax, predicted=most_probable, predictions=top_k, fit=fit_temperature,
     check=check_temperature,
 )
-RULES = {rule.name: rule for rule in (ARGMAX,)}
+# Multi-label classification: one sigmoid per label, every label at or above its threshold.
+THRESHOLDS = OutputRule(
+    name="thresholds", scores=thresholds.sigmoid_scores, predicted=thresholds.label_sets,
+    predictions=thresholds.predictions, fit=thresholds.fit_thresholds, check=thresholds.check_thresholds,
+    report_file="thresholds.json", describe=thresholds.describe,
+)
+RULES = {rule.name: rule for rule in (ARGMAX, THRESHOLDS)}
 
 
 def labels_from_logits(

@@ -4,7 +4,6 @@
 tuneforge.inference.onnx_predictor.predict(), so a task that predict() learns comes through without server changes.
 """
 
-import json
 import os
 import time
 from dataclasses import dataclass, field, replace
@@ -41,21 +40,20 @@ class ServedModel:
 
     def describe(self) -> dict:
         """/v1/model: identity, where it came from, hashes, labels and the decision rule."""
-        labels_file = self.classifier.path / onnx_predict.LABELS_FILE
-        thresholds = json.loads(labels_file.read_text(encoding="utf-8")).get("thresholds")
         return {
             **self.identity(), "alias": self.alias, "artifact": self.artifact, "path": str(self.classifier.path),
             "hashes": self.files, "labels": self.classifier.labels,
-            # The rule labels.json names (tuneforge/inference/outputs.py); a task with thresholds records them.
-            "thresholds": thresholds, "decision": self.classifier.outputs.name,
-            "calibration": dict(self.classifier.calibration),  # {} when the folder ships raw scores
+            # The rule labels.json names (tuneforge/inference/outputs.py) and its calibration: a temperature,
+            # or multi-label thresholds; {} when the folder ships raw scores.
+            "decision": self.classifier.outputs.name, "calibration": dict(self.classifier.calibration),
             "loaded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.loaded_at)),
             "load_seconds": round(self.load_seconds, 3),
         }
 
 
 def predictions(model: ServedModel, texts: list[str], top_k: int) -> list[dict]:
-    """{"prediction", "scores": {label: probability}} per text, the k most probable labels in scores."""
+    """{"prediction", "scores": {label: probability}} per text, the k most probable labels in scores; a
+    multi-label prediction is the list of labels at or above their thresholds (possibly empty)."""
     results = onnx_predict.predict(model.classifier, texts, batch_size=max(1, len(texts)), top_k=top_k)
     return [{"prediction": r["label"], "scores": {top["label"]: top["score"] for top in r["top"]}} for r in results]
 

@@ -56,7 +56,7 @@ def training_data(
     )
     return TrainingData(
         model=model, train=sets["train"], val=sets["val"], collator=collator,
-        extra={"chat_template": template, "skipped": skipped},
+        extra={"chat_template": template, "skipped_examples": skipped},
     )
 
 

@@ -29,6 +29,9 @@ class TrainingData:
     val: list[dict]
     collator: Any
     extra: dict  # task facts for meta.json (e.g. a chat template, skipped examples)
+    # the Trainer's compute_loss_func (outputs, labels, num_items_in_batch) -> a batch-mean loss; None: the
+    # model's own loss
+    compute_loss: Callable | None = None
 
 
 @dataclass(frozen=True)
@@ -73,11 +76,24 @@ class Task:
     # model outputs into scores and predictions: evaluate, distill, export, and (named in the exported
     # labels.json) `tuneforge predict`, the monitor and the server
     outputs: OutputRule | None = None
+    # evaluate, export: rows -> how many rows carry each label (a Series by label): which labels a split uses
+    label_counts: Callable[[pd.DataFrame], pd.Series] | None = None
+    # evaluate: (true labels, predicted labels, the model's labels) -> one row per label: label, precision,
+    # recall, f1, support, predicted
+    per_label_table: Callable[[list, list, list[str]], pd.DataFrame] | None = None
+    # evaluate: (true labels, predicted labels, the model's labels) -> the confusion count matrix; None for tasks
+    # without one (then no confusion files and no confusions.md)
+    confusion: Callable[[list, list, list[str]], Any] | None = None
+    # evaluate: (scores, targets) -> threshold-free ranking metrics (e.g. mean average precision); None: none
+    ranking_metrics: Callable[[Any, Any], dict] | None = None
+    # evaluate: (rows with label and predicted, the production model's or None, out dir) -> writes the Evidently
+    # classification report; None for tasks Evidently has no report for
+    classification_report: Callable[..., Any] | None = None
     # evaluate, export: (rows, the model's labels) -> the true labels as `outputs.fit` and `measure_calibration`
     # take them (label indices for single-label); every label of the rows is known to the model
     targets: Callable[[pd.DataFrame, list[str]], Any] | None = None
-    # evaluate, export: (logits, calibration, targets, bins) -> {"ece", "nll"}: how well the scores match how
-    # often the model is right
+    # evaluate, export: (logits, calibration, targets, bins) -> {"ece", "nll", "bins"}: how well the scores match
+    # how often the model is right, and the reliability table behind the ECE
     measure_calibration: Callable[[Any, Any, Any, int], dict] | None = None
     # export: the graph's output names, and the metric the int8 parity gate compares
     onnx_outputs: tuple[str, ...] = ()
@@ -97,9 +113,10 @@ STAGE_NEEDS: dict[str, tuple[str, ...]] = {
     "augment": (),  # without `augment` only augment.enabled: false goes through
     "train": ("train_inputs", "check_train_inputs", "training_data", "val_scores"),
     "tune": ("train_inputs", "check_train_inputs", "training_data", "val_scores"),
-    "evaluate": ("outputs", "score", "targets", "measure_calibration"),
-    "distill": ("read_splits", "encode_splits", "kd_loss", "compute_metrics", "outputs", "score", "val_scores"),
-    "export": ("onnx_outputs", "outputs", "score", "parity_metric", "targets", "measure_calibration"),
+    "evaluate": ("outputs", "score", "targets", "measure_calibration", "label_counts", "per_label_table"),
+    "distill": ("read_splits", "encode_splits", "kd_loss", "compute_metrics", "outputs", "score", "val_scores",
+                "targets"),
+    "export": ("onnx_outputs", "outputs", "score", "parity_metric", "targets", "measure_calibration", "label_counts"),
     "register": (),
     "monitor": ("drift_signals",),
 }

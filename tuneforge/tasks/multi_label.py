@@ -6,21 +6,20 @@ and id files; validation; iterative stratification; augmentation) is multi_label
 cross-entropy, thresholds, metrics, sigmoid distillation) multi_label_model.py; this module only assembles them.
 """
 
-from tuneforge.tasks import multi_label_data as data
+from tuneforge.inference.outputs import THRESHOLDS
+from tuneforge.tasks import multi_label_model as model
 from tuneforge.tasks.interface import Task
 
 NAME = "multi-label-classification"
-STAGES = frozenset({"validate", "split", "augment"})
-
-
-def _not_yet(*args, **kwargs):
-    raise NotImplementedError("multi-label training is not wired yet")
-
+STAGES = frozenset({"train", "tune", "evaluate", "distill", "export", "register"})
 
 TASK = Task(
     name=NAME, stages=STAGES, metrics=("macro_f1", "micro_f1", "accuracy", "loss"), peft_task_type="SEQ_CLS",
-    trains_a_head=True, train_inputs=_not_yet, check_train_inputs=_not_yet, training_data=_not_yet,
-    compute_metrics=None, val_scores=_not_yet, loss_is_batch_mean=True,
-    read_rows=data.read_rows, check_rows=data.check_rows, stratify_key=data.rarest_label,
-    augment=data.augment,
+    trains_a_head=True, train_inputs=model.train_inputs, check_train_inputs=model.check_train_inputs,
+    training_data=model.training_data, compute_metrics=model.compute_metrics, val_scores=model.val_scores,
+    loss_is_batch_mean=True, read_splits=model.read_splits, encode_splits=model.encode_splits,
+    kd_loss=model.distillation_loss, score=model.score, outputs=THRESHOLDS, targets=model.targets,
+    measure_calibration=model.measure_calibration, onnx_outputs=("logits",), parity_metric="macro_f1",
+    label_counts=model.label_counts, per_label_table=model.per_label_table,
+    ranking_metrics=model.ranking_metrics,
 )

@@ -16,7 +16,8 @@ from tuneforge.base.spec import DataConfig, ModelConfig, TrainConfig
 from tuneforge.data.augmentation import augment_frame
 from tuneforge.data.io import LABEL, read_labelled_table
 from tuneforge.evaluation.calibration import softmax_calibration
-from tuneforge.evaluation.metrics import classification_metrics
+from tuneforge.evaluation.metrics import classification_metrics, confusion, per_class_table
+from tuneforge.evaluation.report import write_classification_report
 from tuneforge.inference.outputs import ARGMAX
 from tuneforge.tasks import classification_data
 from tuneforge.tasks.interface import Task, TrainingData
@@ -91,6 +92,10 @@ def label_of(frame: pd.DataFrame) -> pd.Series:
     return frame[LABEL]
 
 
+def label_counts(frame: pd.DataFrame) -> pd.Series:
+    return frame[LABEL].value_counts()
+
+
 def label_ids(frame: pd.DataFrame, labels: list[str]) -> np.ndarray:
     return frame[LABEL].map({label: i for i, label in enumerate(labels)}).to_numpy(dtype=int)
 
@@ -102,6 +107,8 @@ TASK = Task(
     loss_is_batch_mean=True, read_rows=read_rows, check_rows=check_rows, stratify_key=label_of,
     augment=augment_frame, read_splits=read_splits, encode_splits=encode_splits, kd_loss=distillation_loss,
     score=classification_metrics, outputs=ARGMAX, targets=label_ids, measure_calibration=softmax_calibration,
+    label_counts=label_counts, per_label_table=per_class_table, confusion=confusion,
+    classification_report=write_classification_report,
     onnx_outputs=("logits",), parity_metric="macro_f1",
     drift_signals=frozenset({"descriptors", "predictions", "embeddings"}),
 )

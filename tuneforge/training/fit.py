@@ -119,13 +119,15 @@ def fit(spec: dict, task, callbacks: Sequence[TrainerCallback] = ()) -> dict:
     trainer = Trainer(
         model=model, args=args, train_dataset=train_set, eval_dataset=val_set, data_collator=data.collator,
         processing_class=tokenizer, callbacks=callbacks,
-        compute_metrics=task.compute_metrics,
+        compute_metrics=task.compute_metrics, compute_loss_func=data.compute_loss,
     )
     if task.loss_is_batch_mean:
         # Classification heads return a per-batch mean loss and ignore num_items_in_batch, but their forward
         # takes **kwargs, so the Trainer would take the loss as already normalised over the accumulated batch:
         # it would skip dividing by the accumulation steps and multiply by the number of processes.
         trainer.model_accepts_loss_kwargs = False
+        # A task's compute_loss_func is such a mean too, and a Trainer given one would take it as normalised.
+        trainer.loss_is_scaled_for_ga = False
     train_or_stop(trainer, spec["resume"])
 
     state = trainer.state
@@ -157,7 +159,7 @@ def fit(spec: dict, task, callbacks: Sequence[TrainerCallback] = ()) -> dict:
         "final_train_loss": next((r["train_loss"] for r in reversed(history) if r["train_loss"] is not None), None),
         "history": history,
         "ranks": [{"rank": args.process_index, "weights_sha256": digest}],
-        **data.extra,
+        "task_facts": data.extra,
     }
 
 

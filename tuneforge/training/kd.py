@@ -72,7 +72,8 @@ def distillation_collator(tokenizer, pad_id: int | None = None):
         if pad_id is not None:
             # Position ids of some models (RoBERTa) are derived from where the padding id is.
             batch["input_ids"][batch["attention_mask"] == 0] = pad_id
-        batch[LABELS] = torch.tensor([e[LABELS] for e in examples], dtype=torch.long)
+        # Class ids stay integers (int64), multi-hot rows floats: the task's loss reads them as its head does.
+        batch[LABELS] = torch.tensor([e[LABELS] for e in examples])
         batch[TEACHER_LOGITS] = torch.tensor([e[TEACHER_LOGITS] for e in examples], dtype=torch.float32)
         return dict(batch)
 

@@ -134,11 +134,14 @@ def check_max_seq_length(max_seq_length: int, config, tokenizer, base: str) -> N
         )
 
 
-def classifier_from_base(path: Path, base: str, labels: list[str], *, dropout: float | None = None):
+def classifier_from_base(
+    path: Path, base: str, labels: list[str], *, dropout: float | None = None, problem_type: str | None = None
+):
     """(model, config): the base model with a fresh, untrained classification head for `labels`; id2label and
-    label2id go into its saved config. (A trained one: tuneforge.inference.torch_predictor.load_trained_classifier.)"""
+    label2id go into its saved config, and `problem_type` (transformers': the loss the head computes) when set.
+    (A trained one: tuneforge.inference.torch_predictor.load_trained_classifier.)"""
     config = load_config(
-        path, base, dropout=dropout, num_labels=len(labels),
+        path, base, dropout=dropout, num_labels=len(labels), **({"problem_type": problem_type} if problem_type else {}),
         id2label=dict(enumerate(labels)), label2id={label: i for i, label in enumerate(labels)},
     )
     return _from_pretrained(AutoModelForSequenceClassification, path, base, config), config

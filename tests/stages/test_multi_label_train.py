@@ -1,0 +1,99 @@
+"""The train stage with model.task multi-label-classification: a sigmoid head trained with binary cross-entropy."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from tests.helpers.multi_label import ML_LABELS, multi_label_frame, write_multi_label_data
+from tests.helpers.training import build_word_tokenizer, run_train, tiny_train, write_classification_data
+from tuneforge.base.errors import ConfigError, StageError
+from tuneforge.data.label_sets import multi_hot
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+TASK = "multi-label-classification"
+
+
+def build_tiny_multi_label_bert(directory):
+    from transformers import BertConfig, BertModel
+
+    texts = pd.concat([multi_label_frame(n, seed) for n, seed in ((120, 1), (40, 2), (40, 3))])["text"]
+    tokenizer = build_word_tokenizer(texts)
+    config = BertConfig(
+        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=64, pad_token_id=tokenizer.pad_token_id,
+    )
+    BertModel(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def tiny_ml_bert(tmp_path_factory):
+    return build_tiny_multi_label_bert(tmp_path_factory.mktemp("tiny-ml-bert"))
+
+
+@pytest.fixture
+def project(tmp_path):
+    return write_multi_label_data(tmp_path)
+
+
+def sigmoid_scores(directory, texts):
+    tokenizer = AutoTokenizer.from_pretrained(directory)
+    model = AutoModelForSequenceClassification.from_pretrained(directory, use_safetensors=True).eval()
+    with torch.no_grad():
+        return torch.sigmoid(model(**tokenizer(texts, padding=True, return_tensors="pt")).logits).numpy()
+
+
+def test_a_sigmoid_head_learns_every_label_of_a_row(project, tiny_ml_bert):
+    run_train(project, tiny_ml_bert, tiny_train(max_steps=150, eval_steps=50, dropout=0.0), task=TASK)
+    teacher = project / "models/teacher"
+
+    config = json.loads((teacher / "config.json").read_text())
+    assert config["problem_type"] == "multi_label_classification"
+    assert [config["id2label"][str(i)] for i in range(3)] == ML_LABELS
+    meta = json.loads((teacher / "meta.json").read_text())
+    history = meta["history"]
+    assert [row["step"] for row in history] == [50, 100, 150]
+    assert set(history[0]) >= {"val_macro_f1", "val_micro_f1", "val_accuracy"}
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    assert meta["best"]["metric"] == "macro_f1"
+
+    val = pd.read_parquet(project / "data/splits/val.parquet")
+    truth = multi_hot(val["label"], ML_LABELS)
+    predicted = sigmoid_scores(teacher, list(val["text"])) >= 0.5
+    # Per (row, label) decision: half the labels of a row are there, so a constant answer is right half the time.
+    assert (predicted == truth.astype(bool)).mean() > 0.7
+    assert meta["best"]["value"] > 0.7
+
+
+def test_pos_weight_weighs_each_label_by_its_negatives_over_positives(project, tiny_ml_bert):
+    run_train(project, tiny_ml_bert, tiny_train(max_steps=10, eval_steps=10, pos_weight=True), task=TASK)
+    meta = json.loads((project / "models/teacher/meta.json").read_text())
+    train = multi_hot(pd.read_parquet(project / "data/augmented/train.parquet")["label"], ML_LABELS)
+    positives = train.sum(axis=0)
+    expected = (len(train) - positives) / positives
+    assert [meta["pos_weight"][label] for label in ML_LABELS] == pytest.approx(np.round(expected, 4))
+
+
+def test_label_smoothing_is_refused_for_multi_label(project, tiny_ml_bert):
+    with pytest.raises(ConfigError, match=r"^train.label_smoothing: applies to single-label"):
+        run_train(project, tiny_ml_bert, tiny_train(label_smoothing=0.1), task=TASK)
+    assert not (project / "models/teacher").exists()
+
+
+def test_single_label_splits_are_refused_by_a_multi_label_spec(tmp_path, tiny_ml_bert):
+    write_classification_data(tmp_path)
+    with pytest.raises(StageError, match=r"train.parquet: its label column does not hold label lists"):
+        run_train(tmp_path, tiny_ml_bert, tiny_train(), task=TASK)
+    assert not (tmp_path / "models/teacher").exists()
+
+
+def test_a_label_no_training_row_carries_is_refused(project, tiny_ml_bert):
+    labels = project / "data/validated/labels.json"
+    labels.write_text(json.dumps({"labels": [*ML_LABELS, "returns"]}))
+    with pytest.raises(StageError, match=r"no training row carries returns; rerun the split stage"):
+        run_train(project, tiny_ml_bert, tiny_train(), task=TASK)
