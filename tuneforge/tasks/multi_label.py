@@ -21,6 +21,7 @@ TASK = Task(
     name=NAME, stages=STAGES, metrics=("macro_f1", "micro_f1", "accuracy", "loss"), peft_task_type="SEQ_CLS",
     trains_a_head=True, train_inputs=_not_yet, check_train_inputs=_not_yet, training_data=_not_yet,
     compute_metrics=None, val_scores=_not_yet, loss_is_batch_mean=True,
-    read_rows=data.read_rows, check_rows=data.check_rows, stratify_key=data.rarest_label,
-    augment=data.augment,
+    read_rows=data.read_rows, check_rows=data.check_rows, suite=data.SUITE, label_set=data.label_set,
+    gx_table=data.gx_table, label_counts=data.label_counts, label_cardinality=data.cardinality,
+    stratify_key=data.label_of, split_units=data.split_units, augment=data.augment,
 )
