@@ -1,16 +1,18 @@
 """Stage `validate`: clean the labelled data, check it with a Great Expectations suite, write it as Parquet.
 
 Cleaning (tuneforge.data.cleaning) normalises texts, drops empty texts and exact duplicates, and finds texts
-seen with two or more labels. Training rows whose text is also in a given test or val file are leakage and
-are dropped (validate.drop_test_overlap covers both). The suite (expectations/<suite>.json) then checks what
-is left; its thresholds come from params.yaml as GX suite parameters. On success the conflicting texts, which
-were within validate.max_duplicate_share, are dropped and everything is written at once; on failure
-nothing is written and the error names the offending lines.
+seen with two or more labels. Training rows whose text is also in a given test or val file (compared as the
+split stage compares them, ignoring case) are leakage and are dropped (validate.drop_test_overlap covers
+both). The suite (expectations/<suite>.json, by default the task's) then checks what is left; its
+thresholds come from params.yaml as GX suite parameters. On success the conflicting texts, which were within
+validate.max_duplicate_share, are dropped and everything is written at once; on failure nothing is written
+and the error names the offending lines.
 
 A given test file (data.test_file) is the test split as is, and a given val file (data.val_file) the val
 split: their texts are normalised and their empty texts dropped, but their exact duplicates and conflicting
 texts are kept (and counted) so scores stay comparable with anyone else's on the same files. The two must
-not share a text.
+not share a text: with validate.drop_val_test_overlap the val rows whose text is in the test file are dropped
+(the test file stays as given), otherwise the files are refused.
 """
 
 import time
@@ -26,6 +28,7 @@ from tuneforge.base.spec import DataConfig, ModelConfig, ValidateConfig
 from tuneforge.data.cleaning import Cleaned, clean_table, conflicts, labels_per_text
 from tuneforge.data.gx_suite import counts, failure_summary, failure_table, load_suite, validate_tables
 from tuneforge.data.io import LABEL, SOURCE_ROW, TEXT, label_declaration
+from tuneforge.data.textnorm import text_key
 from tuneforge.pipeline.runner import stage_main
 from tuneforge.tasks import Task, task_for
 
@@ -56,13 +59,15 @@ def run(
         else:
             _refuse_shared_texts(held_out["val"].frame, files["val"], held_out["test"].frame, files["test"])
     held_out_texts = {name: set(cleaned.frame[TEXT]) for name, cleaned in held_out.items()}
+    # Leakage is judged as split judges it (text_key: case too), so what is dropped here cannot fail there.
+    held_out_keys = {name: set(cleaned.frame[TEXT].map(text_key)) for name, cleaned in held_out.items()}
 
     # Training rows in a given val file leak as surely as those in a given test file (early stopping, tuning
     # and model choice read val): one setting, validate.drop_test_overlap, covers both.
     train_frame, dropped_overlap = train.frame, {"val": 0, "test": 0}
     if cfg.drop_test_overlap:
-        for name, texts in held_out_texts.items():
-            in_held_out = train_frame[TEXT].isin(texts)
+        for name, keys in held_out_keys.items():
+            in_held_out = train_frame[TEXT].map(text_key).isin(keys)
             dropped_overlap[name] = int(in_held_out.sum())
             train_frame = train_frame[~in_held_out].reset_index(drop=True)
         if train_frame.empty:
@@ -152,7 +157,7 @@ def _refuse_shared_texts(val: pd.DataFrame, val_path: Path, test: pd.DataFrame, 
 def _drop_val_in_test(val: Cleaned, test: Cleaned, val_path: Path) -> tuple[Cleaned, int]:
     """validate.drop_val_test_overlap: the test file stays as given (scores stay comparable), so the val rows
     whose text is also a test text go; refused when none would be left."""
-    in_test = val.frame[TEXT].isin(set(test.frame[TEXT]))
+    in_test = val.frame[TEXT].map(text_key).isin(set(test.frame[TEXT].map(text_key)))
     if in_test.all():
         raise StageError(f"{val_path}: no rows left: all {len(val.frame)} texts are also in the test file")
     kept = replace(val, frame=val.frame[~in_test].reset_index(drop=True))
