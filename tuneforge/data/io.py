@@ -180,12 +180,15 @@ def _as_text(value, *, where: tuple, numbers: bool = False) -> str | None:
         return str(value)
     path, unit, line, key, column = where
     wanted = "a string or a number" if numbers else "a string"
-    kind = _kind(value)
+    kind = kind_of(value)
     hint = f" ({MULTI_LABEL_HINT})" if numbers and kind == "a list" else ""
     raise StageError(f"{path}: {unit} {line}: column '{column}' ({key}) holds {kind}, not {wanted}{hint}")
 
 
-def _kind(value) -> str:
+def kind_of(value) -> str:
+    """What a cell holds, as an error line says it ("a list", "a number")."""
+    if isinstance(value, str):
+        return "a string"
     if isinstance(value, dict):
         return "an object"
     if isinstance(value, list | tuple | np.ndarray):

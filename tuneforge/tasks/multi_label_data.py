@@ -25,6 +25,7 @@ from tuneforge.data.io import (
     SOURCE_ROW,
     TEXT,
     Table,
+    kind_of,
     label_from_id,
     read_label_names,
     read_table,
@@ -67,9 +68,9 @@ def _label_set(cell, table: Table, line: int, data: DataConfig, names: list[str]
     elif isinstance(cell, list | tuple | np.ndarray):
         items = [_label_item(item, table, line, data.label_column) for item in cell]
     else:
-        kind = "a string" if isinstance(cell, str) else f"a {type(cell).__name__}"
         raise StageError(
-            f"{table.path}: {table.unit} {line}: column '{data.label_column}' (data.label_column) holds {kind}, "
+            f"{table.path}: {table.unit} {line}: column '{data.label_column}' (data.label_column) holds "
+            f"{kind_of(cell)}, "
             'not a list of labels (e.g. ["anger", "joy"]); set data.label_separator to split strings'
         )
     labels = [item.strip() for item in items if item.strip()]
