@@ -16,7 +16,7 @@ from tuneforge.data.label_sets import decode_label_set, encode_label_set
 
 LABEL_COUNT = "label_count"  # labels in the row's set (0: none applies)
 UNKNOWN_LABELS = "unknown_labels"  # the row's labels outside the label set, as a label-set cell ("[]": none)
-RAREST_LABEL = "rarest_label"  # the row's label with the fewest rows that will be written (ties: by name)
+RAREST_LABEL = "rarest_label"  # the row's known label with the fewest rows that will be written (ties: by name)
 RAREST_LABEL_COUNT = "rarest_label_count"  # rows of that label
 
 
@@ -29,7 +29,8 @@ def with_label_set_columns(frame: pd.DataFrame, labels: list[str]) -> pd.DataFra
     sets = _label_lists(frame[LABEL])
     counts = Counter(label for labels_of_row in sets[per_text <= 1] for label in labels_of_row)
     known = set(labels)
-    rarest = [rarest_of(row, counts) for row in sets]
+    # An unknown label is reported as unknown, not once more as a rare one.
+    rarest = [rarest_of([label for label in row if label in known], counts) for row in sets]
     missing = frame[LABEL].isna()
     return frame.assign(**{
         LABELS_PER_TEXT: per_text,
