@@ -24,7 +24,7 @@ import pandas as pd
 import pyarrow
 import pyarrow.parquet
 
-from tuneforge.base.errors import ConfigError, StageError
+from tuneforge.base.errors import StageError
 from tuneforge.base.spec import SUPPORTED_EXTENSIONS
 
 TEXT, LABEL, SOURCE_ROW = "text", "label", "source_row"
@@ -78,29 +78,39 @@ def read_labelled_table(
     return pd.DataFrame({TEXT: text_cells(table, text_column), LABEL: labels, SOURCE_ROW: source_rows(table)})
 
 
+def read_data_table(path: Path, data) -> pd.DataFrame:
+    """A file of the spec's data section (a DataConfig) as single-label rows: headerless by data.columns, label
+    ids named through data.labels_file."""
+    names = read_label_names(data.labels_path) if data.labels_path else None
+    return read_labelled_table(
+        path, data.text_column, data.label_column, columns=data.columns, label_names=names,
+        labels_file=data.labels_path,
+    )
+
+
 def read_table(path: Path, *, columns: list[str] | None = None) -> Table:
     """The rows of a CSV, TSV, JSONL or Parquet file, refused in one line when the file cannot be read.
-    `columns` (data.columns) names the columns of a headerless CSV or TSV file."""
+    `columns` (data.columns) names the columns of a headerless CSV or TSV file; JSONL and Parquet name their
+    own (a spec may mix them: the monitor's retraining writes the merged training file as Parquet)."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_EXTENSIONS:
         raise StageError(
             f"{path}: unsupported file extension '{suffix or '(none)'}' (use {', '.join(SUPPORTED_EXTENSIONS)})"
         )
-    if columns is not None and suffix not in DELIMITERS:
-        raise ConfigError(f"data.columns: names the columns of a headerless CSV or TSV file, but {path} is "
-                          f"{suffix.lstrip('.').upper()} (its columns have names); set data.columns: null")
     if not path.is_file():
         raise StageError(f"{path}: file not found")
     if path.stat().st_size == 0:
         raise StageError(f"{path}: file is empty")
+    headerless = False
     if suffix == ".parquet":
         records, names = _read_parquet(path)
     elif suffix in DELIMITERS:
         records, names = _read_delimited(path, _decode_utf8(path), DELIMITERS[suffix], columns)
+        headerless = columns is not None
     else:
         records, names = _read_jsonl(path, _decode_utf8(path))
-    return Table(path=path, records=records, columns=names, headerless=columns is not None)
+    return Table(path=path, records=records, columns=names, headerless=headerless)
 
 
 def require_columns(table: Table, text_column: str, label_column: str, *, label_required: bool = True) -> None:

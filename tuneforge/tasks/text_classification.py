@@ -15,7 +15,7 @@ from tuneforge.base.errors import ConfigError, StageError
 from tuneforge.base.spec import DataConfig, ModelConfig, TrainConfig
 from tuneforge.data.augmentation import augment_frame
 from tuneforge.data.cleaning import with_derived_columns
-from tuneforge.data.io import LABEL, read_label_names, read_labelled_table
+from tuneforge.data.io import LABEL, read_data_table
 from tuneforge.data.splitting import stratified_split
 from tuneforge.evaluation.calibration import softmax_calibration
 from tuneforge.evaluation.metrics import classification_metrics
@@ -82,11 +82,7 @@ def read_rows(path: Path, data: DataConfig) -> pd.DataFrame:
             f"data.label_separator: set to {data.label_separator!r}, but model.task {NAME} takes one label per "
             "text; for several labels per text set model.task: multi-label-classification"
         )
-    names = read_label_names(data.labels_path) if data.labels_path else None
-    return read_labelled_table(
-        path, data.text_column, data.label_column, columns=data.columns, label_names=names,
-        labels_file=data.labels_path,
-    )
+    return read_data_table(path, data)
 
 
 def check_rows(path: Path, frame: pd.DataFrame, data: DataConfig, labels: list[str]) -> None:

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from tests.helpers.project import write_csv
-from tuneforge.base.errors import ConfigError, StageError
+from tuneforge.base.errors import StageError
 from tuneforge.data.io import read_label_names, read_labelled_table
 
 
@@ -93,11 +93,12 @@ def test_a_headerless_row_with_another_number_of_fields_names_its_line(tmp_path,
     assert caught.value.message == f"{path}: line 2 has {fields} fields but data.columns names 2 (text, label)"
 
 
-def test_data_columns_on_a_file_with_named_columns_is_a_config_error(tmp_path):
+def test_data_columns_leave_files_that_name_their_columns_alone(tmp_path):
+    # A spec may mix formats: the monitor's retraining merges the training file into Parquet.
     path = tmp_path / "d.jsonl"
     path.write_text('{"text": "a", "label": "b"}\n', encoding="utf-8")
-    with pytest.raises(ConfigError, match=r"^data.columns: names the columns of a headerless CSV or TSV file, but "):
-        read_labelled_table(path, "text", "label", columns=["text", "label"])
+    frame = read_labelled_table(path, "text", "label", columns=["label", "text"])
+    assert frame["text"].tolist() == ["a"] and frame["label"].tolist() == ["b"]
 
 
 def test_labels_given_by_id_are_named_through_the_labels_file(tmp_path):
