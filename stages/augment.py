@@ -47,7 +47,7 @@ def run(
     original = read_train_split(train_path)
 
     augmented, extra = task.augment(original, cfg) if cfg.enabled else (with_provenance(original), {})
-    metrics = augment_metrics(original, augmented, extra)
+    metrics = augment_metrics(original, augmented, extra, task.label_counts)
 
     with atomic_dirs(out_dir, reports) as (out_tmp, reports_tmp):
         augmented.to_parquet(out_tmp / "train.parquet", index=False)

@@ -75,8 +75,8 @@ def run(
     test, val = read_test_split(test_path), read_test_split(val_path)
     device = pick_device(cfg.device, "evaluate.device")
     candidate = load_trained_classifier(model_dir, device, missing_hint="run train first (python -m stages.train)")
-    check_labels_known(task.label_counts(test), candidate.labels, model_dir, test_path)
-    check_labels_known(task.label_counts(val), candidate.labels, model_dir, val_path)
+    check_labels_known(task.label_counts(test["label"]), candidate.labels, model_dir, test_path)
+    check_labels_known(task.label_counts(val["label"]), candidate.labels, model_dir, val_path)
     comparison_status, baseline_dir = find_baseline(cfg, registry_cfg)
     baseline = load_baseline(baseline_dir, device, comparison_status) if baseline_dir is not None else None
 
@@ -199,7 +199,8 @@ def score(
         return predict(classifier, frame["text"].tolist(), batch_size=cfg.batch_size, max_length=max_length)
 
     predictions, rule, labels = logits_of(test), task.outputs, classifier.labels
-    knows_every_label = set(task.label_counts(test).index) | set(task.label_counts(val).index) <= set(labels)
+    used = set(task.label_counts(test["label"]).index) | set(task.label_counts(val["label"]).index)
+    knows_every_label = used <= set(labels)
     calibration = rule.fit(logits_of(val).logits, task.targets(val, labels)) if knows_every_label else None
     scores = rule.scores(predictions.logits, NO_CALIBRATION)
     frame = test.copy()

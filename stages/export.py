@@ -4,9 +4,10 @@ Inputs: models/student (export.source student) or models/teacher, models/teacher
 report), data/splits/test.parquet (parity and accuracy).
 
 Steps: trace the model with a padded example batch (tuneforge/export/onnx_export.py), quantize it to dynamic int8,
-then two gates that fail the stage (tuneforge/export/parity.py): fp32 ONNX vs PyTorch on every test row, and int8 vs
-fp32 on the task's parity metric (macro-F1), every model deciding by the calibration that ships (multi-label:
-the thresholds fitted on the int8 model's val scores). A failed gate lists the worst rows and writes nothing: previous outputs stay as they were.
+then two gates that fail the stage (tuneforge/export/parity.py): fp32 ONNX vs PyTorch on every test row, and int8
+vs fp32 on the task's parity metric (macro-F1), every model deciding by the calibration that ships
+(multi-label: the thresholds fitted on the int8 model's val scores). A failed gate lists the worst rows and
+writes nothing: previous outputs stay as they were.
 The ONNX graphs are run through tuneforge.inference.onnx_predictor, the same code that serves the shipped directory.
 
 Outputs, replaced atomically:
@@ -87,9 +88,9 @@ def run(cfg: ExportConfig, *, model_cfg: ModelConfig | None = None, workspace: W
     teacher = load_trained_classifier(teacher_dir, torch.device("cpu"), missing_hint=TEACHER_HINT)
     source, id_map, source_dir = load_source(cfg, teacher, student_dir, teacher_dir)
     check_same_model_family(source, teacher, source_dir, teacher_dir)
-    check_labels_known(task.label_counts(test), source.labels, source_dir, test_path)
+    check_labels_known(task.label_counts(test["label"]), source.labels, source_dir, test_path)
     if val is not None:
-        check_labels_known(task.label_counts(val), source.labels, source_dir, val_path)
+        check_labels_known(task.label_counts(val["label"]), source.labels, source_dir, val_path)
     onnx_export.check_exportable(source.model.model, source_dir)
     texts = list(test["text"])
     print(f"{STAGE}: {cfg.source} ({type(source.model.model).__name__}) -> ONNX; parity on {len(texts)} test rows")

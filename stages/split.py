@@ -5,43 +5,47 @@ and data/validated/val.parquet when it names a val file. A given file is that sp
 is split only for the held-out splits still missing: into train/val with a given test file, into
 train/test with a given val file, and not at all with both (train is then every validated training row).
 Output: data/splits/{train,val,test}.parquet (text, label, source_row) + meta.json, drift reports
-reports/split/{val_vs_train,test_vs_train}.{html,json}, and metrics reports/metrics/split.json.
+reports/split/{val_vs_train,test_vs_train}.{html,json}, rows per label and split in reports/split/summary.md,
+and metrics reports/metrics/split.json (with the same counts).
 
 Rows whose texts are equal after normalisation and casefolding are split as one unit, so case or
 whitespace variants of a text can never end up on both sides; the stratified unit is the distinct text,
-labelled by its first row. The leakage check afterwards still compares every split with every other
+labelled by its first row. How units are cut is the task's (tuneforge/data/splitting.py): stratified by label
+for one label per text, iterative stratification for label sets, and every class or label must reach every
+split. The leakage check afterwards still compares every split with every other
 (it catches a given val or test file that shares texts with train or with the other).
 """
 
-import math
 import time
 from pathlib import Path
 
 import pandas as pd
 import pyarrow
-from sklearn.model_selection import train_test_split
 
 from tuneforge.base.errors import StageError
 from tuneforge.base.layout import SPLIT_NAMES, Workspace
-from tuneforge.base.outputs import Produced, atomic_dirs, write_meta, write_metrics
+from tuneforge.base.outputs import Produced, atomic_dirs, atomic_write_text, write_meta, write_metrics
 from tuneforge.base.spec import ModelConfig, SplitConfig
 from tuneforge.data.drift import write_drift_report
 from tuneforge.data.io import LABEL, SOURCE_ROW, TEXT
+from tuneforge.data.splitting import check_class_sizes, min_per_class
 from tuneforge.data.textnorm import text_key
 from tuneforge.pipeline.runner import stage_main
-from tuneforge.tasks import task_for
+from tuneforge.tasks import Task, task_for
 
+__all__ = [
+    "check_class_sizes", "check_no_shared_text", "held_out_fractions", "main", "min_per_class", "read_validated",
+    "run", "split_frame",
+]
 STAGE = "split"
 COLUMNS = [TEXT, LABEL, SOURCE_ROW]
-MIN_TRAIN_PER_CLASS = 2  # a class with fewer training examples is not worth stratifying for
 _KEY = "_text_key"
-_STRATUM = "_stratum"
 _SHOWN_EXAMPLES = 5
 
 
 def run(cfg: SplitConfig, *, model_cfg: ModelConfig | None = None, workspace: Workspace = Workspace()) -> Produced:
     started = time.time()
-    stratify_key = task_for(model_cfg, STAGE).stratify_key
+    task = task_for(model_cfg, STAGE)
     out_dir, reports, metrics_path = workspace.splits, workspace.reports(STAGE), workspace.metrics(STAGE)
     train_path = workspace.validated / "train.parquet"
     if not train_path.is_file():
@@ -51,7 +55,7 @@ def run(cfg: SplitConfig, *, model_cfg: ModelConfig | None = None, workspace: Wo
     given_paths = {name: path for name, path in given_paths.items() if path.is_file()}
     given = {name: read_validated(path) for name, path in given_paths.items()}
 
-    splits = split_frame(labelled, cfg, stratify_key, given=given)
+    splits = split_frame(labelled, cfg, task, given=given)
     check_no_shared_text(splits)
 
     inputs = {"train": train_path} | given_paths
@@ -64,13 +68,16 @@ def run(cfg: SplitConfig, *, model_cfg: ModelConfig | None = None, workspace: Wo
             )["drift_share"]
             for name in ("val", "test")
         }
+        label_counts = {name: _label_counts(task, frame) for name, frame in splits.items()}
         metrics = {
             "rows": {name: len(frame) for name, frame in splits.items()},
-            "classes": int(stratify_key(labelled).nunique()),
+            "classes": len(_label_counts(task, labelled)),
             "val_source": "given" if "val" in given else "split",
             "test_source": "given" if "test" in given else "split",
             "drift_share": drift,
+            "label_counts": label_counts,
         }
+        atomic_write_text(reports_tmp / "summary.md", _summary(metrics))
         write_meta(
             splits_tmp, stage=STAGE, config=cfg, inputs=inputs,
             metrics=metrics, started=started,
@@ -108,70 +115,58 @@ def held_out_fractions(cfg: SplitConfig, *, given: set[str] = frozenset()) -> di
     return {name: fraction for name, fraction in wanted.items() if name not in given}
 
 
-def min_per_class(fractions: dict[str, float]) -> int:
-    """Fewest distinct texts a class needs: one in every held-out split and MIN_TRAIN_PER_CLASS in train."""
-    needed = [1 / fraction for fraction in fractions.values()]
-    needed.append(MIN_TRAIN_PER_CLASS / (1 - sum(fractions.values())))
-    return math.ceil(max(needed) - 1e-9)  # 0.1 * 10 is 1 even where floats say 0.9999...
-
-
 def split_frame(
-    labelled: pd.DataFrame, cfg: SplitConfig, stratify_key, *, given: dict[str, pd.DataFrame] | None = None
+    labelled: pd.DataFrame, cfg: SplitConfig, task: Task, *, given: dict[str, pd.DataFrame] | None = None
 ) -> dict[str, pd.DataFrame]:
     """train/val/test frames (in input order) from the labelled table; a given val or test frame is kept as is.
-    `stratify_key`: rows -> each row's stratum (the task's; the label for single-label classification)."""
+    The task says what a row's stratum is (`stratify_key`) and how the distinct texts are cut (`split_units`)."""
     given = given or {}
     fractions = held_out_fractions(cfg, given=set(given))
     keys = labelled[TEXT].map(text_key)
-    units = labelled.assign(**{_KEY: keys, _STRATUM: stratify_key(labelled)}).drop_duplicates(_KEY)[[_KEY, _STRATUM]]
-    if fractions:  # with val and test both given nothing is stratified, and validate has checked class sizes
-        check_class_sizes(units[_STRATUM], fractions)
-
-    assigned, rest, remaining = {}, units, 1.0
-    for name in ("test", "val"):  # test first: the order (and so the rows) splits have always been cut in
-        if name in fractions:
-            # Rescaled so each share is of the whole table, not of what an earlier cut left.
-            rest, assigned[name] = train_test_split(
-                rest, test_size=fractions[name] / remaining, stratify=rest[_STRATUM], random_state=cfg.seed
-            )
-            remaining -= fractions[name]
-    assigned["train"] = rest
-
-    made = {
-        name: labelled[keys.isin(set(unit[_KEY]))].reset_index(drop=True) for name, unit in assigned.items()
-    }
-    _check_every_class_everywhere(made, units[_STRATUM].unique(), stratify_key)
+    units = labelled.assign(**{_KEY: keys}).drop_duplicates(_KEY)
+    strata = pd.Series(task.stratify_key(units).to_numpy(), index=pd.Index(units[_KEY]))
+    if fractions:
+        assigned = task.split_units(strata, fractions, cfg.seed)
+    else:  # with val and test both given nothing is cut, and validate has checked class sizes
+        assigned = {"train": strata.index}
+    made = {name: labelled[keys.isin(set(index))].reset_index(drop=True) for name, index in assigned.items()}
+    _check_every_class_everywhere(made, set(_label_counts(task, units)), task)
     splits = made | given
     return {name: splits[name] for name in SPLIT_NAMES}
 
 
-def check_class_sizes(labels: pd.Series, fractions: dict[str, float]) -> None:
-    """One StageError naming every class too small to reach every split (smallest first)."""
-    needed = min_per_class(fractions)
-    counts = labels.value_counts()
-    small = counts[counts < needed].sort_values(kind="stable")
-    if small.empty:
-        return
-    shares = ", ".join(f"{name}_fraction={fraction:g}" for name, fraction in fractions.items())
-    label, count = small.index[0], int(small.iloc[0])
-    others = f" ({len(small) - 1} more classes too small, listed below)" if len(small) > 1 else ""
-    raise StageError(
-        f"class '{label}' has {count} distinct texts; split needs at least {needed} per class with {shares} "
-        f"(one in each held-out split, {MIN_TRAIN_PER_CLASS} in train){others}",
-        detail="\n".join(f"  {name}: {int(n)}" for name, n in small.items()) if len(small) > 1 else "",
-    )
+def _label_counts(task: Task, frame: pd.DataFrame) -> dict[str, int]:
+    """Rows per class (per label, where a row holds several) by the task's stratum, sorted by name."""
+    counts = task.label_counts(task.stratify_key(frame))
+    return {str(label): int(count) for label, count in sorted(counts.items())}
 
 
-def _check_every_class_everywhere(splits: dict[str, pd.DataFrame], labels, stratify_key) -> None:
+def _check_every_class_everywhere(splits: dict[str, pd.DataFrame], labels: set[str], task: Task) -> None:
     # check_class_sizes makes this hold for sklearn's stratified rounding (simulated on 4,800 random
-    # class layouts); this guard turns a surprise into a clear error rather than a silently missing class.
+    # class layouts), and iterative stratification hands every label to the split that wants it most;
+    # this guard turns a surprise into a clear error rather than a silently missing class.
     for name, frame in splits.items():
-        absent = sorted(set(labels) - set(stratify_key(frame)))
+        absent = sorted(labels - set(_label_counts(task, frame)))
         if absent:
             raise StageError(
                 f"split '{name}' has no example of {len(absent)} classes (e.g. '{absent[0]}')",
                 detail="  " + ", ".join(absent[:20]),
             )
+
+
+def _summary(metrics: dict) -> str:
+    names = list(metrics["rows"])
+    counts = metrics["label_counts"]
+    lines = [
+        "# split", "",
+        "| split | rows | source |", "| --- | ---: | --- |",
+        *(f"| {name} | {metrics['rows'][name]} | {metrics.get(f'{name}_source', 'split')} |" for name in names),
+        "", f"## Rows per label: {metrics['classes']} labels", "",
+        "| label | " + " | ".join(names) + " |", "| --- |" + " ---: |" * len(names),
+    ]
+    for label in sorted(set().union(*counts.values())):
+        lines.append(f"| {label} | " + " | ".join(str(counts[name].get(label, 0)) for name in names) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def check_no_shared_text(splits: dict[str, pd.DataFrame]) -> None:

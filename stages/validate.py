@@ -1,19 +1,22 @@
 """Stage `validate`: clean the labelled data, check it with a Great Expectations suite, write it as Parquet.
 
 Cleaning (tuneforge.data.cleaning) normalises texts, drops empty texts and exact duplicates, and finds texts
-seen with two or more labels. Training rows whose text is also in a given test or val file are leakage and
-are dropped (validate.drop_test_overlap covers both). The suite (expectations/<suite>.json) then checks what
-is left; its thresholds come from params.yaml as GX suite parameters. On success the conflicting texts, which
-were within validate.max_duplicate_share, are dropped and everything is written at once; on failure
-nothing is written and the error names the offending lines.
+seen with two or more labels. Training rows whose text is also in a given test or val file (compared as the
+split stage compares them, ignoring case) are leakage and are dropped (validate.drop_test_overlap covers
+both). The suite (expectations/<suite>.json, by default the task's) then checks what is left; its
+thresholds come from params.yaml as GX suite parameters. On success the conflicting texts, which were within
+validate.max_duplicate_share, are dropped and everything is written at once; on failure nothing is written
+and the error names the offending lines.
 
 A given test file (data.test_file) is the test split as is, and a given val file (data.val_file) the val
 split: their texts are normalised and their empty texts dropped, but their exact duplicates and conflicting
 texts are kept (and counted) so scores stay comparable with anyone else's on the same files. The two must
-not share a text.
+not share a text: with validate.drop_val_test_overlap the val rows whose text is in the test file are dropped
+(the test file stays as given), otherwise the files are refused.
 """
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -22,9 +25,10 @@ from tuneforge.base.errors import StageError
 from tuneforge.base.layout import Workspace
 from tuneforge.base.outputs import Produced, atomic_dirs, atomic_write_text, write_json, write_meta, write_metrics
 from tuneforge.base.spec import DataConfig, ModelConfig, ValidateConfig
-from tuneforge.data.cleaning import Cleaned, clean_table, conflicts, labels_per_text, with_derived_columns
+from tuneforge.data.cleaning import Cleaned, clean_table, conflicts, labels_per_text
 from tuneforge.data.gx_suite import counts, failure_summary, failure_table, load_suite, validate_tables
-from tuneforge.data.io import LABEL, SOURCE_ROW, TEXT
+from tuneforge.data.io import LABEL, SOURCE_ROW, TEXT, label_declaration
+from tuneforge.data.textnorm import text_key
 from tuneforge.pipeline.runner import stage_main
 from tuneforge.tasks import Task, task_for
 
@@ -37,7 +41,7 @@ def run(
     started = time.time()
     task = task_for(model_cfg, STAGE)
     out_dir, reports, metrics_path = workspace.validated, workspace.reports(STAGE), workspace.metrics(STAGE)
-    suite_path = workspace.expectations / f"{cfg.suite}.json"
+    suite_path = workspace.expectations / f"{cfg.suite or task.suite}.json"
     suite = load_suite(suite_path)
     files = {"train": data.train_path, "val": data.val_path, "test": data.test_path}
     files = {name: path for name, path in files.items() if path is not None}
@@ -48,28 +52,34 @@ def run(
         name: _read_clean(task, files[name], data, drop_duplicates=False, key=f"data.{name}_file")
         for name in ("val", "test") if name in files
     }
+    dropped_val_in_test = 0
     if len(held_out) == 2:
-        _refuse_shared_texts(held_out["val"].frame, files["val"], held_out["test"].frame, files["test"])
+        if cfg.drop_val_test_overlap:
+            held_out["val"], dropped_val_in_test = _drop_val_in_test(held_out["val"], held_out["test"], files["val"])
+        else:
+            _refuse_shared_texts(held_out["val"].frame, files["val"], held_out["test"].frame, files["test"])
     held_out_texts = {name: set(cleaned.frame[TEXT]) for name, cleaned in held_out.items()}
+    # Leakage is judged as split judges it (text_key: case too), so what is dropped here cannot fail there.
+    held_out_keys = {name: set(cleaned.frame[TEXT].map(text_key)) for name, cleaned in held_out.items()}
 
     # Training rows in a given val file leak as surely as those in a given test file (early stopping, tuning
     # and model choice read val): one setting, validate.drop_test_overlap, covers both.
     train_frame, dropped_overlap = train.frame, {"val": 0, "test": 0}
     if cfg.drop_test_overlap:
-        for name, texts in held_out_texts.items():
-            in_held_out = train_frame[TEXT].isin(texts)
+        for name, keys in held_out_keys.items():
+            in_held_out = train_frame[TEXT].map(text_key).isin(keys)
             dropped_overlap[name] = int(in_held_out.sum())
             train_frame = train_frame[~in_held_out].reset_index(drop=True)
         if train_frame.empty:
             given = " and ".join(str(files[name]) for name in held_out)
             dropped = sum(dropped_overlap.values())
             raise StageError(f"{files['train']}: no rows left: all {dropped} texts are in {given}")
-    task.check_rows(files["train"], train_frame, data)
+    declared, labels_source = label_declaration(data)
+    labels = declared if declared is not None else task.label_set(train_frame[LABEL])
+    task.check_rows(files["train"], train_frame, data, labels)
 
-    labels = list(data.labels) if data.labels is not None else sorted(train_frame[LABEL].dropna().unique())
-    labels_source = "declared" if data.labels is not None else "inferred"
     held_out_all = sorted(set().union(*held_out_texts.values()))
-    tables = _tables_to_validate(train_frame, held_out, labels, held_out_all, cfg)
+    tables = _tables_to_validate(task, train_frame, held_out, labels, held_out_all, cfg)
     results = validate_tables(suite, suite_path, tables)
     _raise_on_failures(results, tables, files, suite)
 
@@ -92,6 +102,10 @@ def run(
         "expectations_evaluated": evaluated,
         "success": True,
     }
+    if cfg.drop_val_test_overlap:
+        metrics["dropped_val_in_test"] = dropped_val_in_test
+    if task.label_cardinality is not None:
+        metrics["label_cardinality"] = {name: task.label_cardinality(frame[LABEL]) for name, frame in outputs.items()}
     inputs = {**files, "suite": suite_path}
 
     with atomic_dirs(out_dir, reports) as (data_tmp, reports_tmp):
@@ -102,7 +116,7 @@ def run(
         summary = _summary(
             files=files, suite_path=suite_path, results=results, train=train, held_out=held_out,
             metrics=metrics, train_conflicts=train_conflicts, outputs=outputs,
-            labels=labels, labels_source=labels_source,
+            labels=labels, labels_source=labels_source, label_counts=task.label_counts,
         )
         atomic_write_text(reports_tmp / "summary.md", summary)
         write_meta(
@@ -140,30 +154,41 @@ def _refuse_shared_texts(val: pd.DataFrame, val_path: Path, test: pd.DataFrame, 
     )
 
 
+def _drop_val_in_test(val: Cleaned, test: Cleaned, val_path: Path) -> tuple[Cleaned, int]:
+    """validate.drop_val_test_overlap: the test file stays as given (scores stay comparable), so the val rows
+    whose text is also a test text go; refused when none would be left."""
+    in_test = val.frame[TEXT].map(text_key).isin(set(test.frame[TEXT].map(text_key)))
+    if in_test.all():
+        raise StageError(f"{val_path}: no rows left: all {len(val.frame)} texts are also in the test file")
+    kept = replace(val, frame=val.frame[~in_test].reset_index(drop=True))
+    return kept, int(in_test.sum())
+
+
 def _shorten(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _tables_to_validate(
-    train_frame: pd.DataFrame, held_out: dict[str, Cleaned], labels: list[str], held_out_texts: list[str],
-    cfg: ValidateConfig,
+    task: Task, train_frame: pd.DataFrame, held_out: dict[str, Cleaned], labels: list[str],
+    held_out_texts: list[str], cfg: ValidateConfig,
 ) -> dict[str, tuple[pd.DataFrame, dict]]:
-    """Each frame GX validates (with its derived columns) and its suite parameters."""
+    """Each frame GX validates (with the task's derived columns) and its suite parameters."""
     shared = {
         "labels": labels,
         "min_text_chars": cfg.min_text_chars,
         "max_text_chars": cfg.max_text_chars,
         "max_duplicate_share": cfg.max_duplicate_share,
+        "min_labels_per_row": 0 if cfg.allow_empty_labels else 1,  # for suites of rows holding label sets
     }
     # The suite parameter keeps its name `test_texts` (suites in use refer to it); it holds the texts of
     # every given held-out file, val and test.
-    tables = {"train": (with_derived_columns(train_frame), {
+    tables = {"train": (task.gx_table(train_frame, labels), {
         **shared, "required_labels": labels, "test_texts": held_out_texts,
         "min_examples_per_class": cfg.min_examples_per_class,
     })}
     for name, cleaned in held_out.items():
         # A given val or test file only needs known labels and sound texts; it need not cover every class.
-        tables[name] = (with_derived_columns(cleaned.frame), {
+        tables[name] = (task.gx_table(cleaned.frame, labels), {
             **shared, "required_labels": [], "test_texts": [], "min_examples_per_class": 1,
         })
     return tables
@@ -189,6 +214,7 @@ def _write_table(frame: pd.DataFrame, path: Path) -> None:
 
 def _summary(
     *, files, suite_path, results, train, held_out, metrics, train_conflicts, outputs, labels, labels_source,
+    label_counts,
 ) -> str:
     lines = ["# validate", ""]
     for name, result in results.items():
@@ -212,9 +238,11 @@ def _summary(
     for name, cleaned in held_out.items():
         kept_duplicates = int(cleaned.frame.duplicated([TEXT, LABEL]).sum())
         kept_conflicts = sum(len(c["lines"]) for c in held_out_conflicts[name])
+        dropped = metrics.get("dropped_val_in_test") if name == "val" else None
+        in_test = "–" if dropped is None else f"{dropped} (test)"
         lines.append(
-            f"| `{files[name]}` | {cleaned.rows_in} | {cleaned.dropped_empty} | none ({kept_duplicates} kept) | – "
-            f"| none ({kept_conflicts} kept) | {len(outputs[name])} |"
+            f"| `{files[name]}` | {cleaned.rows_in} | {cleaned.dropped_empty} | none ({kept_duplicates} kept) "
+            f"| {in_test} | none ({kept_conflicts} kept) | {len(outputs[name])} |"
         )
     if held_out:
         given = " and ".join(f"the {name} file is the {name} split" for name in held_out)
@@ -227,16 +255,35 @@ def _summary(
         f"on lines {', '.join(map(str, c['lines']))} ({'dropped' if name == 'train' else 'kept'})"
         for name, c in listed
     ] or ["None."]
-    source = "declared in `data.labels`" if labels_source == "declared" else "inferred from the training file"
-    label_counts = {name: frame[LABEL].value_counts() for name, frame in outputs.items()}
+    source = {"declared": "declared in `data.labels`", "labels_file": "declared in `data.labels_file`",
+              "inferred": "inferred from the training file"}[labels_source]
+    counts_by_split = {name: label_counts(frame[LABEL]) for name, frame in outputs.items()}
     lines += [
         "", f"## Labels: {len(labels)}, {source}", "",
         "| label | " + " | ".join(outputs) + " |",
         "| --- |" + " ---: |" * len(outputs),
     ]
     for label in labels:
-        lines.append(f"| {label} | " + " | ".join(str(int(c.get(label, 0))) for c in label_counts.values()) + " |")
+        lines.append(f"| {label} | " + " | ".join(str(int(c.get(label, 0))) for c in counts_by_split.values()) + " |")
+    if "label_cardinality" in metrics:
+        lines += _cardinality_lines(metrics["label_cardinality"])
     return "\n".join(lines) + "\n"
+
+
+def _cardinality_lines(cardinality: dict[str, dict]) -> list[str]:
+    """Rows by how many labels they hold, per written file (for tasks whose rows hold a set of labels)."""
+    sizes = sorted({size for facts in cardinality.values() for size in facts["rows_per_label_count"]}, key=int)
+    lines = [
+        "", "## Labels per row", "",
+        "| labels in the row | " + " | ".join(f"{name} rows" for name in cardinality) + " |",
+        "| ---: |" + " ---: |" * len(cardinality),
+    ]
+    for size in sizes:
+        cells = " | ".join(str(facts["rows_per_label_count"].get(size, 0)) for facts in cardinality.values())
+        lines.append(f"| {size} | {cells} |")
+    lines.append("| mean | " + " | ".join(f"{facts['mean_labels_per_row']:.3f}" for facts in cardinality.values())
+                 + " |")
+    return lines
 
 
 def main(argv=None) -> int:

@@ -1,4 +1,5 @@
-"""Multi-label test data: texts carrying the keywords of one or two labels, in the pipeline's canonical cells."""
+"""Multi-label test data: small label-set rows for the data stages, and keyword rows (in the pipeline's canonical
+cells) that a tiny model can learn, for the model stages."""
 
 import json
 import random
@@ -7,6 +8,27 @@ from pathlib import Path
 import pandas as pd
 
 from tuneforge.data.label_sets import encode_label_set
+
+EMOTIONS = ("anger", "fear", "joy", "love", "surprise")
+
+
+def label_set_rows(rows: int = 80, labels: tuple[str, ...] = EMOTIONS, prefix: str = "") -> list[dict]:
+    """`rows` rows ({"text", "labels": list}); every label is on at least rows / 4 rows, many rows hold two or
+    three labels. Deterministic."""
+    out = []
+    for i in range(rows):
+        size = 1 + (i % 3 == 0) + (i % 7 == 0)
+        chosen = [labels[(i + step * 2) % len(labels)] for step in range(size)]
+        text = f"{prefix}comment {i} says {' and '.join(chosen)} about the match on day {i % 11}"
+        out.append({"text": text, "labels": sorted(set(chosen))})
+    return out
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    return path
+
 
 ML_LABELS = ["billing", "login", "shipping"]
 ML_KEYWORDS = {

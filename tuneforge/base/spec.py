@@ -90,7 +90,7 @@ class Section(BaseModel):
 class DataConfig(Section):
     dir: str = Field("examples", description="Folder holding the input files (a DVC dependency as a whole).")
     train_file: DataFile = Field(
-        "intents.csv", description="Labelled file inside `dir` (.csv, .jsonl or .parquet) that is split."
+        "intents.csv", description="Labelled file inside `dir` (.csv, .tsv, .jsonl or .parquet) that is split."
     )
     test_file: DataFile | None = Field(
         None, description="Optional separate test file inside `dir`; when set it is the test split as is."
@@ -130,6 +130,17 @@ class DataConfig(Section):
     def val_path(self) -> Path | None:
         return Path(self.dir) / self.val_file if self.val_file else None
 
+    @property
+    def labels_path(self) -> Path | None:
+        return Path(self.dir) / self.labels_file if self.labels_file else None
+
+    @model_validator(mode="after")
+    def _one_label_set(self):
+        # Two declarations of one label set could disagree; which one wins would be a guess.
+        if self.labels is not None and self.labels_file is not None:
+            raise ValueError("labels and labels_file both declare the label set; set one of them")
+        return self
+
     @model_validator(mode="after")
     def _files_distinct(self):
         # One file as two splits would score or select the model on its own training rows.
@@ -144,8 +155,9 @@ class DataConfig(Section):
 
 
 class ValidateConfig(Section):
-    suite: SafeName = Field(
-        "text_classification", description="Great Expectations suite, loaded from expectations/<suite>.json."
+    suite: SafeName | None = Field(
+        None, description="Great Expectations suite, loaded from expectations/<suite>.json; null: the task's own "
+        "(text_classification, multi_label).",
     )
     min_text_chars: int = Field(2, ge=1, description="Shortest text accepted, in characters, after cleaning.")
     max_text_chars: int = Field(2000, ge=1, description="Longest text accepted, in characters, after cleaning.")
@@ -156,6 +168,10 @@ class ValidateConfig(Section):
     drop_test_overlap: bool = Field(
         True,
         description="Drop training rows whose text is in the test or val file (else overlap fails validation).",
+    )
+    drop_val_test_overlap: bool = Field(
+        False, description="Drop the given val file's rows whose text is in the given test file (the test file "
+        "stays as given); false refuses files that share a text.",
     )
     allow_empty_labels: bool = Field(
         False, description="multi-label: keep rows whose label list is empty (none of the labels applies); "

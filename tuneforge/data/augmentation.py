@@ -9,7 +9,8 @@ char_noise (in that order) independently with its configured probability. A vari
 whose text already exists in the output, is skipped, so the output has no duplicate texts beyond any
 already in the train split.
 
-Balancing (balance.enabled): every class is topped up to `balance.target` rows with variants of its own
+Balancing (balance.enabled): every class (or other key a task balances by, such as a multi-label row's
+rarest label) is topped up to `balance.target` rows with variants of its own
 rows, taken round-robin over a shuffled order so each row contributes about equally. A balancing variant
 applies the methods by probability like any other and, if none changed the text, one method chosen at
 random, so balancing still works with every probability at 0. A null target means the largest class's
@@ -23,6 +24,7 @@ balancing variant from (seed, label, attempt), so no result depends on another's
 
 import random
 from collections import Counter
+from collections.abc import Callable
 
 import pandas as pd
 
@@ -69,7 +71,8 @@ def augment_frame(
     original: pd.DataFrame, cfg: AugmentConfig, balance_by: list[str] | None = None
 ) -> tuple[pd.DataFrame, dict]:
     """(original rows then variants, with provenance; {target, shortfall, skipped}). `balance_by`: the key of
-    each original row that balancing counts and tops up (default: its label, one class per row)."""
+    each original row that balancing counts and tops up (default: its label, one class per row); a row whose
+    key is None (a row without any label) is never counted or topped up."""
     texts, labels = original[TEXT].tolist(), original[LABEL].tolist()
     keys = list(balance_by) if balance_by is not None else labels
     seen = set(texts)
@@ -97,10 +100,12 @@ def augment_frame(
     shortfall: dict[str, int] = {}
     if cfg.balance.enabled:
         counts = Counter(keys) + Counter(keys[origin] for _, _, origin, _ in rows)
-        target = cfg.balance.target or max(counts.values())
+        counts.pop(None, None)
+        target = cfg.balance.target or max(counts.values(), default=0)
         by_class: dict[str, list[int]] = {}
         for origin, key in enumerate(keys):
-            by_class.setdefault(key, []).append(origin)
+            if key is not None:
+                by_class.setdefault(key, []).append(origin)
         for key in sorted(by_class):
             missing = target - counts[key]
             if missing <= 0:
@@ -130,7 +135,10 @@ def augment_frame(
     }
 
 
-def augment_metrics(original: pd.DataFrame, augmented: pd.DataFrame, extra: dict) -> dict:
+def augment_metrics(
+    original: pd.DataFrame, augmented: pd.DataFrame, extra: dict, label_counts: Callable[[pd.Series], pd.Series]
+) -> dict:
+    """The stage's metrics; `label_counts` (the task's) counts rows per label, before and after."""
     methods = augmented[METHOD]
     variants = methods[methods != ORIGINAL]
     applied = Counter(name for method in variants for name in method.removeprefix(BALANCE_PREFIX).split("+"))
@@ -142,13 +150,13 @@ def augment_metrics(original: pd.DataFrame, augmented: pd.DataFrame, extra: dict
         "variants": int((~variants.str.startswith(BALANCE_PREFIX)).sum()),
         "balance_variants": int(variants.str.startswith(BALANCE_PREFIX).sum()),
         "per_method": per_method,
-        "class_counts_before": _class_counts(original),
-        "class_counts_after": _class_counts(augmented),
+        "class_counts_before": _class_counts(original, label_counts),
+        "class_counts_after": _class_counts(augmented, label_counts),
         "balance_target": extra.get("target"),
         "balance_shortfall": extra.get("shortfall", {}),
         "skipped_variants": extra.get("skipped", {}),
     }
 
 
-def _class_counts(frame: pd.DataFrame) -> dict[str, int]:
-    return {str(label): int(count) for label, count in sorted(Counter(frame[LABEL]).items())}
+def _class_counts(frame: pd.DataFrame, label_counts: Callable[[pd.Series], pd.Series]) -> dict[str, int]:
+    return {str(label): int(count) for label, count in sorted(label_counts(frame[LABEL]).items())}

@@ -18,10 +18,16 @@ from tuneforge.base.errors import StageError
 from tuneforge.base.spec import ValidateConfig
 from tuneforge.data.cleaning import CLASS_COUNT, LABELS_PER_TEXT
 from tuneforge.data.io import LABEL, SOURCE_ROW, TEXT
+from tuneforge.data.label_set_columns import LABEL_COUNT, RAREST_LABEL, RAREST_LABEL_COUNT, UNKNOWN_LABELS
+from tuneforge.data.label_sets import decode_label_set
 
 MAX_ROWS_SHOWN = 5
 TEXT_PREVIEW_CHARS = 60
 RESULT_FORMAT = {"result_format": "COMPLETE", "unexpected_index_column_names": [SOURCE_ROW]}
+# Suite parameters the stage derives from a params.yaml key rather than passing it as is.
+PARAMETER_KEYS = {"min_labels_per_row": "validate.allow_empty_labels"}
+# Derived columns whose failing rows all fail alike within a group: one row per group is listed, with a note.
+GROUPED_BY = {CLASS_COUNT: LABEL, RAREST_LABEL_COUNT: RAREST_LABEL}
 
 
 def load_suite(path: Path) -> dict:
@@ -165,6 +171,8 @@ def _bound_keys(suite: dict, failure: dict) -> list[str]:
         name = value.get("$PARAMETER") if isinstance(value, dict) else None
         if name in ValidateConfig.model_fields:
             keys.append(f"validate.{name}")
+        elif name in PARAMETER_KEYS:
+            keys.append(PARAMETER_KEYS[name])
     return keys
 
 
@@ -208,6 +216,8 @@ def _expected(kind: str, kwargs: dict) -> str:
         return "column exists"
     if kind == "expect_column_values_to_not_be_null":
         return "no nulls"
+    if kwargs.get("column") == UNKNOWN_LABELS:
+        return "no label outside the label set"
     if kind == "expect_column_values_to_be_in_set":
         return f"one of {len(value_set)} labels: {_preview(value_set)}"
     if kind == "expect_column_values_to_not_be_in_set":
@@ -221,6 +231,10 @@ def _expected(kind: str, kwargs: dict) -> str:
         return f"length {bounds} characters"
     if kwargs.get("column") == CLASS_COUNT:
         return f"{bounds} examples per class"
+    if kwargs.get("column") == RAREST_LABEL_COUNT:
+        return f"{bounds} examples per label"
+    if kwargs.get("column") == LABEL_COUNT:
+        return f"{bounds} labels per row"
     mostly = kwargs.get("mostly", 1)
     return bounds + (f" for {mostly:.1%} of rows" if mostly < 1 else "")
 
@@ -239,20 +253,32 @@ def _preview(values: list, limit: int = 5) -> str:
 def _offending_rows(failure: dict, rows_by_line: pd.DataFrame) -> list[str]:
     indexed = failure["result"].get("unexpected_index_list") or []
     lines = [entry[SOURCE_ROW] for entry in indexed if isinstance(entry, dict) and SOURCE_ROW in entry]
-    per_class = failure["expectation_config"]["kwargs"].get("column") == CLASS_COUNT
-    if per_class:
+    column = failure["expectation_config"]["kwargs"].get("column")
+    group = GROUPED_BY.get(column)
+    if group:
         # Every row of a small class fails alike: one line per class says more than five of one class.
-        first_of_class = rows_by_line.loc[lines].reset_index().drop_duplicates(LABEL)
-        lines = first_of_class[SOURCE_ROW].tolist()
+        first_of_group = rows_by_line.loc[lines].reset_index().drop_duplicates(group)
+        lines = first_of_group[SOURCE_ROW].tolist()
     shown = []
     for line in lines[:MAX_ROWS_SHOWN]:
         row = rows_by_line.loc[line]
         label = "no label" if pd.isna(row[LABEL]) else row[LABEL]
-        count = f", {_rows(row[CLASS_COUNT])} in the class" if per_class else ""
-        shown.append(f"line {line}: '{_shorten(row[TEXT])}' ({label}{count})")
+        shown.append(f"line {line}: '{_shorten(row[TEXT])}' ({label}{_note(column, row)})")
     if len(lines) > MAX_ROWS_SHOWN:
-        shown.append(f"… and {len(lines) - MAX_ROWS_SHOWN} more {'classes' if per_class else 'rows'}")
+        more = {CLASS_COUNT: "classes", RAREST_LABEL_COUNT: "labels"}.get(column, "rows")
+        shown.append(f"… and {len(lines) - MAX_ROWS_SHOWN} more {more}")
     return shown
+
+
+def _note(column: str | None, row: pd.Series) -> str:
+    """What the failing derived column says about the row, after its label."""
+    if column == CLASS_COUNT:
+        return f", {_rows(row[CLASS_COUNT])} in the class"
+    if column == RAREST_LABEL_COUNT:
+        return f"; '{row[RAREST_LABEL]}' has {_rows(row[RAREST_LABEL_COUNT])}"
+    if column == UNKNOWN_LABELS:
+        return f"; unknown: {', '.join(decode_label_set(row[UNKNOWN_LABELS]))}"
+    return ""
 
 
 def _rows(count: int) -> str:

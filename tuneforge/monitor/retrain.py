@@ -29,7 +29,7 @@ import pandas as pd
 
 from tuneforge.base.errors import StageError
 from tuneforge.base.outputs import atomic_dirs
-from tuneforge.data.io import LABEL, SOURCE_ROW, TEXT, read_labelled_table
+from tuneforge.data.io import LABEL, SOURCE_ROW, TEXT, read_data_table
 from tuneforge.data.textnorm import text_key
 from tuneforge.monitor.data import batch_sha256, read_batch
 from tuneforge.params import Params
@@ -53,12 +53,12 @@ def prepare_retrain_data(params: Params, summary: dict, new_data: Path | str, *,
     if labelled.empty:
         return {"status": "labels needed", "rows": {"new": len(batch), "new_labelled": 0}}
 
-    current = read_labelled_table(data.train_path, data.text_column, data.label_column)[[TEXT, LABEL]]
+    current = read_data_table(data.train_path, data)[[TEXT, LABEL]]
     test_name, test = pinned_test_split(params, summary)
     val_name = given_val_name(data, test_name)
     held_out_keys = set(test[TEXT].fillna("").map(text_key))
     if data.val_path is not None:
-        val = read_labelled_table(data.val_path, data.text_column, data.label_column)
+        val = read_data_table(data.val_path, data)
         held_out_keys |= set(val[TEXT].fillna("").map(text_key))
     current_keys = current[TEXT].fillna("").map(text_key)
     new_keys = labelled[TEXT].map(text_key)
@@ -99,7 +99,7 @@ def pinned_test_split(params: Params, summary: dict) -> tuple[str, pd.DataFrame]
     """(file name in the merged folder, its rows: text, label, source_row) of the pinned test split."""
     data = params.data
     if data.test_path is not None:
-        return data.test_path.name, read_labelled_table(data.test_path, data.text_column, data.label_column)
+        return data.test_path.name, read_data_table(data.test_path, data)
     from registry import api
 
     promotion = params.promotion

@@ -57,10 +57,23 @@ class Task:
     loss_is_batch_mean: bool
     # validate: (data file, data cfg) -> rows (text, label, source_row); a bad row is refused with file and line
     read_rows: Callable[[Path, Any], pd.DataFrame] | None = None
-    # validate: (file, cleaned rows, data cfg) -> None, or a StageError on data the task cannot learn from
-    check_rows: Callable[[Path, pd.DataFrame, Any], None] | None = None
+    # validate: (file, cleaned rows, data cfg, label set) -> None, or a StageError on data the task cannot learn from
+    check_rows: Callable[[Path, pd.DataFrame, Any, list[str]], None] | None = None
+    # validate: the GX suite (expectations/<suite>.json) that validate.suite null stands for
+    suite: str | None = None
+    # validate: label cells -> the label set they use, sorted (when data.labels and data.labels_file are null)
+    label_set: Callable[[pd.Series], list[str]] | None = None
+    # validate: (cleaned rows, label set) -> the table the suite checks: the rows and the derived columns it reads
+    gx_table: Callable[[pd.DataFrame, list[str]], pd.DataFrame] | None = None
+    # validate, split, augment: label cells -> rows per label (a row counts once for each label it holds)
+    label_counts: Callable[[pd.Series], pd.Series] | None = None
+    # validate: label cells -> facts on how many labels rows hold, for metrics and the summary; None: one each
+    label_cardinality: Callable[[pd.Series], dict] | None = None
     # split: rows -> the stratum of each row, kept in proportion (and present) in every split
     stratify_key: Callable[[pd.DataFrame], pd.Series] | None = None
+    # split: (strata of the distinct texts, indexed by text; shares of the held-out splits to cut; seed) -> the
+    # index of each split (train and the ones cut); a stratum too rare to reach every split is refused
+    split_units: Callable[[pd.Series, dict[str, float], int], dict[str, pd.Index]] | None = None
     # augment: (train rows, augment cfg) -> (augmented rows with provenance, facts for the metrics); None: the
     # task has no augmentation, augment.enabled true is refused and false passes the train split through
     augment: Callable[[pd.DataFrame, Any], tuple[pd.DataFrame, dict]] | None = None
@@ -76,8 +89,6 @@ class Task:
     # model outputs into scores and predictions: evaluate, distill, export, and (named in the exported
     # labels.json) `tuneforge predict`, the monitor and the server
     outputs: OutputRule | None = None
-    # evaluate, export: rows -> how many rows carry each label (a Series by label): which labels a split uses
-    label_counts: Callable[[pd.DataFrame], pd.Series] | None = None
     # evaluate: (true labels, predicted labels, the model's labels) -> one row per label: label, precision,
     # recall, f1, support, predicted
     per_label_table: Callable[[list, list, list[str]], pd.DataFrame] | None = None
@@ -108,9 +119,9 @@ class Task:
 
 # The fields each stage asks for: a task that goes through a stage sets every one of them (tests check it).
 STAGE_NEEDS: dict[str, tuple[str, ...]] = {
-    "validate": ("read_rows", "check_rows"),
-    "split": ("stratify_key",),
-    "augment": (),  # without `augment` only augment.enabled: false goes through
+    "validate": ("read_rows", "check_rows", "suite", "label_set", "gx_table", "label_counts"),
+    "split": ("stratify_key", "split_units", "label_counts"),
+    "augment": ("label_counts",),  # without `augment` only augment.enabled: false goes through
     "train": ("train_inputs", "check_train_inputs", "training_data", "val_scores"),
     "tune": ("train_inputs", "check_train_inputs", "training_data", "val_scores"),
     "evaluate": ("outputs", "score", "targets", "measure_calibration", "label_counts", "per_label_table"),

@@ -24,7 +24,7 @@ from transformers import DataCollatorWithPadding
 from tuneforge.base.errors import ConfigError, StageError
 from tuneforge.base.spec import ModelConfig, TrainConfig
 from tuneforge.data.io import LABEL, TEXT
-from tuneforge.data.label_sets import label_frequencies, label_lists, multi_hot
+from tuneforge.data.label_sets import label_lists, multi_hot
 from tuneforge.evaluation.calibration import expected_calibration_error, reliability_bins
 from tuneforge.inference.thresholds import DEFAULT_THRESHOLD, sigmoid_scores
 from tuneforge.tasks import classification_data
@@ -166,10 +166,6 @@ def score(truth: list[str], predicted: list[str]) -> dict:
     for average in ("macro", "micro", "samples"):
         metrics[f"{average}_f1"] = float(f1_score(y_true, y_pred, average=average, zero_division=0))
     return {key: metrics[key] for key in ("macro_f1", "micro_f1", "samples_f1", "accuracy", "hamming_loss")}
-
-
-def label_counts(frame: pd.DataFrame) -> pd.Series:
-    return label_frequencies(frame[LABEL])
 
 
 def per_label_table(truth: list[str], predicted: list[str], labels: list[str]) -> pd.DataFrame:

@@ -11,10 +11,12 @@ import numpy as np
 import pandas as pd
 from transformers import DataCollatorWithPadding
 
-from tuneforge.base.errors import StageError
+from tuneforge.base.errors import ConfigError, StageError
 from tuneforge.base.spec import DataConfig, ModelConfig, TrainConfig
 from tuneforge.data.augmentation import augment_frame
-from tuneforge.data.io import LABEL, read_labelled_table
+from tuneforge.data.cleaning import with_derived_columns
+from tuneforge.data.io import LABEL, read_data_table
+from tuneforge.data.splitting import stratified_split
 from tuneforge.evaluation.calibration import softmax_calibration
 from tuneforge.evaluation.metrics import classification_metrics, confusion, per_class_table
 from tuneforge.evaluation.report import write_classification_report
@@ -76,10 +78,15 @@ def val_scores(entry: dict) -> dict:
 
 
 def read_rows(path: Path, data: DataConfig) -> pd.DataFrame:
-    return read_labelled_table(path, data.text_column, data.label_column)
+    if data.label_separator is not None:
+        raise ConfigError(
+            f"data.label_separator: set to {data.label_separator!r}, but model.task {NAME} takes one label per "
+            "text; for several labels per text set model.task: multi-label-classification"
+        )
+    return read_data_table(path, data)
 
 
-def check_rows(path: Path, frame: pd.DataFrame, data: DataConfig) -> None:
+def check_rows(path: Path, frame: pd.DataFrame, data: DataConfig, labels: list[str]) -> None:
     """Classification needs two classes at least."""
     classes = sorted(frame[LABEL].dropna().unique())
     if not classes:
@@ -88,12 +95,20 @@ def check_rows(path: Path, frame: pd.DataFrame, data: DataConfig) -> None:
         raise StageError(f"{path}: only one class ('{classes[0]}'); classification needs at least 2")
 
 
+def label_set(cells: pd.Series) -> list[str]:
+    return sorted(cells.dropna().unique())
+
+
+def gx_table(frame: pd.DataFrame, labels: list[str]) -> pd.DataFrame:
+    return with_derived_columns(frame)  # the suite reads the label set from its parameters
+
+
+def label_counts(cells: pd.Series) -> pd.Series:
+    return cells.value_counts()
+
+
 def label_of(frame: pd.DataFrame) -> pd.Series:
     return frame[LABEL]
-
-
-def label_counts(frame: pd.DataFrame) -> pd.Series:
-    return frame[LABEL].value_counts()
 
 
 def label_ids(frame: pd.DataFrame, labels: list[str]) -> np.ndarray:
@@ -104,10 +119,12 @@ TASK = Task(
     name=NAME, stages=STAGES, metrics=("accuracy", "macro_f1", "loss"), peft_task_type="SEQ_CLS",
     trains_a_head=True, train_inputs=train_inputs, check_train_inputs=check_train_inputs,
     training_data=training_data, compute_metrics=classification_data.compute_metrics, val_scores=val_scores,
-    loss_is_batch_mean=True, read_rows=read_rows, check_rows=check_rows, stratify_key=label_of,
+    loss_is_batch_mean=True, read_rows=read_rows, check_rows=check_rows, suite="text_classification",
+    label_set=label_set, gx_table=gx_table, label_counts=label_counts, stratify_key=label_of,
+    split_units=stratified_split,
     augment=augment_frame, read_splits=read_splits, encode_splits=encode_splits, kd_loss=distillation_loss,
     score=classification_metrics, outputs=ARGMAX, targets=label_ids, measure_calibration=softmax_calibration,
-    label_counts=label_counts, per_label_table=per_class_table, confusion=confusion,
+    per_label_table=per_class_table, confusion=confusion,
     classification_report=write_classification_report,
     onnx_outputs=("logits",), parity_metric="macro_f1",
     drift_signals=frozenset({"descriptors", "predictions", "embeddings"}),

@@ -53,7 +53,8 @@ def test_a_label_that_is_an_object_or_a_list_is_refused_but_numbers_stay_labels(
     path = tmp_path / "d.jsonl"
     write_jsonl(path, [{"text": "a", "label": 3}, {"text": "b", "label": ["x", "y"]}])
     assert refusal(path) == (
-        f"{path}: line 2: column 'label' (data.label_column) holds a list, not a string or a number"
+        f"{path}: line 2: column 'label' (data.label_column) holds a list, not a string or a number "
+        "(a list of labels is multi-label data: set model.task: multi-label-classification)"
     )
     write_jsonl(path, [{"text": "a", "label": 3}, {"text": "b", "label": 4.0}, {"text": "c", "label": None}])
     assert read_labelled_table(path, "text", "label")["label"].tolist() == ["3", "4", None]

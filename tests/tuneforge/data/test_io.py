@@ -1,4 +1,4 @@
-"""Reading CSV, JSONL and Parquet into (text, label, source_row), and naming the problem when that fails."""
+"""Reading CSV, TSV, JSONL and Parquet into (text, label, source_row), and naming the problem when that fails."""
 
 import json
 
@@ -7,7 +7,7 @@ import pytest
 
 from tests.helpers.project import write_csv
 from tuneforge.base.errors import StageError
-from tuneforge.data.io import read_labelled_table
+from tuneforge.data.io import read_label_names, read_labelled_table
 
 
 def test_csv_rows_keep_their_line_numbers_even_across_quoted_newlines(tmp_path):
@@ -64,3 +64,66 @@ def test_bad_files_give_one_line_naming_the_problem(tmp_path, name, content, mes
 def test_write_csv_helper_round_trips(tmp_path):
     path = write_csv(tmp_path / "x.csv", [{"text": "héllo", "label": "a"}])
     assert read_labelled_table(path, "text", "label")["text"].tolist() == ["héllo"]
+
+
+def test_tsv_follows_csv_rules_with_tabs(tmp_path):
+    path = tmp_path / "d.tsv"
+    path.write_text('text\tlabel\n"say ""hi""\tthere"\ta\nplain, with comma\tb\n', encoding="utf-8")
+    frame = read_labelled_table(path, "text", "label")
+    assert frame["text"].tolist() == ['say "hi"\tthere', "plain, with comma"]
+    assert frame["source_row"].tolist() == [2, 3]
+
+
+@pytest.mark.parametrize("name, separator", [("d.csv", ","), ("d.tsv", "\t")])
+def test_a_headerless_file_reads_its_first_line_as_data_by_data_columns(tmp_path, name, separator):
+    path = tmp_path / name
+    path.write_text(separator.join(["first text", "a", "id1"]) + "\n\n" + separator.join(["second", "b", "id2"]) + "\n")
+    frame = read_labelled_table(path, "text", "intent", columns=["text", "intent", "id"])
+    assert frame["text"].tolist() == ["first text", "second"] and frame["label"].tolist() == ["a", "b"]
+    assert frame["source_row"].tolist() == [1, 3]
+
+
+@pytest.mark.parametrize("line", ["too\tmany\tfields\there", "too few"])
+def test_a_headerless_row_with_another_number_of_fields_names_its_line(tmp_path, line):
+    path = tmp_path / "d.tsv"
+    path.write_text(f"fine\ta\n{line}\n", encoding="utf-8")
+    with pytest.raises(StageError) as caught:
+        read_labelled_table(path, "text", "label", columns=["text", "label"])
+    fields = line.count("\t") + 1
+    assert caught.value.message == f"{path}: line 2 has {fields} fields but data.columns names 2 (text, label)"
+
+
+def test_data_columns_leave_files_that_name_their_columns_alone(tmp_path):
+    # A spec may mix formats: the monitor's retraining merges the training file into Parquet.
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"text": "a", "label": "b"}\n', encoding="utf-8")
+    frame = read_labelled_table(path, "text", "label", columns=["label", "text"])
+    assert frame["text"].tolist() == ["a"] and frame["label"].tolist() == ["b"]
+
+
+def test_labels_given_by_id_are_named_through_the_labels_file(tmp_path):
+    names_path = tmp_path / "labels.txt"
+    names_path.write_text("refund\ncard\n\n", encoding="utf-8")  # a trailing blank line ends the file
+    names = read_label_names(names_path)
+    assert names == ["refund", "card"]
+    path = write_csv(tmp_path / "d.csv", [{"text": "x", "label": "1"}, {"text": "y", "label": "refund"}])
+    frame = read_labelled_table(path, "text", "label", label_names=names, labels_file=names_path)
+    assert frame["label"].tolist() == ["card", "refund"]
+
+    write_csv(path, [{"text": "x", "label": "0"}, {"text": "y", "label": "2"}])
+    with pytest.raises(StageError) as caught:
+        read_labelled_table(path, "text", "label", label_names=names, labels_file=names_path)
+    assert caught.value.message == f"{path}: line 3: label id 2 is not in {names_path} (2 labels: ids 0-1; " \
+                                   "data.labels_file)"
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [("a\n\nb\n", "line 2 is blank; the ids are the line numbers"), ("a\nb\na\n", "label 'a' is on lines 1, 3"),
+     ("\n\n", "no label names")],
+)
+def test_a_labels_file_that_would_shift_or_repeat_ids_is_refused(tmp_path, content, message):
+    path = tmp_path / "labels.txt"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(StageError, match=message):
+        read_label_names(path)

@@ -20,7 +20,7 @@ def test_every_task_of_the_spec_has_a_module():
     assert spec_tasks == set(TASKS)
     for name, task in TASKS.items():
         assert task.name == name and task.primary_metric == task.metrics[0]
-        assert {"train", "tune"} <= task.stages
+        assert {"train", "tune"} <= task.stages <= set(STAGE_NEEDS)
 
 
 def test_the_primary_metrics_and_peft_task_types():
