@@ -1,6 +1,7 @@
 """Multi-label through train, evaluate, distill, export and predict, on a tiny BERT and keyword data."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -95,3 +96,22 @@ def test_distill_trains_a_sigmoid_student_and_scores_it_at_its_own_thresholds(pr
     assert metrics["teacher_macro_f1"] == pytest.approx(evaluated["macro_f1"])
     assert metrics["student_macro_f1"] > 0.6
     assert metrics["f1_retention"] == pytest.approx(metrics["student_macro_f1"] / metrics["teacher_macro_f1"], abs=1e-6)
+
+
+def test_the_server_answers_with_the_label_set_over_http(project):
+    import httpx
+
+    from tuneforge.serving.loadtest import server_process
+
+    (project / "params.yaml").write_text("{}\n")
+    texts = ["my parcel is late and the invoice is wrong", "my password is locked"]
+    repo = str(Path(__file__).resolve().parents[2])  # this checkout's tuneforge, whatever is installed
+    with server_process("models/onnx", cwd=project, sets=["serve.traffic.enabled=false"],
+                        env={"PYTHONPATH": repo}) as server:
+        answer = httpx.post(f"{server.url}/v1/predict", json={"texts": texts}, timeout=30).json()
+        described = httpx.get(f"{server.url}/v1/model", timeout=30).json()
+    expected = onnx_predictor.predict(onnx_predictor.load(project / "models/onnx"), texts)
+    assert [row["prediction"] for row in answer["predictions"]] == [row["label"] for row in expected]
+    assert all(isinstance(row["prediction"], list) for row in answer["predictions"])
+    assert described["decision"] == "thresholds"
+    assert described["calibration"] == json.loads((project / "models/onnx/labels.json").read_text())["calibration"]
