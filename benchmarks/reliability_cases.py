@@ -239,6 +239,49 @@ def bad_temperature(clone: Path) -> None:
     labels.write_text(json.dumps(json.loads(labels.read_text()) | {"calibration": {"temperature": 0}}))
 
 
+def bad_threshold(clone: Path) -> None:
+    """A copy of models/onnx made by hand (loaded with --no-verify) that names the multi-label rule with a
+    threshold above 1."""
+    shutil.copytree(clone / "models/onnx", clone / "bad/onnx-threshold", dirs_exist_ok=True)
+    labels = clone / "bad/onnx-threshold/labels.json"
+    labels.write_text(json.dumps(json.loads(labels.read_text()) | {"decision": "thresholds",
+                                                                    "calibration": {"threshold": 1.5}}))
+
+
+EMOTIONS = ("anger", "fear", "joy", "love", "surprise")
+
+
+def emotion_rows(extra: list[dict] = ()) -> list[dict]:
+    """80 comments with one to three emotions each (every emotion on 20 rows or more), then `extra`."""
+    rows = []
+    for i in range(80):
+        chosen = sorted({EMOTIONS[(i + step * 2) % len(EMOTIONS)] for step in range(1 + (i % 3 == 0) + (i % 7 == 0))})
+        rows.append({"text": f"comment {i} says {' and '.join(chosen)} about the match on day {i % 11}",
+                     "labels": chosen})
+    return rows + list(extra)
+
+
+def emotions_jsonl(extra: list[dict] = (), ids: bool = False) -> Callable[[Path], None]:
+    """examples/emotions.jsonl (labels by name, or by id through examples/emotions.txt) and a multi-label spec."""
+    rows = emotion_rows(extra)
+    if ids:
+        rows = [{**row, "labels": [EMOTIONS.index(label) if label in EMOTIONS else label for label in row["labels"]]}
+                for row in rows]
+    content = "".join(json.dumps(row) + "\n" for row in rows)
+    spec = params(model__task="multi-label-classification", data__train_file="emotions.jsonl",
+                  data__label_column="labels", **({"data__labels_file": "emotions.txt"} if ids else {}))
+    return steps(file("examples/emotions.jsonl", content), file("examples/emotions.txt", "\n".join(EMOTIONS) + "\n"),
+                 spec)
+
+
+def emotions_tsv(separator: str) -> Callable[[Path], None]:
+    """examples/emotions.tsv, headerless, labels joined by ',', read with `separator` as data.label_separator."""
+    content = "".join(f"{row['text']}\t{','.join(row['labels'])}\n" for row in emotion_rows())
+    spec = params(model__task="multi-label-classification", data__train_file="emotions.tsv",
+                  data__columns=["text", "labels"], data__label_column="labels", data__label_separator=separator)
+    return steps(file("examples/emotions.tsv", content), spec)
+
+
 GATE_EVENT = frozenset({"db:events"})
 
 CASES = [
@@ -301,6 +344,22 @@ CASES = [
     Case("set_unknown_key", "params", "tuneforge run --set trian.epochs=2", ("trian", "unknown key")),
     Case("set_without_value", "params", "tuneforge run --set split.seed", ("split.seed", "key=value")),
     Case("overlay_missing", "params", "tuneforge run --config configs/bankin77.yaml", ("configs/bankin77.yaml",)),
+    # multi-label data (model.task: multi-label-classification)
+    Case("multi_label_unknown_label_in_list", "files",
+         "tuneforge stage validate --set data.labels=[anger,fear,joy,love,surprise]",
+         ("examples/emotions.jsonl", "line 81", "unknown: rage"),
+         emotions_jsonl([{"text": "a furious comment", "labels": ["joy", "rage"]}])),
+    Case("multi_label_empty_list_refused", "files", "tuneforge stage validate",
+         ("examples/emotions.jsonl", "line 81", "validate.allow_empty_labels"),
+         emotions_jsonl([{"text": "a calm comment", "labels": []}])),
+    Case("multi_label_separator_splits_nothing", "files", "tuneforge stage validate",
+         ("examples/emotions.tsv", "data.label_separator", "';'", "','"), emotions_tsv(";")),
+    Case("multi_label_id_outside_labels_file", "files", "tuneforge stage validate",
+         ("examples/emotions.jsonl", "line 81", "label id 9", "examples/emotions.txt"),
+         emotions_jsonl([{"text": "an odd comment", "labels": ["joy", 9]}], ids=True)),
+    Case("multi_label_data_single_label_spec", "files",
+         "tuneforge stage validate --set model.task=sequence-classification",
+         ("examples/emotions.jsonl", "line 1", "a list", "model.task: multi-label-classification"), emotions_jsonl()),
     Case("overlay_malformed", "params", "tuneforge run --config configs/broken.yaml", ("configs/broken.yaml",),
          file("configs/broken.yaml", "data:\n  dir: [examples\n")),
     Case("overlay_unknown_key", "params", "tuneforge run --config configs/typo.yaml", ("train.epoch",),
@@ -382,6 +441,9 @@ CASES = [
          "tuneforge predict bad/onnx-temperature --no-verify 'my card was declined'",
          ("bad/onnx-temperature/labels.json", "temperature", "finite number above 0"), bad_temperature,
          needs_model=True),
+    Case("predict_bad_threshold", "predict",
+         "tuneforge predict bad/onnx-threshold --no-verify 'my card was declined'",
+         ("bad/onnx-threshold/labels.json", "threshold", "[0, 1]", "1.5"), bad_threshold, needs_model=True),
     # serve: the server refuses to start with one line, before it listens or loads anything
     Case("serve_bad_ref", "serve", "tuneforge serve-model intents@@production --port 0",
          ("invalid alias", "@production")),
@@ -402,4 +464,5 @@ QUICK_CASES = (
     "jsonl_text_not_a_string", "csv_text_over_field_limit", "model_dir_without_tokenizer",
     "inf_learning_rate_set", "yaml_alias_bomb", "params_list_set",
     "ref_superscript_version", "serve_bad_ref", "serve_unreachable_registry", "serve_port_in_use",
+    "multi_label_unknown_label_in_list", "multi_label_separator_splits_nothing",
 )
