@@ -38,11 +38,12 @@ def tiny_bert(tmp_path_factory) -> Path:
     return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
 
 
-def build_tiny_bert(directory: Path) -> Path:
-    """A 2-layer BERT, hidden size 32, random weights, with a word-level tokenizer of the test data's words."""
+def build_tiny_bert(directory: Path, texts=None) -> Path:
+    """A 2-layer BERT, hidden size 32, random weights, with a word-level tokenizer of the words of `texts`
+    (default: the classification test data's)."""
     from transformers import BertConfig, BertModel
 
-    tokenizer = build_word_tokenizer(classification_rows()["text"])
+    tokenizer = build_word_tokenizer(classification_rows()["text"] if texts is None else texts)
     config = BertConfig(
         vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
         intermediate_size=64, max_position_embeddings=64, pad_token_id=tokenizer.pad_token_id,
@@ -50,6 +51,17 @@ def build_tiny_bert(directory: Path) -> Path:
     BertModel(config).save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return directory
+
+
+def trained_logits(directory: Path, texts: list[str]):
+    """(logits of a saved sequence classifier on `texts`, its config), with plain transformers."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(directory)
+    model = AutoModelForSequenceClassification.from_pretrained(directory, use_safetensors=True).eval()
+    with torch.no_grad():
+        return model(**tokenizer(texts, padding=True, return_tensors="pt")).logits, model.config
 
 
 def build_word_tokenizer(texts):

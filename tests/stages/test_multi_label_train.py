@@ -6,10 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from tests.helpers.multi_label import ML_LABELS, multi_label_frame, write_multi_label_data
-from tests.helpers.training import build_word_tokenizer, run_train, tiny_train, write_classification_data
+from tests.helpers.training import build_tiny_bert, run_train, tiny_train, trained_logits, write_classification_data
 from tuneforge.base.errors import ConfigError, StageError
 from tuneforge.data.label_sets import multi_hot
 
@@ -18,17 +17,9 @@ TASK = "multi-label-classification"
 
 
 def build_tiny_multi_label_bert(directory):
-    from transformers import BertConfig, BertModel
-
+    """The tiny BERT with a vocabulary of the multi-label test data's words."""
     texts = pd.concat([multi_label_frame(n, seed) for n, seed in ((120, 1), (40, 2), (40, 3))])["text"]
-    tokenizer = build_word_tokenizer(texts)
-    config = BertConfig(
-        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=64, max_position_embeddings=64, pad_token_id=tokenizer.pad_token_id,
-    )
-    BertModel(config).save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
-    return directory
+    return build_tiny_bert(directory, texts)
 
 
 @pytest.fixture(scope="module")
@@ -42,10 +33,7 @@ def project(tmp_path):
 
 
 def sigmoid_scores(directory, texts):
-    tokenizer = AutoTokenizer.from_pretrained(directory)
-    model = AutoModelForSequenceClassification.from_pretrained(directory, use_safetensors=True).eval()
-    with torch.no_grad():
-        return torch.sigmoid(model(**tokenizer(texts, padding=True, return_tensors="pt")).logits).numpy()
+    return torch.sigmoid(trained_logits(directory, texts)[0]).numpy()
 
 
 def test_a_sigmoid_head_learns_every_label_of_a_row(project, tiny_ml_bert):

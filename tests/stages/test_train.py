@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from stages.train import run
-from tests.helpers.training import run_train, tiny_model, tiny_train, write_classification_data
+from tests.helpers.training import run_train, tiny_model, tiny_train, trained_logits, write_classification_data
 from tuneforge.base.layout import Workspace
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -23,11 +23,8 @@ def project(tmp_path):
 
 
 def predict(directory, texts):
-    tokenizer = AutoTokenizer.from_pretrained(directory)
-    model = AutoModelForSequenceClassification.from_pretrained(directory, use_safetensors=True).eval()
-    with torch.no_grad():
-        logits = model(**tokenizer(texts, padding=True, return_tensors="pt")).logits
-    return [model.config.id2label[i] for i in logits.argmax(-1).tolist()]
+    logits, config = trained_logits(directory, texts)
+    return [config.id2label[i] for i in logits.argmax(-1).tolist()]
 
 
 def val_accuracy(directory, project) -> float:
