@@ -161,7 +161,7 @@ def run(cfg: ExportConfig, *, model_cfg: ModelConfig | None = None, workspace: W
         teacher_meta, source_meta = read_meta(teacher_dir), read_meta(source_dir)
         card = card_fields(
             cfg, max_length, source, teacher_meta, source_meta, fp32_gate, int8_gate, speed, test_path, len(texts),
-        ) | {"calibration": calibration}
+        ) | {"calibration": calibration, "decision": task.outputs.name}
         atomic_write_text(onnx_tmp / "README.md", model_card.render(card))
         write_meta(
             onnx_tmp, stage=STAGE, config=cfg, inputs=inputs, metrics=metrics, started=started,

@@ -1,5 +1,6 @@
 """Multi-label through train, evaluate, distill, export and predict, on a tiny BERT and keyword data."""
 
+import ast
 import json
 from pathlib import Path
 
@@ -115,3 +116,13 @@ def test_the_server_answers_with_the_label_set_over_http(project):
     assert all(isinstance(row["prediction"], list) for row in answer["predictions"])
     assert described["decision"] == "thresholds"
     assert described["calibration"] == json.loads((project / "models/onnx/labels.json").read_text())["calibration"]
+
+
+def test_the_model_card_says_how_label_sets_are_decided_and_its_example_runs(project, monkeypatch, capsys):
+    card = (project / "models/onnx/README.md").read_text()
+    assert "Multi-label text classifier" in card and "one sigmoid per label" in card
+    example = card.split("```python\n", 1)[1].split("```", 1)[0].replace("my card was declined", "my parcel is late")
+    monkeypatch.chdir(project / "models/onnx")
+    exec(example, {})  # the card's own example, as a user would paste it
+    expected = onnx_predictor.predict(onnx_predictor.load(project / "models/onnx"), ["my parcel is late"])[0]
+    assert sorted(ast.literal_eval(capsys.readouterr().out)) == sorted(expected["label"])

@@ -50,6 +50,14 @@ def render(card: dict) -> str:
     return f"---\n{header}\n---\n\n{_body(card)}"
 
 
+# The last lines of the card's Python example for a multi-label model: every label at or above its threshold.
+_USE_THRESHOLDS = [
+    "scores = 1 / (1 + np.exp(-session.run(None, inputs)[0][0]))",
+    "limits = json.load(open(\"labels.json\")).get(\"calibration\", {}).get(\"per_label\", [0.5] * len(labels))",
+    "print([label for label, score, limit in zip(labels, scores, limits) if score >= limit])",
+]
+
+
 def _body(card: dict) -> str:
     labels = ", ".join(f"`{label}`" for label in card["labels"])
     student = card.get("student") or {}
@@ -63,10 +71,12 @@ def _body(card: dict) -> str:
         if card["source"] == "student" else f"the fine-tuned `{card['base_model']}` teacher"
     )
     parity, speed = card["parity"], card["speed"]
+    multi_label = card.get("decision") == "thresholds"
+    kind = "Multi-label text classifier (a text gets any set of the labels)" if multi_label else "Text classifier"
     lines = [
         f"# {card['name']}",
         "",
-        f"Text classifier over {len(card['labels'])} labels ({labels}): {what}, exported to ONNX and quantized "
+        f"{kind} over {len(card['labels'])} labels ({labels}): {what}, exported to ONNX and quantized "
         "to int8 (dynamic quantization, onnxruntime).",
         "",
         "## Files",
@@ -92,12 +102,12 @@ def _body(card: dict) -> str:
         "columns = {\"input_ids\": [e.ids for e in batch], \"attention_mask\": [e.attention_mask for e in batch],",
         "           \"token_type_ids\": [e.type_ids for e in batch]}",
         "inputs = {i.name: np.array(columns[i.name], dtype=np.int64) for i in session.get_inputs()}",
-        "print(labels[int(session.run(None, inputs)[0].argmax(1)[0])])",
+        *(_USE_THRESHOLDS if multi_label else ["print(labels[int(session.run(None, inputs)[0].argmax(1)[0])])"]),
         "```",
         "",
         "or `tuneforge predict models/onnx \"my card was declined\"` (add `--json` for machine-readable output).",
         "",
-        *_scores(card["calibration"]),
+        *_scores(card["calibration"], card.get("decision", "argmax")),
         f"## Evaluation (test split, {card['test_rows']} rows)",
         "",
         "| model | accuracy | macro-F1 | agrees with the teacher | size MiB |",
@@ -143,8 +153,11 @@ def _body(card: dict) -> str:
     return "\n".join(lines)
 
 
-def _scores(calibration: dict) -> list[str]:
-    """What a score means: softmax of the logits, divided first by the temperature fitted on val, if any."""
+def _scores(calibration: dict, decision: str) -> list[str]:
+    """What a score means: softmax of the logits, divided first by the temperature fitted on val, if any; or, for
+    the multi-label rule, one sigmoid per label and the thresholds that decide."""
+    if decision == "thresholds":
+        return _thresholds(calibration)
     temperature = calibration["fitted"].get("temperature")
     if temperature is None:
         return ["Scores are the softmax of the logits, as trained (no calibration was fitted).", ""]
@@ -154,5 +167,22 @@ def _scores(calibration: dict) -> list[str]:
         f"val split (`labels.json`, `calibration`; `tuneforge predict` and the server apply it). On the test split "
         f"it moves the expected calibration error from {raw['ece']:.4f} to {calibrated['ece']:.4f} and the "
         f"negative log-likelihood from {raw['nll']:.4f} to {calibrated['nll']:.4f}; the predicted label is the same.",
+        "",
+    ]
+
+
+def _thresholds(calibration: dict) -> list[str]:
+    fitted, measured = calibration["fitted"], calibration["test_raw"]
+    limits = fitted.get("per_label") or ([fitted["threshold"]] if "threshold" in fitted else [])
+    decided = (
+        f"its threshold, chosen on the val split to maximise F1 (global {fitted['threshold']:g}, per label "
+        f"{min(limits):g}-{max(limits):g}; `thresholds.json` names each)" if limits
+        else "0.5 (no thresholds were fitted)"
+    )
+    return [
+        f"Scores are one sigmoid per label, and a label is predicted when its score reaches {decided}; "
+        f"`tuneforge predict` and the server apply them. On the test split the label probabilities have an "
+        f"expected calibration error of {measured['ece']:.4f} and a mean binary negative log-likelihood of "
+        f"{measured['nll']:.4f}.",
         "",
     ]
