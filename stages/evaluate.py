@@ -40,11 +40,12 @@ from tuneforge.base.errors import StageError
 from tuneforge.base.layout import Workspace
 from tuneforge.base.outputs import Produced, atomic_dirs, sha256_file, write_json, write_meta, write_metrics
 from tuneforge.base.secrets import mask_url
-from tuneforge.base.spec import EvaluateConfig, ModelConfig, shown_value
+from tuneforge.base.spec import EvaluateConfig, ModelConfig, RejectConfig, shown_value
 from tuneforge.evaluation import metrics as m
 from tuneforge.evaluation.plots import confusion_png, matplotlib_missing, reliability_png
 from tuneforge.evaluation.test_split import check_labels_known, read_test_split
 from tuneforge.inference.outputs import NO_CALIBRATION
+from tuneforge.inference.rejection import rejected_rows, require_rejection
 from tuneforge.inference.torch_predictor import (
     Classifier,
     count_parameters,
@@ -65,13 +66,16 @@ def run(
     *,
     model_cfg: ModelConfig | None = None,
     workspace: Workspace = Workspace(),
+    reject: RejectConfig | None = None,
 ) -> Produced:
     started = time.time()
+    reject = reject or RejectConfig()
     model_dir, test_path, val_path = workspace.teacher, workspace.test_split, workspace.splits / "val.parquet"
     reports, metrics_path = workspace.reports(STAGE), workspace.metrics(STAGE)
     registry_cfg = registry_cfg or RegistryConfig()
     model_cfg = model_cfg or ModelConfig()
     task, max_length = task_for(model_cfg, STAGE), model_cfg.max_seq_length
+    require_rejection(task.outputs.fit_rejection, reject.enabled, task.name)
     test, val = read_test_split(test_path), read_test_split(val_path)
     device = pick_device(cfg.device, "evaluate.device")
     candidate = load_trained_classifier(model_dir, device, missing_hint="run train first (python -m stages.train)")
@@ -81,11 +85,13 @@ def run(
     baseline = load_baseline(baseline_dir, device, comparison_status) if baseline_dir is not None else None
 
     print(f"{STAGE}: {model_dir} on {len(test)} test rows ({device.type})")
-    scored = score(task, candidate, test, val, cfg, max_length)
+    scored = score(task, candidate, test, val, cfg, max_length, reject)
     compared = None
     if baseline is not None:
         print(f"{STAGE}: also {comparison_status['ref']} (version {comparison_status['version']})")
-        compared = compare(task, scored, score(task, baseline, test, val, cfg, max_length), cfg, comparison_status)
+        compared = compare(
+            task, scored, score(task, baseline, test, val, cfg, max_length, reject), cfg, comparison_status
+        )
 
     test_sha256 = sha256_file(test_path)
     headline = headline_metrics(scored, len(test), test_sha256, compared or comparison_status)
@@ -188,20 +194,24 @@ def absent_registry(url: str) -> str | None:
 # ---- scoring ----
 
 def score(
-    task: Task, classifier: Classifier, test: pd.DataFrame, val: pd.DataFrame, cfg: EvaluateConfig, max_length: int
+    task: Task, classifier: Classifier, test: pd.DataFrame, val: pd.DataFrame, cfg: EvaluateConfig, max_length: int,
+    reject: RejectConfig,
 ) -> dict:
     """Predictions and every metric of one model on the test rows (inputs truncated to `max_length` tokens), with
     its calibration fitted on the val rows (the output rule's fit: a softmax temperature, or multi-label
     thresholds) and the scores' reliability as trained and as calibrated. Predictions are the calibrated rule's
     (a temperature never changes them; thresholds decide them). A model that does not know every label of both
-    splits (a production model with another label set) is not calibrated, and is compared on the rest."""
+    splits (a production model with another label set) is not calibrated, and is compared on the rest.
+    With `reject.enabled`, the rejection threshold is fitted on the calibrated val scores too; the predictions
+    and metrics above stay the classifier's, and the rejection's own numbers are added (rejection_metrics)."""
     def logits_of(frame: pd.DataFrame):
         return predict(classifier, frame["text"].tolist(), batch_size=cfg.batch_size, max_length=max_length)
 
     predictions, rule, labels = logits_of(test), task.outputs, classifier.labels
     used = set(task.label_counts(test["label"]).index) | set(task.label_counts(val["label"]).index)
     knows_every_label = used <= set(labels)
-    calibration = rule.fit(logits_of(val).logits, task.targets(val, labels)) if knows_every_label else None
+    val_logits = logits_of(val).logits
+    calibration = rule.fit(val_logits, task.targets(val, labels)) if knows_every_label else None
     scores = rule.scores(predictions.logits, NO_CALIBRATION)
     frame = test.copy()
     frame["predicted"] = rule.predicted(rule.scores(predictions.logits, calibration or NO_CALIBRATION), labels,
@@ -232,7 +242,26 @@ def score(
     if task.ranking_metrics:
         scored["metrics"] |= task.ranking_metrics(calibrated_scores, targets)
     scored["bins"], scored["bins_calibrated"] = raw["bins"], fitted["bins"]
+    if reject.enabled:
+        rejecting = rule.fit_rejection(rule.scores(val_logits, calibration), reject.keep_in_scope, reject.label, labels)
+        frame["rejected"] = rejected_rows(calibrated_scores, rejecting)
+        scored["rejection"] = rejecting | {
+            "keep_in_scope": reject.keep_in_scope, "fitted_on": "val",
+            "val_kept": float(1 - rejected_rows(rule.scores(val_logits, calibration), rejecting).mean()),
+        }
+        scored["metrics"] |= rejection_metrics(frame)
     return scored
+
+
+def rejection_metrics(frame: pd.DataFrame) -> dict:
+    """On the (in-scope) test rows: the share rejected, the accuracy of the rows answered, and the accuracy with
+    a rejected row counted wrong (what a user of the rejecting model sees)."""
+    accepted = ~frame["rejected"]
+    return {
+        "rejected_share": float(frame["rejected"].mean()),
+        "accepted_accuracy": float(frame.loc[accepted, "correct"].mean()) if accepted.any() else 0.0,
+        "in_scope_accuracy": float((frame["correct"] & accepted).mean()),
+    }
 
 
 def compare(task: Task, candidate: dict, baseline: dict, cfg: EvaluateConfig, status: dict) -> dict:
@@ -286,6 +315,7 @@ def full_metrics(headline: dict, scored: dict, comparison: dict) -> dict:
         },
         "top_confusions": [{k: v for k, v in c.items() if k != "examples"} for c in scored["confusions"]],
         "comparison_detail": _public(comparison),
+        **({"rejection": scored["rejection"]} if "rejection" in scored else {}),
     }
 
 
@@ -328,7 +358,7 @@ def write_reports(out: Path, task: Task, scored: dict, compared: dict | None, st
                         out / "reliability_calibrated.png", note=_calibration_note(scored["calibration"]))
 
     predictions = frame[["text", "label", "predicted", "confidence", "correct", "calibrated_confidence"]
-                        + (["source_row"] if "source_row" in frame.columns else [])].copy()
+                        + [column for column in ("rejected", "source_row") if column in frame.columns]].copy()
     if compared is not None:
         predictions["production_predicted"] = compared["baseline_frame"]["predicted"].to_numpy()
         predictions["production_confidence"] = compared["baseline_frame"]["confidence"].to_numpy()
@@ -381,6 +411,14 @@ def summary_markdown(scored: dict, compared: dict | None, status: dict, figures_
               f"scores use the calibration {_calibration_note(scored['calibration'])}.", ""]
     if figures_skipped:
         lines += [f"Note: {figures_skipped}.", ""]
+    if "rejection" in scored:
+        found, metrics = scored["rejection"], scored["metrics"]
+        lines += ["## Out-of-scope rejection", "",
+                  f"A text whose calibrated top score is below {found['reject_below']:.4f} is answered "
+                  f"`{found['reject_label']}` (fitted on val to keep {found['keep_in_scope']:.0%} of its rows; it "
+                  f"kept {found['val_kept']:.1%}). On the test rows, all in scope: {metrics['rejected_share']:.1%} "
+                  f"rejected, accuracy {metrics['accepted_accuracy']:.4f} on the rest, "
+                  f"{metrics['in_scope_accuracy']:.4f} counting a rejection as wrong.", ""]
     lines += ["## Comparison with production", ""]
     if compared is None:
         return "\n".join(lines + [status["message"][:1].upper() + status["message"][1:] + ".", ""])
@@ -413,7 +451,7 @@ def _md(text: str, limit: int | None = None) -> str:
 
 
 def main(argv=None) -> int:
-    return stage_main(STAGE, lambda p: run(p.evaluate, p.registry, model_cfg=p.model), argv)
+    return stage_main(STAGE, lambda p: run(p.evaluate, p.registry, model_cfg=p.model, reject=p.reject), argv)
 
 
 if __name__ == "__main__":

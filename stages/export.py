@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from tuneforge.base.errors import StageError
+from tuneforge.base.errors import ConfigError, StageError
 from tuneforge.base.integrity import file_hashes
 from tuneforge.base.layout import Workspace
 from tuneforge.base.outputs import (
@@ -52,13 +52,14 @@ from tuneforge.base.outputs import (
     write_meta,
     write_metrics,
 )
-from tuneforge.base.spec import ExportConfig, ModelConfig
+from tuneforge.base.spec import ExportConfig, ModelConfig, RejectConfig
 from tuneforge.data.drift import write_drift_report
 from tuneforge.evaluation.test_split import check_labels_known, read_test_split
 from tuneforge.export import model_card, onnx_export, parity
 from tuneforge.export.latency import chunks, measure, onnx_runner, torch_runner, torch_threads
 from tuneforge.inference import onnx_predictor as onnx_predict
 from tuneforge.inference.outputs import NO_CALIBRATION, labels_from_logits
+from tuneforge.inference.rejection import rejected_rows, require_rejection
 from tuneforge.inference.torch_predictor import Classifier, load_trained_classifier
 from tuneforge.pipeline.runner import stage_main
 from tuneforge.tasks import Task, task_for
@@ -71,12 +72,20 @@ TARGETS = {"accuracy_retention": (">=", 0.99), "speedup_p50": (">=", 8.0), "size
 MIB = 2**20
 
 
-def run(cfg: ExportConfig, *, model_cfg: ModelConfig | None = None, workspace: Workspace = Workspace()) -> Produced:
+def run(
+    cfg: ExportConfig, *, model_cfg: ModelConfig | None = None, workspace: Workspace = Workspace(),
+    reject: RejectConfig | None = None,
+) -> Produced:
     started = time.time()
+    reject = reject or RejectConfig()
     out_dir, reports, metrics_path = workspace.onnx, workspace.reports(STAGE), workspace.metrics(STAGE)
     teacher_dir, student_dir, test_path = workspace.teacher, workspace.student, workspace.test_split
     model_cfg = model_cfg or ModelConfig()
     task, max_length = task_for(model_cfg, STAGE), model_cfg.max_seq_length
+    require_rejection(task.outputs.fit_rejection, reject.enabled, task.name)
+    if reject.enabled and not cfg.calibrate:
+        raise ConfigError("reject.enabled: the rejection threshold is fitted on val with the calibration; set "
+                          "export.calibrate: true")
     val_path = workspace.splits / "val.parquet"
     inputs = {"teacher": teacher_dir, "test": test_path} | ({"val": val_path} if cfg.calibrate else {})
     if cfg.source == "student":
@@ -105,7 +114,7 @@ def run(cfg: ExportConfig, *, model_cfg: ModelConfig | None = None, workspace: W
         int8_logits = onnx_predict.logits(int8, texts, batch_size=cfg.batch_size)
         # Fitted before the gates: every model is compared at the shipped calibration (a temperature changes no
         # prediction; multi-label thresholds decide them, so parity is measured at the ones that ship).
-        calibration = calibrate(task, int8, val, test, int8_logits, source.labels, cfg)
+        calibration = calibrate(task, int8, val, test, int8_logits, source.labels, cfg, reject)
 
         def predicted(logits: np.ndarray) -> list:
             return labels_from_logits(task.outputs, logits, source.labels, calibration["fitted"])
@@ -121,7 +130,8 @@ def run(cfg: ExportConfig, *, model_cfg: ModelConfig | None = None, workspace: W
             f"{STAGE}: parity passed: fp32 max |logit difference| {fp32_gate['max_abs_diff']:.2e}, "
             f"int8 {task.parity_metric} drop {int8_gate['f1_drop_points']:.2f} points"
         )
-        write_labels(onnx_tmp, task, source.labels, calibration["fitted"])
+        # Rejection ships in the calibration (predict and the server reject); the gates above compare classes.
+        write_labels(onnx_tmp, task, source.labels, calibration["fitted"] | calibration.get("rejection", {}))
         if calibration["fitted"]:
             print(
                 f"{STAGE}: calibration fitted on val: {calibration['fitted']}; test ECE "
@@ -250,13 +260,24 @@ def write_labels(directory: Path, task: Task, labels: list[str], calibration: di
         write_json(directory / task.outputs.report_file, task.outputs.describe(calibration, labels))
 
 
-def calibrate(task: Task, int8, val, test, test_logits: np.ndarray, labels: list[str], cfg: ExportConfig) -> dict:
+def calibrate(
+    task: Task, int8, val, test, test_logits: np.ndarray, labels: list[str], cfg: ExportConfig, reject: RejectConfig
+) -> dict:
     """The shipped int8 model's calibration fitted on val (none with export.calibrate false), and its effect on
-    the test rows: ECE and NLL with raw and with calibrated scores."""
-    fitted = {}
+    the test rows: ECE and NLL with raw and with calibrated scores; with reject.enabled, the rejection threshold
+    fitted on the calibrated val scores and the share of test rows it rejects."""
+    fitted, rule = {}, task.outputs
+    found = {}
     if val is not None:
         val_logits = onnx_predict.logits(int8, list(val["text"]), batch_size=cfg.batch_size)
-        fitted = task.outputs.fit(val_logits, task.targets(val, labels))
+        fitted = rule.fit(val_logits, task.targets(val, labels))
+        if reject.enabled:
+            found["rejection"] = rule.fit_rejection(
+                rule.scores(val_logits, fitted), reject.keep_in_scope, reject.label, labels
+            )
+            found["test_rejected_share"] = float(
+                rejected_rows(rule.scores(test_logits, fitted), found["rejection"]).mean()
+            )
     truth, bins = task.targets(test, labels), cfg.calibration_bins
 
     def measured(calibration) -> dict:
@@ -264,7 +285,7 @@ def calibrate(task: Task, int8, val, test, test_logits: np.ndarray, labels: list
         return {"ece": found["ece"], "nll": found["nll"]}
 
     return {"fitted": fitted, "fitted_on": "val" if val is not None else None,
-            "test_raw": measured(NO_CALIBRATION), "test_calibrated": measured(fitted)}
+            "test_raw": measured(NO_CALIBRATION), "test_calibrated": measured(fitted), **found}
 
 
 def pytorch_logits(source: Classifier, texts: list[str], cfg: ExportConfig, max_length: int) -> np.ndarray:
@@ -397,6 +418,8 @@ def headline_metrics(fp32_gate: dict, int8_gate: dict, speed: dict, shipped: str
         "macro_f1": ours["macro_f1"], "p50_ms": ours["p50_ms"], "p95_ms": ours["p95_ms"],
         "throughput_rows_per_s": ours["throughput_rows_per_s"], "size_mib": ours["size_mib"],
         **{f"vs_teacher_{name}": value for name, value in speed["ratios"].items()},
+        **({"reject_below": calibration["rejection"]["reject_below"],
+            "test_rejected_share": calibration["test_rejected_share"]} if "rejection" in calibration else {}),
     }
 
 
@@ -434,7 +457,7 @@ def card_fields(
 
 
 def main(argv=None) -> int:
-    return stage_main(STAGE, lambda p: run(p.export, model_cfg=p.model), argv)
+    return stage_main(STAGE, lambda p: run(p.export, model_cfg=p.model, reject=p.reject), argv)
 
 
 if __name__ == "__main__":

@@ -17,10 +17,10 @@ from transformers import AutoTokenizer, BertConfig, BertForSequenceClassificatio
 from registry import api, record_stage
 from registry.config import PromotionConfig, RegistryConfig
 from stages import evaluate
-from tuneforge.base.errors import StageError
+from tuneforge.base.errors import ConfigError, StageError
 from tuneforge.base.layout import Workspace
 from tuneforge.base.outputs import Produced, sha256_file, sha256_path
-from tuneforge.base.spec import EvaluateConfig
+from tuneforge.base.spec import EvaluateConfig, ModelConfig, RejectConfig
 from tuneforge.evaluation.calibration import expected_calibration_error, reliability_bins
 from tuneforge.evaluation.metrics import mcnemar_test, top_confusions
 from tuneforge.inference.outputs import ARGMAX
@@ -439,3 +439,28 @@ def test_a_production_version_without_a_usable_model_is_named(evaluated, workspa
            r"\(evaluate.compare_role\); its roles: onnx_int8", before)
     refuse(registry_cfg, r"intent@production \(version 1, role onnx_int8\) cannot be evaluated: .*not a model "
            r"directory \(no config.json\)", before, cfg=CFG.model_copy(update={"compare_role": "onnx_int8"}))
+
+
+def test_rejection_keeps_the_declared_share_of_val_and_reports_what_it_costs_on_test(workspace):
+    evaluate.run(CFG, local_registry(workspace), workspace=Workspace(), reject=RejectConfig(enabled=True,
+                                                                                            keep_in_scope=0.8))
+    metrics, predictions = read_report("metrics.json"), read_report("predictions.parquet")
+    found = metrics["rejection"]
+    assert found["reject_label"] == "out_of_scope" and found["keep_in_scope"] == 0.8 and found["val_kept"] >= 0.8
+    # Rejected test rows are exactly those whose calibrated top score is under the threshold.
+    assert (predictions["rejected"] == (predictions["calibrated_confidence"] < found["reject_below"])).all()
+    assert metrics["rejected_share"] == pytest.approx(predictions["rejected"].mean())
+    accepted = predictions[~predictions["rejected"]]
+    assert metrics["accepted_accuracy"] == pytest.approx(accepted["correct"].mean())
+    assert metrics["in_scope_accuracy"] == pytest.approx(accepted["correct"].sum() / len(predictions))
+    # The classifier's own numbers do not change: rejection is reported beside them.
+    assert metrics["accuracy"] == pytest.approx(predictions["correct"].mean())
+    assert "## Out-of-scope rejection" in read_report("summary.md")
+
+
+def test_rejection_for_multi_label_is_refused_before_anything_loads(workspace):
+    before = snapshot()
+    with pytest.raises(ConfigError, match=r"^reject.enabled: rejection applies to single-label classification"):
+        evaluate.run(CFG, local_registry(workspace), model_cfg=ModelConfig(task="multi-label-classification"),
+                     reject=RejectConfig(enabled=True))
+    assert snapshot() == before

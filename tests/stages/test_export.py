@@ -24,9 +24,10 @@ from tests.helpers.student import (
 )
 from tuneforge.base.errors import StageError
 from tuneforge.base.layout import Workspace
+from tuneforge.base.spec import RejectConfig
 from tuneforge.export import onnx_export, parity
 from tuneforge.inference import onnx_predictor as predict
-from tuneforge.inference.outputs import labels_from_logits
+from tuneforge.inference.outputs import ARGMAX, labels_from_logits
 from tuneforge.tasks import get_task
 from tuneforge.training.student import load_student
 
@@ -303,3 +304,36 @@ def test_export_without_calibration_ships_raw_scores(copy):
         "test_calibrated"]
     assert "val" not in meta["inputs"]
     assert "as trained (no calibration was fitted)" in (copy / "models/onnx/README.md").read_text()
+
+
+def test_export_with_rejection_ships_the_threshold_and_predict_answers_out_of_scope(copy):
+    export.run(tiny_export(), model_cfg=TINY_MODEL, workspace=Workspace(copy),
+               reject=RejectConfig(enabled=True, keep_in_scope=0.9))
+    shipped = json.loads((copy / "models/onnx/labels.json").read_text())["calibration"]
+    assert shipped["reject_label"] == "out_of_scope" and 0 < shipped["reject_below"] <= 1
+    classifier = predict.load(copy / "models/onnx")
+    val = pd.read_parquet(copy / "data/splits/val.parquet")
+    # The int8 model's calibrated val scores, batched as the stage ran them: at least 90% are kept.
+    val_logits = predict.logits(classifier, list(val["text"]), batch_size=tiny_export().batch_size)
+    top = ARGMAX.scores(val_logits, {"temperature": shipped.get("temperature", 1.0)}).max(axis=1)
+    assert (top >= shipped["reject_below"]).mean() >= 0.9
+    answers = predict.predict(classifier, list(val["text"]), batch_size=tiny_export().batch_size)
+    assert [row["label"] == "out_of_scope" for row in answers] == list(top < shipped["reject_below"])
+    metrics = json.loads((copy / "reports/metrics/export.json").read_text())
+    assert metrics["reject_below"] == shipped["reject_below"] and 0 <= metrics["test_rejected_share"] <= 1
+
+
+def test_predict_answers_out_of_scope_below_the_shipped_threshold(copy):
+    """The tiny model is sure of every val row, so the fitted threshold rejects none: set one by hand."""
+    labels_file = copy / "models/onnx/labels.json"
+    labels_file.write_text(json.dumps(json.loads(labels_file.read_text()) | {
+        "calibration": {"temperature": 1.0, "reject_below": 0.93, "reject_label": "none_of_these"}}))
+    classifier = predict.load(copy / "models/onnx", verify=False)
+    texts = list(pd.read_parquet(copy / "data/splits/test.parquet")["text"])
+    top = ARGMAX.scores(predict.logits(classifier, texts, batch_size=8), {}).max(axis=1)
+    answers = predict.predict(classifier, texts, batch_size=8)
+    assert 0 < (top < 0.93).sum() < len(texts), "some rows on each side of the threshold"
+    for row, score in zip(answers, top, strict=True):
+        assert (row["label"] == "none_of_these") == (score < 0.93)
+        assert row["top"][0]["label"] != "none_of_these"  # the classes stay listed
+

@@ -619,6 +619,20 @@ class ExportConfig(Section):
     )
 
 
+class RejectConfig(Section):
+    enabled: bool = Field(
+        False, description="Answer out-of-scope texts with `label` instead of their likeliest class (single-label)."
+    )
+    keep_in_scope: OpenFraction = Field(
+        0.95, description="Share of the in-scope val rows kept: the rejection threshold on the calibrated top score "
+        "is the highest that keeps at least this share.",
+    )
+    label: str = Field(
+        "out_of_scope", min_length=1, max_length=64,
+        description="The answer for a rejected text; it must not be one of the model's labels.",
+    )
+
+
 # Evidently's drift tests by the column type they accept (evidently.legacy.calculations.stattests).
 NumericDriftTest = Literal[
     "ks", "wasserstein", "psi", "kl_div", "jensenshannon", "hellinger", "anderson", "cramer_von_mises", "ed", "es",

@@ -21,7 +21,7 @@ from types import MappingProxyType
 import numpy as np
 
 from tuneforge.base.errors import StageError
-from tuneforge.inference import thresholds
+from tuneforge.inference import rejection, thresholds
 
 NO_CALIBRATION: Mapping = MappingProxyType({})
 # The temperatures searched: wide enough for any model seen (0.3 sharpens, 20 flattens). A fit that ends on a
@@ -52,6 +52,9 @@ class OutputRule:
     # (calibration, labels) -> its content; None: labels.json says it all
     report_file: str | None = None
     describe: Callable[[Mapping, list[str]], dict] | None = None
+    # (calibrated val scores, share to keep, the answer for rejected rows, labels) -> the calibration keys that
+    # reject out-of-scope rows; None: the rule has no rejection (reject.enabled is refused)
+    fit_rejection: Callable[..., dict] | None = None
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -92,11 +95,15 @@ def fit_temperature(logits: np.ndarray, truth: np.ndarray) -> dict:
 def check_temperature(calibration: object, where: str, labels: list[str] | None = None) -> Mapping:
     if not isinstance(calibration, dict):
         raise StageError(f"{where}: calibration must be a mapping like {{\"temperature\": 1.5}}, got {calibration!r}")
-    unknown = sorted(set(calibration) - {"temperature"})
+    unknown = sorted(set(calibration) - {"temperature", *rejection.KEYS})
     if unknown:
-        raise StageError(f"{where}: unknown calibration key(s) {', '.join(unknown)} (argmax takes: temperature)")
+        raise StageError(
+            f"{where}: unknown calibration key(s) {', '.join(unknown)} (argmax takes: temperature, "
+            f"{', '.join(rejection.KEYS)})"
+        )
+    rejecting = rejection.check_rejection(calibration, where, labels)
     if "temperature" not in calibration:
-        return NO_CALIBRATION
+        return MappingProxyType(rejecting) if rejecting else NO_CALIBRATION
     temperature = calibration["temperature"]
     number = isinstance(temperature, int | float) and not isinstance(temperature, bool)
     try:  # float() of a huge JSON integer overflows
@@ -105,27 +112,35 @@ def check_temperature(calibration: object, where: str, labels: list[str] | None 
         usable = False
     if not usable:
         raise StageError(f"{where}: calibration temperature must be a finite number above 0, got {temperature!r}")
-    return MappingProxyType({"temperature": float(temperature)})
+    return MappingProxyType({"temperature": float(temperature), **rejecting})
 
 
 def most_probable(scores: np.ndarray, labels: list[str], calibration: Mapping) -> list[str]:
-    return [labels[i] for i in np.asarray(scores).argmax(axis=1)]
+    """The likeliest label of each row, or the calibration's reject_label where its top score is below
+    reject_below (tuneforge/inference/rejection.py)."""
+    rejected = rejection.rejected_rows(scores, calibration)
+    return [calibration["reject_label"] if out else labels[i]
+            for i, out in zip(np.asarray(scores).argmax(axis=1), rejected, strict=True)]
 
 
 def top_k(scores: np.ndarray, labels: list[str], k: int, calibration: Mapping) -> list[dict]:
+    """`label` and `score`: the likeliest label and its score (the reject_label for a rejected row, with the top
+    score that fell short); `top`: the k likeliest labels either way."""
     k = max(1, min(k, len(labels)))
+    scores = np.asarray(scores, dtype=np.float64)
     results = []
-    for row in np.asarray(scores, dtype=np.float64):
+    for row, out in zip(scores, rejection.rejected_rows(scores, calibration), strict=True):
         best = np.argsort(-row, kind="stable")[:k]
         top = [{"label": labels[i], "score": round(float(row[i]), 6)} for i in best]
-        results.append({"label": top[0]["label"], "score": top[0]["score"], "top": top})
+        label = calibration["reject_label"] if out else top[0]["label"]
+        results.append({"label": label, "score": top[0]["score"], "top": top})
     return results
 
 
 # Single-label classification: softmax scores (temperature-scaled), the most probable label.
 ARGMAX = OutputRule(
     name="argmax", scores=tempered_softmax, predicted=most_probable, predictions=top_k, fit=fit_temperature,
-    check=check_temperature,
+    check=check_temperature, fit_rejection=rejection.fit_rejection,
 )
 # Multi-label classification: one sigmoid per label, every label at or above its threshold.
 THRESHOLDS = OutputRule(

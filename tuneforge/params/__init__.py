@@ -15,6 +15,7 @@ from tuneforge.base.spec import (
     ExportConfig,
     ModelConfig,
     MonitorConfig,
+    RejectConfig,
     Section,
     ServeConfig,
     SplitConfig,
@@ -39,6 +40,9 @@ class Params(Section):
     tune: TuneConfig = Field(TuneConfig(), description="Hyperparameter search over train keys (Optuna).")
     evaluate: EvaluateConfig = Field(
         EvaluateConfig(), description="Test-split metrics, calibration, and the comparison with production."
+    )
+    reject: RejectConfig = Field(
+        RejectConfig(), description="Out-of-scope rejection by a threshold on calibrated scores, fitted on val."
     )
     distill: DistillConfig = Field(DistillConfig(), description="Knowledge distillation into a smaller student.")
     export: ExportConfig = Field(

@@ -55,7 +55,8 @@ def test_a_calibration_key_the_rule_does_not_take_is_refused():
     for not_a_mapping in (0, False, [], "t=2"):
         with pytest.raises(StageError, match=r"^f: calibration must be a mapping"):
             ARGMAX.check(not_a_mapping, "f")
-    with pytest.raises(StageError, match=r"^f: unknown calibration key\(s\) thresholds \(argmax takes: temperature\)$"):
+    takes = r"\(argmax takes: temperature, reject_below, reject_label\)"
+    with pytest.raises(StageError, match=rf"^f: unknown calibration key\(s\) thresholds {takes}$"):
         ARGMAX.check({"temperature": 2, "thresholds": [0.5]}, "f")
 
 
