@@ -52,6 +52,7 @@ from tuneforge.inference.torch_predictor import (
     load_trained_classifier,
     pick_device,
     predict,
+    predicts_label_sets,
 )
 from tuneforge.pipeline.runner import stage_main
 from tuneforge.tasks import Task, task_for
@@ -83,6 +84,8 @@ def run(
     check_labels_known(task.label_counts(val["label"]), candidate.labels, model_dir, val_path)
     comparison_status, baseline_dir = find_baseline(cfg, registry_cfg)
     baseline = load_baseline(baseline_dir, device, comparison_status) if baseline_dir is not None else None
+    if baseline is not None:
+        check_same_kind_of_head(candidate, baseline, comparison_status)
 
     print(f"{STAGE}: {model_dir} on {len(test)} test rows ({device.type})")
     scored = score(task, candidate, test, val, cfg, max_length, reject)
@@ -173,6 +176,18 @@ def load_baseline(model_dir: Path, device, status: dict) -> Classifier:
             f"{status['ref']} (version {status['version']}, role {status['role']}) cannot be evaluated: "
             f"{exc.message}"
         ) from None
+
+
+def check_same_kind_of_head(candidate: Classifier, baseline: Classifier, status: dict) -> None:
+    """One label per text and a set of labels are different problems: their scores cannot be compared."""
+    kinds = [predicts_label_sets(model) for model in (candidate, baseline)]
+    if kinds[0] != kinds[1]:
+        shown = ["a set of labels per text" if kind else "one label per text" for kind in kinds]
+        raise StageError(
+            f"{status['ref']} (version {status['version']}) predicts {shown[1]} and the candidate {shown[0]}: they "
+            "cannot be compared; set evaluate.compare_alias to null, or register this task's models under another "
+            "registry.model_name"
+        )
 
 
 def absent_registry(url: str) -> str | None:
@@ -426,8 +441,9 @@ def summary_markdown(scored: dict, compared: dict | None, status: dict, figures_
               "| metric | candidate | production | delta |", "| --- | --- | --- | --- |"]
     lines += [f"| {name} | {d['candidate']:.4f} | {d['baseline']:.4f} | {d['delta']:+.4f} |"
               for name, d in compared["metrics"].items()]
-    lines += ["", "Higher is better for every metric except ece and nll (calibration error, negative "
-              "log-likelihood), as trained and calibrated."]
+    lower = [name for name in compared["metrics"] if name in m.LOWER_IS_BETTER]
+    lines += ["", f"Higher is better for every metric except {', '.join(lower) or 'none'} (errors and losses: lower "
+              "is better)."]
     test = compared["mcnemar"]
     verdict = f"significant at {test['significance_level']:g}: {test['better']} is better" if test["significant"] \
         else f"not significant at {test['significance_level']:g}"

@@ -148,21 +148,23 @@ def run(
         variants[f"{shipped_prefix}_onnx_fp32"] = onnx_variant(onnx_tmp, "fp32", texts, cfg, fp32_logits)
         variants[f"{shipped_prefix}_onnx_int8"] = onnx_variant(onnx_tmp, "int8", texts, cfg, int8_logits)
         shipped = f"{shipped_prefix}_onnx_int8"
-        speed = speed_report(variants, test, predicted, task.score, shipped)
+        decide_each_variant(task, variants, shipped_prefix, val, calibration["fitted"], source.labels,
+                            teacher=(teacher, Path(scratch)), cfg=cfg, max_length=max_length)
+        speed = speed_report(variants, test, task.score, shipped)
 
         write_json(reports_tmp / "speed.json", speed)
         atomic_write_text(reports_tmp / "speed.md", speed_markdown(speed))
         write_json(reports_tmp / "parity.json", {"fp32_vs_pytorch": fp32_gate, "int8_vs_fp32": int8_gate})
-        write_json(reports_tmp / "agreement.json", agreement(variants, predicted))
+        write_json(reports_tmp / "agreement.json", agreement(variants))
         drift = {
             "int8_vs_teacher": write_drift_report(
-                predicted_frame(texts, variants["teacher_pytorch_fp32"], predicted),
-                predicted_frame(texts, variants[shipped], predicted), reports_tmp, "int8_vs_teacher",
+                predicted_frame(texts, variants["teacher_pytorch_fp32"]),
+                predicted_frame(texts, variants[shipped]), reports_tmp, "int8_vs_teacher",
                 "Shipped int8 model vs PyTorch teacher: predicted labels on the test split",
             ),
             "int8_vs_fp32": write_drift_report(
-                predicted_frame(texts, variants[f"{shipped_prefix}_onnx_fp32"], predicted),
-                predicted_frame(texts, variants[shipped], predicted), reports_tmp, "int8_vs_fp32",
+                predicted_frame(texts, variants[f"{shipped_prefix}_onnx_fp32"]),
+                predicted_frame(texts, variants[shipped]), reports_tmp, "int8_vs_fp32",
                 "int8 vs fp32 ONNX: predicted labels on the test split",
             ),
         }
@@ -338,16 +340,34 @@ def onnx_variant(directory: Path, kind: str, texts: list[str], cfg: ExportConfig
     return {**timing, "size_bytes": path.stat().st_size, "logits": logits, "file": path.name}
 
 
-def speed_report(variants: dict, test: pd.DataFrame, predicted, score, shipped: str) -> dict:
-    """Speed, size and the task's scores of every variant; `predicted`: logits -> labels, `score`: the task's."""
+def decide_each_variant(
+    task: Task, variants: dict, shipped_prefix: str, val, shipped: dict, labels: list[str], *, teacher, cfg, max_length
+) -> None:
+    """Each variant's predicted labels on test (`predicted`), by the shipped calibration; where the calibration
+    decides predictions (multi-label thresholds), the teacher's variants by their own, fitted on val as
+    evaluate fits the teacher's (judged at the student's thresholds, the teacher would look worse than it is)."""
+    rule, own = task.outputs, {name: shipped for name in variants}
+    if rule.calibration_decides and val is not None:
+        (classifier, scratch), val_texts, targets = teacher, list(val["text"]), task.targets(val, labels)
+        val_logits = {"teacher_pytorch_fp32": pytorch_logits(with_classifier(classifier), val_texts, cfg, max_length)}
+        val_logits |= {name: onnx_predict.logits(onnx_predict.load(scratch, variant=name.rsplit("_", 1)[1],
+                                                                   verify=False), val_texts, batch_size=cfg.batch_size)
+                       for name in variants if name.startswith("teacher_onnx_") and shipped_prefix != "teacher"}
+        own |= {name: rule.fit(found, targets) for name, found in val_logits.items()}
+    for name, variant in variants.items():
+        variant["predicted"] = labels_from_logits(rule, variant["logits"], labels, own[name])
+
+
+def speed_report(variants: dict, test: pd.DataFrame, score, shipped: str) -> dict:
+    """Speed, size and the task's scores of every variant (its `predicted` labels); `score`: the task's."""
     truth = list(test["label"])
-    teacher_pred = predicted(variants["teacher_pytorch_fp32"]["logits"])
+    teacher_pred = variants["teacher_pytorch_fp32"]["predicted"]
     models = {}
     for name, variant in variants.items():
-        labels = predicted(variant["logits"])
+        labels = variant["predicted"]
         scores = score(truth, labels)
         models[name] = {
-            **{key: value for key, value in variant.items() if key != "logits"},
+            **{key: value for key, value in variant.items() if key not in ("logits", "predicted")},
             "size_mib": round(variant["size_bytes"] / MIB, 3),
             "accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"],
             "agreement_with_teacher": _agreement(labels, teacher_pred),
@@ -394,8 +414,8 @@ def speed_markdown(speed: dict) -> str:
     return "\n".join(lines)
 
 
-def agreement(variants: dict, predicted) -> dict:
-    labels = {name: predicted(variant["logits"]) for name, variant in variants.items()}
+def agreement(variants: dict) -> dict:
+    labels = {name: variant["predicted"] for name, variant in variants.items()}
     return {a: {b: round(_agreement(labels[a], labels[b]), 6) for b in labels} for a in labels}
 
 
@@ -404,8 +424,8 @@ def _agreement(a: list, b: list) -> float:
     return float(np.mean([x == y for x, y in zip(a, b, strict=True)]))
 
 
-def predicted_frame(texts: list[str], variant: dict, predicted) -> pd.DataFrame:
-    return pd.DataFrame({"text": texts, "label": predicted(variant["logits"])})
+def predicted_frame(texts: list[str], variant: dict) -> pd.DataFrame:
+    return pd.DataFrame({"text": texts, "label": variant["predicted"]})
 
 
 def headline_metrics(fp32_gate: dict, int8_gate: dict, speed: dict, shipped: str, calibration: dict) -> dict:

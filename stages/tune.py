@@ -124,7 +124,7 @@ class Search:
         optuna.logging.set_verbosity(optuna.logging.ERROR)  # trials are reported by our own lines
         task = task_for(model_cfg, STAGE)
         base = tune_space.trial_base(train_cfg, cfg, task)
-        tune_space.check_space(cfg, base)
+        tune_space.check_space(cfg, base, task.check_train_config)
         prepared = prepare(model_cfg, base, task, workspace)
         spec = config_hash({
             "model": model_cfg.model_dump(by_alias=True), "train": base.model_dump(by_alias=True),

@@ -199,11 +199,12 @@ def predict(
         return
     table = Table("label", "score", "text", title=f"{model_dir}")
     for result in results:
-        predicted = result["label"]
-        # A multi-label prediction is a set (shown whole, possibly empty); a single label is shown with its top k.
-        label = (", ".join(predicted) or "(none)") if isinstance(predicted, list) else ", ".join(
-            f"{top['label']}" for top in result["top"])
-        score = ", ".join(f"{top['score']:.4f}" for top in result["top"])
+        predicted, top = result["label"], result["top"]
+        if isinstance(predicted, list):  # a multi-label prediction: the set (possibly empty), each with its score
+            label = ", ".join(predicted) or "(none)"
+            score = ", ".join(f"{t['score']:.4f}" for t in top if t["label"] in predicted) or f"{result['score']:.4f}"
+        else:  # one label, with the top k
+            label, score = ", ".join(t["label"] for t in top), ", ".join(f"{t['score']:.4f}" for t in top)
         table.add_row(label, score, result["text"])
     Console().print(table)
 

@@ -85,3 +85,19 @@ def test_a_label_no_training_row_carries_is_refused(project, tiny_ml_bert):
     labels.write_text(json.dumps({"labels": [*ML_LABELS, "returns"]}))
     with pytest.raises(StageError, match=r"no training row carries returns; rerun the split stage"):
         run_train(project, tiny_ml_bert, tiny_train(), task=TASK)
+
+
+def test_pos_weight_is_refused_for_single_label_before_a_model_loads(tmp_path, tiny_bert):
+    write_classification_data(tmp_path)
+    with pytest.raises(ConfigError, match=r"^train.pos_weight: applies to multi-label classification only"):
+        run_train(tmp_path, tiny_bert, tiny_train(pos_weight=True))
+
+
+def test_a_tune_space_with_label_smoothing_is_refused_for_multi_label_by_its_key():
+    from tuneforge.base.spec import TuneConfig
+    from tuneforge.tasks import get_task
+    from tuneforge.tuning.space import check_space
+
+    space = {"label_smoothing": {"type": "float", "low": 0.0, "high": 0.2}}
+    with pytest.raises(ConfigError, match=r"^tune.space.label_smoothing.high: 0.2 is refused .*train.label_smoothing"):
+        check_space(TuneConfig(space=space), tiny_train(), get_task(TASK).check_train_config)

@@ -150,6 +150,13 @@ def read_label_names(path: Path) -> list[str]:
         raise StageError(f"{path}: label '{repeated[0]}' is on lines "
                          f"{', '.join(str(i + 1) for i, name in enumerate(names) if name == repeated[0])}; "
                          "each label must be named once (data.labels_file)")
+    numbers = [(i, name) for i, name in enumerate(names) if name.isdecimal()]
+    if numbers:
+        # A data cell "3" would be ambiguous: the label named "3", or the label with id 3?
+        line, name = numbers[0]
+        raise StageError(f"{path}: line {line + 1} names the label '{name}', a number: labels given by id are "
+                         "mapped through this file, so its names must not be numbers (data.labels_file; for "
+                         "numeric labels, leave data.labels_file out and give the labels as they are)")
     return names
 
 

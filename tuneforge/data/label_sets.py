@@ -14,16 +14,25 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from tuneforge.base.errors import StageError
+
 
 def encode_label_set(labels: Iterable[str]) -> str:
     return json.dumps(sorted(set(labels)), ensure_ascii=False, separators=(",", ":"))
 
 
 def decode_label_set(value: str) -> list[str]:
-    """The labels of one canonical cell (written by encode_label_set: the pipeline's own files)."""
-    labels = json.loads(value)
+    """The labels of one canonical cell (written by encode_label_set: the pipeline's own files). Anything else
+    (a single-label split read by a multi-label spec) is one StageError line."""
+    try:
+        labels = json.loads(value)
+    except (TypeError, ValueError):
+        labels = None
     if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
-        raise ValueError(f"not a label set: {value!r}")
+        raise StageError(
+            f"label cell {str(value)[:60]!r} is not a label set (written by a single-label spec?); rerun validate and "
+            "split with model.task: multi-label-classification"
+        )
     return labels
 
 
@@ -31,13 +40,14 @@ def label_lists(cells: Iterable[str]) -> list[list[str]]:
     return [decode_label_set(cell) for cell in cells]
 
 
-def multi_hot(cells: Iterable[str], labels: Sequence[str]) -> np.ndarray:
-    """(rows, labels) 0/1 matrix of the label sets in `cells`; column j is labels[j]. Every label is known."""
+def multi_hot(cells: Iterable[str], labels: Sequence[str], *, known_only: bool = False) -> np.ndarray:
+    """(rows, labels) 0/1 matrix of the label sets in `cells`; column j is labels[j]. Every label is known, or
+    with `known_only` the others are left out."""
     index = {label: j for j, label in enumerate(labels)}
     lists = label_lists(cells)
     matrix = np.zeros((len(lists), len(labels)), dtype=np.float32)
     for i, row in enumerate(lists):
-        matrix[i, [index[label] for label in row]] = 1.0
+        matrix[i, [index[label] for label in row if not known_only or label in index]] = 1.0
     return matrix
 
 

@@ -108,6 +108,10 @@ def mcnemar_test(candidate_correct: Sequence[bool], baseline_correct: Sequence[b
     }
 
 
+# Metrics where a smaller value is the better one (errors and losses); every other metric is better higher.
+LOWER_IS_BETTER = frozenset({"ece", "nll", "ece_calibrated", "nll_calibrated", "hamming_loss", "rejected_share"})
+
+
 def metric_deltas(candidate: dict[str, float], baseline: dict[str, float]) -> dict[str, dict[str, float]]:
     """{metric: {candidate, baseline, delta}} for every metric both sides have (delta = candidate - baseline)."""
     return {

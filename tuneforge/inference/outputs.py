@@ -55,6 +55,9 @@ class OutputRule:
     # (calibrated val scores, share to keep, the answer for rejected rows, labels) -> the calibration keys that
     # reject out-of-scope rows; None: the rule has no rejection (reject.enabled is refused)
     fit_rejection: Callable[..., dict] | None = None
+    # whether the calibration changes which labels are predicted (thresholds do; a temperature never does):
+    # a model compared with others is then judged at its own calibration
+    calibration_decides: bool = False
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -146,7 +149,7 @@ ARGMAX = OutputRule(
 THRESHOLDS = OutputRule(
     name="thresholds", scores=thresholds.sigmoid_scores, predicted=thresholds.label_sets,
     predictions=thresholds.predictions, fit=thresholds.fit_thresholds, check=thresholds.check_thresholds,
-    report_file="thresholds.json", describe=thresholds.describe,
+    report_file="thresholds.json", describe=thresholds.describe, calibration_decides=True,
 )
 RULES = {rule.name: rule for rule in (ARGMAX, THRESHOLDS)}
 

@@ -27,8 +27,8 @@ _GRID = np.round(np.arange(GRID_STEP, 1.0, GRID_STEP), 6)
 
 
 def sigmoid_scores(logits: np.ndarray, calibration: Mapping) -> np.ndarray:
-    logits = np.asarray(logits, dtype=np.float64)
-    return 1.0 / (1.0 + np.exp(-logits))
+    # exp(-log(1 + e^-x)): no overflow for very negative logits, as 1 / (1 + e^-x) would warn.
+    return np.exp(-np.logaddexp(0.0, -np.asarray(logits, dtype=np.float64)))
 
 
 def thresholds_of(calibration: Mapping, count: int) -> np.ndarray:
@@ -51,17 +51,21 @@ def label_sets(scores: np.ndarray, labels: list[str], calibration: Mapping) -> l
 
 
 def predictions(scores: np.ndarray, labels: list[str], k: int, calibration: Mapping) -> list[dict]:
-    """Per row: `label`, the predicted labels (most probable first, possibly none); `score`, the highest score;
-    `top`, the k best labels with score and threshold (k at least the number predicted)."""
+    """Per row: `label`, the predicted labels (most probable first, possibly none); `score`, the highest score
+    of a predicted label (else the highest score); `top`, every predicted label then the likeliest others, k
+    at least, each with its score and threshold (a predicted label may score below an unpredicted one when
+    their thresholds differ: it is listed all the same)."""
     scores = np.asarray(scores, dtype=np.float64)
     limits, picked = thresholds_of(calibration, scores.shape[1]), chosen(scores, calibration)
     results = []
     for row, row_picked in zip(scores, picked, strict=True):
         order = np.argsort(-row, kind="stable")
-        shown = order[: max(1, min(len(labels), max(k, int(row_picked.sum()))))]
+        predicted = [j for j in order if row_picked[j]]
+        others = [j for j in order if not row_picked[j]]
+        shown = predicted + others[: max(0, min(len(labels), max(k, 1)) - len(predicted))]
         results.append({
-            "label": [labels[j] for j in order if row_picked[j]],
-            "score": round(float(row[order[0]]), 6),
+            "label": [labels[j] for j in predicted],
+            "score": round(float(row[shown[0]]), 6),
             "top": [{"label": labels[j], "score": round(float(row[j]), 6), "threshold": float(limits[j])}
                     for j in shown],
         })

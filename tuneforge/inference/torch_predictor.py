@@ -150,6 +150,11 @@ def predict(classifier: Classifier, texts: Sequence[str], *, batch_size: int, ma
     return Predictions(logits=logits, seconds=time.perf_counter() - started)
 
 
+def predicts_label_sets(classifier: Classifier) -> bool:
+    """Whether the head has one sigmoid per label (transformers' multi-label problem type), not a softmax."""
+    return getattr(classifier.model.config, "problem_type", None) == "multi_label_classification"
+
+
 def count_parameters(model: torch.nn.Module, *, trainable_only: bool = False) -> int:
     """Parameters of `model` (with trainable_only, those that require a gradient)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)

@@ -55,6 +55,9 @@ class Task:
     val_scores: Callable[[dict], dict]
     # Heads that average their loss per batch and ignore num_items_in_batch (the Trainer must not rescale it)
     loss_is_batch_mean: bool
+    # train, tune: the train section -> None, or a ConfigError naming a key the task does not take (checked before
+    # anything loads, and on every value a tune search space could try)
+    check_train_config: Callable[[Any], None] | None = None
     # validate: (data file, data cfg) -> rows (text, label, source_row); a bad row is refused with file and line
     read_rows: Callable[[Path, Any], pd.DataFrame] | None = None
     # validate: (file, cleaned rows, data cfg, label set) -> None, or a StageError on data the task cannot learn from

@@ -18,6 +18,7 @@ TASK = Task(
     name=NAME, stages=STAGES, metrics=("macro_f1", "micro_f1", "accuracy", "loss"), peft_task_type="SEQ_CLS",
     trains_a_head=True, train_inputs=model.train_inputs, check_train_inputs=model.check_train_inputs,
     training_data=model.training_data, compute_metrics=model.compute_metrics, val_scores=model.val_scores,
+    check_train_config=model.check_train_config,
     loss_is_batch_mean=True,
     # validate, split, augment
     read_rows=data.read_rows, check_rows=data.check_rows, suite=data.SUITE, label_set=data.label_set,

@@ -48,7 +48,7 @@ def read_splits(paths: dict[str, Path]) -> dict[str, pd.DataFrame]:
     for name, frame in frames.items():
         try:
             label_lists(frame[LABEL])
-        except ValueError:
+        except StageError:
             raise StageError(
                 f"{paths[name]}: its label column does not hold label lists (a single-label split?); rerun "
                 "validate and split with model.task: multi-label-classification"
@@ -99,8 +99,6 @@ def training_data(
     model_cfg: ModelConfig, cfg: TrainConfig, base_path: Path, tokenizer, labels: list[str],
     inputs: dict[str, str], pad_multiple: int | None,
 ) -> TrainingData:
-    if cfg.label_smoothing:
-        raise ConfigError("train.label_smoothing: applies to single-label classification only (set it to 0)")
     model, config = classifier_from_base(
         base_path, model_cfg.base, labels, dropout=cfg.dropout, problem_type=PROBLEM_TYPE
     )
@@ -117,6 +115,11 @@ def training_data(
     return TrainingData(
         model=model, train=encoded["train"], val=encoded["val"], collator=collator, extra=extra, compute_loss=loss
     )
+
+
+def check_train_config(cfg: TrainConfig) -> None:
+    if cfg.label_smoothing:
+        raise ConfigError("train.label_smoothing: applies to single-label classification only (set it to 0)")
 
 
 def positive_weights(targets: np.ndarray) -> np.ndarray:
@@ -155,26 +158,41 @@ def targets(frame: pd.DataFrame, labels: list[str]) -> np.ndarray:
     return multi_hot(frame[LABEL], labels)
 
 
+# Two columns no row carries, so that sklearn always sees a multi-label indicator (a single column reads as a
+# binary problem); they are left out of every per-label number.
+_NO_LABELS = ("\x00", "\x01")
+
+
 def score(truth: list[str], predicted: list[str]) -> dict:
-    """Label-set metrics of canonical cells: macro, micro and samples F1 (and precision, recall), subset
-    accuracy (`accuracy`: the whole set right) and Hamming loss, over the labels either side uses."""
+    """Label-set metrics of canonical cells: macro, micro and samples F1, subset accuracy (`accuracy`: the whole
+    set right) and Hamming loss, over the labels either side uses. A row with no label predicting none has a
+    samples-F1 of 1 (it is right); macro- and micro-F1 are 0 when no row anywhere carries a label."""
     labels = sorted({label for row in label_lists([*truth, *predicted]) for label in row})
-    if not labels:  # nothing to score per label: every row is right exactly when it predicts nothing
-        return {"accuracy": float(np.mean([t == p for t, p in zip(truth, predicted, strict=True)]))}
-    y_true, y_pred = multi_hot(truth, labels).astype(int), multi_hot(predicted, labels).astype(int)
-    metrics = {"accuracy": float(accuracy_score(y_true, y_pred)), "hamming_loss": float(hamming_loss(y_true, y_pred))}
-    for average in ("macro", "micro", "samples"):
-        metrics[f"{average}_f1"] = float(f1_score(y_true, y_pred, average=average, zero_division=0))
-    return {key: metrics[key] for key in ("macro_f1", "micro_f1", "samples_f1", "accuracy", "hamming_loss")}
+    columns = [*labels, *_NO_LABELS]
+    y_true, y_pred = multi_hot(truth, columns).astype(int), multi_hot(predicted, columns).astype(int)
+    real = list(range(len(labels)))
+    metrics = {
+        "macro_f1": float(f1_score(y_true, y_pred, labels=real, average="macro", zero_division=0)) if real else 0.0,
+        "micro_f1": float(f1_score(y_true, y_pred, labels=real, average="micro", zero_division=0)) if real else 0.0,
+        "samples_f1": float(f1_score(y_true, y_pred, average="samples", zero_division=1.0)),
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "hamming_loss": float(hamming_loss(y_true[:, real], y_pred[:, real])) if real else 0.0,
+    }
+    return metrics
 
 
 def per_label_table(truth: list[str], predicted: list[str], labels: list[str]) -> pd.DataFrame:
-    """One row per label: precision, recall, f1, support (rows carrying it) and predicted (rows given it)."""
-    y_true, y_pred = multi_hot(truth, labels).astype(int), multi_hot(predicted, labels).astype(int)
-    precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, average=None, zero_division=0)
+    """One row per label of `labels`: precision, recall, f1, support (rows carrying it) and predicted (rows given
+    it). Labels outside `labels` (a compared model's other label set) are left out, as sklearn's `labels=` does."""
+    columns = [*labels, *_NO_LABELS]
+    y_true, y_pred = (multi_hot(cells, columns, known_only=True).astype(int) for cells in (truth, predicted))
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y_true, y_pred, labels=list(range(len(labels))), average=None, zero_division=0
+    )
     return pd.DataFrame({
         "label": list(labels), "precision": precision.astype(float), "recall": recall.astype(float),
-        "f1": f1.astype(float), "support": support.astype(int), "predicted": y_pred.sum(axis=0).astype(int),
+        "f1": f1.astype(float), "support": support.astype(int),
+        "predicted": y_pred[:, : len(labels)].sum(axis=0).astype(int),
     })
 
 

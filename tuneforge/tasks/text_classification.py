@@ -77,6 +77,11 @@ def val_scores(entry: dict) -> dict:
     return {"val_accuracy": entry.get("eval_accuracy"), "val_macro_f1": entry.get("eval_macro_f1")}
 
 
+def check_train_config(cfg: TrainConfig) -> None:
+    if cfg.pos_weight:
+        raise ConfigError("train.pos_weight: applies to multi-label classification only (set it to false)")
+
+
 def read_rows(path: Path, data: DataConfig) -> pd.DataFrame:
     if data.label_separator is not None:
         raise ConfigError(
@@ -119,6 +124,7 @@ TASK = Task(
     name=NAME, stages=STAGES, metrics=("accuracy", "macro_f1", "loss"), peft_task_type="SEQ_CLS",
     trains_a_head=True, train_inputs=train_inputs, check_train_inputs=check_train_inputs,
     training_data=training_data, compute_metrics=classification_data.compute_metrics, val_scores=val_scores,
+    check_train_config=check_train_config,
     loss_is_batch_mean=True, read_rows=read_rows, check_rows=check_rows, suite="text_classification",
     label_set=label_set, gx_table=gx_table, label_counts=label_counts, stratify_key=label_of,
     split_units=stratified_split,

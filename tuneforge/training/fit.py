@@ -47,6 +47,8 @@ class Prepared:
 def prepare(model_cfg: ModelConfig, cfg: TrainConfig, task, workspace: Workspace) -> Prepared:
     """Check the metric, device, data and base model; the train and tune stages both start here."""
     check_metric(task, cfg.metric, "train.metric")
+    if task.check_train_config:
+        task.check_train_config(cfg)
     plan = plan_device(cfg)
     inputs = task.train_inputs(cfg, workspace.augmented, workspace.splits, workspace.validated)
     labels = task.check_train_inputs(inputs)  # bad data fails in a second, not after loading a model
@@ -110,7 +112,7 @@ def fit(spec: dict, task, callbacks: Sequence[TrainerCallback] = ()) -> dict:
 
     args = training_arguments(
         cfg, output_dir=Path(spec["checkpoint_dir"]), plan=plan, world_size=cfg.num_processes,
-        scored=task.compute_metrics is not None,
+        scored=task.compute_metrics is not None, batch_mean_loss=task.loss_is_batch_mean,
     )
     meter = ThroughputMeter()
     callbacks = [StopOnNonFiniteLoss(), CheckpointMarker(spec["run_hash"]), meter, LogFinalStep(), *callbacks]

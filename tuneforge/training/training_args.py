@@ -16,6 +16,7 @@ from tuneforge.inference.torch_predictor import pick_device
 BEST_METRIC = {
     "accuracy": ("accuracy", True),
     "macro_f1": ("macro_f1", True),
+    "micro_f1": ("micro_f1", True),
     "loss": ("loss", False),
     "perplexity": ("loss", False),
 }
@@ -53,11 +54,15 @@ def check_metric(task, metric: str, key: str) -> None:
 
 
 def training_arguments(
-    cfg: TrainConfig, *, output_dir: Path, plan: DevicePlan, world_size: int, scored: bool
+    cfg: TrainConfig, *, output_dir: Path, plan: DevicePlan, world_size: int, scored: bool,
+    batch_mean_loss: bool = True,
 ) -> TrainingArguments:
+    """`batch_mean_loss`: the loss is a mean over its own batch (classification heads, a task's compute_loss);
+    the Trainer must not rescale it by the processes' token counts, which only token-summed losses need."""
     metric, greater_is_better = BEST_METRIC[cfg.metric]
     return TrainingArguments(
         output_dir=str(output_dir),
+        average_tokens_across_devices=not batch_mean_loss,
         per_device_train_batch_size=cfg.batch_size,
         per_device_eval_batch_size=cfg.eval_batch_size,
         num_train_epochs=cfg.epochs,

@@ -40,8 +40,9 @@ def trial_base(train: TrainConfig, tune: TuneConfig, task) -> TrainConfig:
     return _validated(train.model_dump(by_alias=True) | changes, "tune.budget")
 
 
-def check_space(tune: TuneConfig, base: TrainConfig) -> None:
-    """Refuse dimensions the train section cannot take or that cannot change a trial; one line, dotted key."""
+def check_space(tune: TuneConfig, base: TrainConfig, check_task=None) -> None:
+    """Refuse dimensions the train section (or the task, `check_task`: its check_train_config) cannot take or
+    that cannot change a trial; one line, dotted key."""
     for name, dimension in tune.search_space().items():
         key = f"tune.space.{name}"
         if name.startswith("peft.") and base.method not in PEFT_METHODS:
@@ -53,7 +54,9 @@ def check_space(tune: TuneConfig, base: TrainConfig) -> None:
             )
         for where, value in _probe_values(dimension):
             try:
-                apply_values(base, {name: value})
+                tried = apply_values(base, {name: value})
+                if check_task:
+                    check_task(tried)
             except ConfigError as exc:
                 raise ConfigError(f"{key}.{where}: {value!r} is refused by the train section ({exc.message})") from None
     if tune.include_defaults:

@@ -63,3 +63,20 @@ def test_a_threshold_out_of_range_is_refused_in_one_line_naming_the_file(calibra
 def test_a_checked_calibration_keeps_its_numbers():
     checked = THRESHOLDS.check({"threshold": 0.4, "per_label": [0.3, 1, 0]}, "f", LABELS)
     assert dict(checked) == {"threshold": 0.4, "per_label": [0.3, 1.0, 0.0]}
+
+
+def test_a_predicted_label_is_listed_even_when_an_unpredicted_one_scores_higher():
+    # a is over its low threshold at 0.35; c scores 0.5 but its threshold is 0.7.
+    (row,) = THRESHOLDS.predictions(np.array([[0.35, 0.5, 0.1]]), ["a", "c", "d"], 1, {"per_label": [0.3, 0.7, 0.5]})
+    assert row["label"] == ["a"] and row["score"] == 0.35
+    assert [top["label"] for top in row["top"]] == ["a"]
+    (wide,) = THRESHOLDS.predictions(np.array([[0.35, 0.5, 0.1]]), ["a", "c", "d"], 3, {"per_label": [0.3, 0.7, 0.5]})
+    assert [top["label"] for top in wide["top"]] == ["a", "c", "d"]
+
+
+def test_very_negative_logits_give_zero_scores_without_overflow_warnings():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert THRESHOLDS.scores(np.array([[-1000.0, 1000.0]]), {}).tolist() == [[0.0, 1.0]]

@@ -65,3 +65,27 @@ def test_sigmoid_distillation_is_hard_bce_plus_softened_bce_to_the_teacher():
     # Only the hard labels at alpha 1: the teacher does not matter.
     assert distillation_loss(student, -teacher, labels, alpha=1.0, temperature=2.0).item() == pytest.approx(
         bce(student, labels).item())
+
+
+def test_degenerate_label_sets_score_without_a_traceback_and_every_key_is_there():
+    keys = {"macro_f1", "micro_f1", "samples_f1", "accuracy", "hamming_loss"}
+    # One label in the whole split: sklearn would take a single column for a binary problem.
+    one = score(['["a"]', '["a"]'], ['["a"]', "[]"])
+    assert set(one) == keys and one["macro_f1"] == pytest.approx(2 / 3) and one["samples_f1"] == 0.5
+    # No label anywhere, predicted none: every row is right.
+    none = score(["[]", "[]"], ["[]", "[]"])
+    assert set(none) == keys and none["accuracy"] == 1.0 and none["samples_f1"] == 1.0
+
+
+def test_the_per_label_table_leaves_out_labels_another_model_uses():
+    table = per_label_table(['["a","x"]', '["b"]'], ['["a","z"]', "[]"], ["a", "b"])
+    assert table["label"].tolist() == ["a", "b"] and table["support"].tolist() == [1, 1]
+    assert table["predicted"].tolist() == [1, 0]
+
+
+def test_a_single_label_cell_read_as_a_label_set_is_one_line():
+    from tuneforge.base.errors import StageError
+    from tuneforge.data.label_sets import label_lists
+
+    with pytest.raises(StageError, match=r"^label cell 'greeting' is not a label set .*model.task: multi-label"):
+        label_lists(["greeting"])
