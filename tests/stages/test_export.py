@@ -321,6 +321,7 @@ def test_export_with_rejection_ships_the_threshold_and_predict_answers_out_of_sc
     assert [row["label"] == "out_of_scope" for row in answers] == list(top < shipped["reject_below"])
     metrics = json.loads((copy / "reports/metrics/export.json").read_text())
     assert metrics["reject_below"] == shipped["reject_below"] and 0 <= metrics["test_rejected_share"] <= 1
+    assert "is answered `out_of_scope`" in (copy / "models/onnx/README.md").read_text()
 
 
 def test_predict_answers_out_of_scope_below_the_shipped_threshold(copy):

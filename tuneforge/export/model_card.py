@@ -108,6 +108,7 @@ def _body(card: dict) -> str:
         "or `tuneforge predict models/onnx \"my card was declined\"` (add `--json` for machine-readable output).",
         "",
         *_scores(card["calibration"], card.get("decision", "argmax")),
+        *_rejection(card["calibration"]),
         f"## Evaluation (test split, {card['test_rows']} rows)",
         "",
         "| model | accuracy | macro-F1 | agrees with the teacher | size MiB |",
@@ -184,5 +185,17 @@ def _thresholds(calibration: dict) -> list[str]:
         f"`tuneforge predict` and the server apply them. On the test split the label probabilities have an "
         f"expected calibration error of {measured['ece']:.4f} and a mean binary negative log-likelihood of "
         f"{measured['nll']:.4f}.",
+        "",
+    ]
+
+
+def _rejection(calibration: dict) -> list[str]:
+    found = calibration.get("rejection")
+    if not found:
+        return []
+    return [
+        f"Out-of-scope texts are rejected: a text whose calibrated top score is below {found['reject_below']:g} is "
+        f"answered `{found['reject_label']}` (the threshold keeps the chosen share of the in-scope val rows; "
+        f"{calibration['test_rejected_share']:.1%} of the in-scope test rows fall below it).",
         "",
     ]
