@@ -14,6 +14,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from tuneforge.base.errors import ConfigError, StageError
+from tuneforge.inference.thresholds import unit_number
 
 KEYS = ("reject_below", "reject_label")
 
@@ -56,16 +57,10 @@ def check_rejection(calibration: Mapping, where: str, labels: list[str] | None) 
     if len(present) == 1:
         missing = next(key for key in KEYS if key not in calibration)
         raise StageError(f"{where}: calibration has {present[0]} without {missing}")
-    below, label = calibration["reject_below"], calibration["reject_label"]
-    number = isinstance(below, int | float) and not isinstance(below, bool)
-    try:
-        usable = number and math.isfinite(float(below)) and 0 <= float(below) <= 1
-    except OverflowError:
-        usable = False
-    if not usable:
-        raise StageError(f"{where}: calibration reject_below must be a number in [0, 1], got {below!r}")
+    below = unit_number(calibration["reject_below"], f"{where}: calibration reject_below")
+    label = calibration["reject_label"]
     if not isinstance(label, str) or not label.strip():
         raise StageError(f"{where}: calibration reject_label must be a non-empty string, got {label!r}")
     if labels is not None and label in labels:
         raise StageError(f"{where}: calibration reject_label '{label}' is one of the model's labels")
-    return {"reject_below": float(below), "reject_label": label}
+    return {"reject_below": below, "reject_label": label}

@@ -122,7 +122,7 @@ def check_thresholds(calibration: object, where: str, labels: list[str] | None =
                          "per_label)")
     checked = {}
     if "threshold" in calibration:
-        checked["threshold"] = _unit(calibration["threshold"], f"{where}: calibration threshold")
+        checked["threshold"] = unit_number(calibration["threshold"], f"{where}: calibration threshold")
     if "per_label" in calibration:
         per_label = calibration["per_label"]
         if not isinstance(per_label, list):
@@ -132,13 +132,14 @@ def check_thresholds(calibration: object, where: str, labels: list[str] | None =
                 f"{where}: calibration per_label has {len(per_label)} thresholds for {len(labels)} labels"
             )
         checked["per_label"] = [
-            _unit(value, f"{where}: calibration per_label[{i}]" + (f" ({labels[i]})" if labels else ""))
+            unit_number(value, f"{where}: calibration per_label[{i}]" + (f" ({labels[i]})" if labels else ""))
             for i, value in enumerate(per_label)
         ]
     return MappingProxyType(checked)
 
 
-def _unit(value: object, what: str) -> float:
+def unit_number(value: object, what: str) -> float:
+    """A calibration value read from a file that must be a finite number in [0, 1], or one line naming `what`."""
     number = isinstance(value, int | float) and not isinstance(value, bool)
     try:
         usable = number and math.isfinite(float(value)) and 0 <= float(value) <= 1
