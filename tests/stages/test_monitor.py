@@ -17,7 +17,6 @@ from tests.helpers.training import single_thread
 from tuneforge.base.errors import StageError
 from tuneforge.base.layout import EXPECTATIONS_DIR, Workspace
 from tuneforge.base.outputs import sha256_file
-from tuneforge.monitor import retrain
 from tuneforge.params import load_params
 from tuneforge.params.overrides import apply_to_params_file
 
@@ -47,7 +46,7 @@ def checked(project) -> dict:
 
 
 def prepare_retrain_data(params, summary, batch):
-    return retrain.prepare_retrain_data(params, summary, batch, check_data=check_with_data_stages)
+    return monitor.retrain_data(params, summary, batch, check_data=check_with_data_stages)
 
 
 def test_held_out_rows_of_the_same_source_are_not_flagged(checked):

@@ -52,6 +52,7 @@ class OutputRule:
     # (calibration, labels) -> its content; None: labels.json says it all
     report_file: str | None = None
     describe: Callable[[Mapping, list[str]], dict] | None = None
+    predicts: str = "label"  # what one prediction is, as reports name it
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -131,7 +132,7 @@ ARGMAX = OutputRule(
 THRESHOLDS = OutputRule(
     name="thresholds", scores=thresholds.sigmoid_scores, predicted=thresholds.label_sets,
     predictions=thresholds.predictions, fit=thresholds.fit_thresholds, check=thresholds.check_thresholds,
-    report_file="thresholds.json", describe=thresholds.describe,
+    report_file="thresholds.json", describe=thresholds.describe, predicts="label set",
 )
 RULES = {rule.name: rule for rule in (ARGMAX, THRESHOLDS)}
 

@@ -77,13 +77,13 @@ def val_scores(entry: dict) -> dict:
     return {"val_accuracy": entry.get("eval_accuracy"), "val_macro_f1": entry.get("eval_macro_f1")}
 
 
-def read_rows(path: Path, data: DataConfig) -> pd.DataFrame:
+def read_rows(path: Path, data: DataConfig, *, label_required: bool = True) -> pd.DataFrame:
     if data.label_separator is not None:
         raise ConfigError(
             f"data.label_separator: set to {data.label_separator!r}, but model.task {NAME} takes one label per "
             "text; for several labels per text set model.task: multi-label-classification"
         )
-    return read_data_table(path, data)
+    return read_data_table(path, data, label_required=label_required)
 
 
 def check_rows(path: Path, frame: pd.DataFrame, data: DataConfig, labels: list[str]) -> None:
@@ -127,5 +127,5 @@ TASK = Task(
     per_label_table=per_class_table, confusion=confusion,
     classification_report=write_classification_report,
     onnx_outputs=("logits",), parity_metric="macro_f1",
-    drift_signals=frozenset({"descriptors", "predictions", "embeddings"}),
+    drift_signals=frozenset({"descriptors", "predictions", "embeddings"}), file_label=str,
 )
