@@ -13,7 +13,7 @@ from tuneforge.monitor.data import batch_files, batch_sha256, read_batch, sample
 from tuneforge.monitor.retrain import write_at_source_lines
 from tuneforge.monitor.signals import decide
 from tuneforge.params import Params, load_params, parse_params
-from tuneforge.tasks import text_classification
+from tuneforge.tasks import multi_label, text_classification
 
 
 def test_params_yaml_states_the_monitor_defaults():
@@ -65,6 +65,23 @@ def test_a_missing_label_column_is_unlabelled_but_a_missing_text_column_is_refus
     write_csv(tmp_path / "bodies.csv", [{"body": "hello"}])
     with pytest.raises(StageError, match=r"bodies.csv: no column 'text' \(data.text_column\); columns are: body"):
         read_batch(tmp_path / "bodies.csv", Params().data, text_classification.read_rows)
+
+
+def test_a_multi_label_batch_is_read_as_the_task_reads_its_data(tmp_path):
+    """Lists in JSONL, separated cells in CSV: canonical label sets; a row or a file without labels is unlabelled,
+    and a CSV without the label column needs no separator."""
+    data = Params().data.model_copy(update={"label_column": "labels", "label_separator": "|"})
+    read_rows = multi_label.TASK.read_rows
+    (tmp_path / "a.jsonl").write_text('{"text": "so happy", "labels": ["joy", "love"]}\n{"text": "not labelled"}\n'
+                                      '{"text": "nothing applies", "labels": []}\n')
+    write_csv(tmp_path / "b.csv", [{"text": "scary and sad", "labels": "fear|sadness"}])
+    write_csv(tmp_path / "c.csv", [{"text": "only a text"}])
+    batch = read_batch(tmp_path, data, read_rows)
+    assert batch["label"].tolist() == ['["joy","love"]', None, "[]", '["fear","sadness"]', None]
+    unseparated = data.model_copy(update={"label_separator": None})
+    assert read_batch(tmp_path / "c.csv", unseparated, read_rows)["label"].tolist() == [None]
+    with pytest.raises(ConfigError, match=r"^data.label_separator: required for .*b.csv: a CSV/TSV cell holds"):
+        read_batch(tmp_path / "b.csv", unseparated, read_rows)
 
 
 def test_samples_are_seeded_and_keep_order():
