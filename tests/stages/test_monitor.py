@@ -127,7 +127,7 @@ def test_report_is_written_and_registered_against_the_production_version(checked
         (lambda d: _write(d / "no_text.csv", "body,label\nhello there,a\n"), "no column 'text' (data.text_column)"),
         (lambda d: _write(d / "empty.csv", ""), "empty.csv: file is empty"),
         (lambda d: _write(d / "blank_texts.csv", "text,label\n ,a\n"), "every text in column 'text' is empty"),
-        (lambda d: (d / "folder").mkdir() or d / "folder", "no .csv, .jsonl, .parquet files in this folder"),
+        (lambda d: (d / "folder").mkdir() or d / "folder", "no .csv, .tsv, .jsonl, .parquet files in this folder"),
         (lambda d: _write(d / "few.jsonl", '{"text": "my card is lost"}\n'), "1 non-empty texts, fewer than "
          "monitor.min_new_rows (20)"),
     ],

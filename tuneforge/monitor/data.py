@@ -1,6 +1,6 @@
 """The drift monitor's inputs: a batch of new texts (a file or a folder of files) and seeded samples.
 
-A batch is one CSV, JSONL or Parquet file, or a folder whose data files (directly inside it) are read in
+A batch is one CSV, TSV, JSONL or Parquet file, or a folder whose data files (directly inside it) are read in
 name order; other files there (a README, .gitkeep) are ignored. Each file is read as the task reads the
 training data (its `read_rows`, with the data section's columns, separator and labels file), except that the
 label column (data.label_column) is optional: labelled rows can be merged into the training data when drift
