@@ -1,9 +1,10 @@
-"""A project whose registry holds a production version, built once per test session, and batches of new data.
+"""A project whose registry holds a production version, built once per test session, and batches of new data;
+one for single-label (the example intents) and one for multi-label (label sets of emotions).
 
-The production version comes from the real pipeline (`dvc repro` of the fast spec: tiny BERT, a few
+The production version comes from the real pipeline (`dvc repro` of the fast spec: tiny BERT, seeded, a few
 steps) with the register stage promoting to `production`. The monitor tests only add reports, events and
 retrain folders to it and never assume they are alone in it, so every test module of the session shares
-one build (about two minutes on a loaded 2-core box).
+one build of each (about two minutes each on a loaded 2-core box).
 """
 
 import os
@@ -19,13 +20,13 @@ from tests.helpers.project import copy_project, dvc, git, use_fast_spec
 from tuneforge.data.label_sets import label_lists
 
 _BUILT: dict[str, Path] = {}
+TINY_MODEL_SEED = 1
 MULTI_LABEL_ROWS = 200  # 160 training rows: the reference; val and test, 20 each, the same-distribution batch
 # Enough steps (seconds on the tiny model) for the teacher and the student to predict different label sets for
 # different texts (after the fast spec's 6 steps they predict every label for every text), so the prediction
-# signal has sets to compare; the tiny model's random weights are seeded, so every build learns the same.
+# signal has sets to compare.
 LEARNS_LABEL_SETS = ["train.max_steps=200", "train.eval_steps=50", "train.learning_rate=0.003",
                      "distill.max_steps=200", "distill.learning_rate=0.003"]
-TINY_MODEL_SEED = 1
 
 TOPICS = ["quarterly earnings call", "football final", "chemistry lecture", "gardening club", "orchestra rehearsal",
           "mountain expedition", "poetry reading", "chess tournament"]
@@ -58,17 +59,13 @@ def multi_label_production_project(tmp_path_factory) -> Path:
     """A multi-label project (examples/emotions.jsonl: label_set_rows, lists in column `labels`) after `dvc repro`
     with emotions:1 promoted to production, plus batches/ (see write_multi_label_batches)."""
     if "multi-label" not in _BUILT:
-        import torch
-
         root = tmp_path_factory.mktemp("monitor-multi-label")
         data = root / "emotions.jsonl"
         write_jsonl(data, label_set_rows(MULTI_LABEL_ROWS))
-        with torch.random.fork_rng():
-            torch.manual_seed(TINY_MODEL_SEED)
-            clone = _built_in_production(root, [
-                "model.task=multi-label-classification", f"data.train_file={data.name}", "data.label_column=labels",
-                "registry.model_name=emotions", *LEARNS_LABEL_SETS,
-            ], data_files=[data])
+        clone = _built_in_production(root, [
+            "model.task=multi-label-classification", f"data.train_file={data.name}", "data.label_column=labels",
+            "registry.model_name=emotions", *LEARNS_LABEL_SETS,
+        ], data_files=[data])
         write_multi_label_batches(clone, clone / "batches")
         _BUILT["multi-label"] = clone
     return _BUILT["multi-label"]
@@ -77,9 +74,14 @@ def multi_label_production_project(tmp_path_factory) -> Path:
 def _built_in_production(root: Path, spec: list[str], data_files: list[Path] = ()) -> Path:
     """A clone with the fast spec, `spec` and `data_files` (into data.dir) committed, after `dvc repro` with the
     register stage promoting to production."""
+    import torch
+
     from tuneforge.params.overrides import apply_to_params_file
 
-    clone = use_fast_spec(copy_project(root / "clone"), root / "tiny-bert")
+    with torch.random.fork_rng():
+        # The tiny model's weights are random: seeded, every build trains the same model and predicts the same.
+        torch.manual_seed(TINY_MODEL_SEED)
+        clone = use_fast_spec(copy_project(root / "clone"), root / "tiny-bert")
     for file in data_files:
         shutil.copy(file, clone / "examples" / file.name)
     apply_to_params_file(clone / "params.yaml", [*spec, "promotion.promote_to=production"])
