@@ -92,6 +92,28 @@ def _built_in_production(root: Path, spec: list[str], data_files: list[Path] = (
     return clone
 
 
+def in_project(project: Path, monkeypatch):
+    """Generator for an autouse fixture: the test runs in the project's root (stages do: the spec, the registry
+    and data paths are relative to it), on one thread."""
+    from tests.helpers.training import single_thread
+
+    monkeypatch.chdir(project)
+    yield from single_thread()
+
+
+def checked_batches(project: Path, names: tuple[str, ...]) -> dict[str, dict]:
+    """Each of batches/<name> checked once against production (the checks take seconds each): {name: summary}."""
+    import pytest
+
+    from stages import monitor
+    from tuneforge.params import load_params
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(project)
+        params = load_params("params.yaml")
+        return {name: monitor.check(params, f"batches/{name}") for name in names}
+
+
 def held_out_rows(project: Path) -> pd.DataFrame:
     """Rows of the same source the production model never trained on: its val and test splits."""
     splits = project / "data" / "splits"

@@ -12,8 +12,7 @@ import pytest
 from flows.monitor import check_with_data_stages
 from registry import api
 from stages import monitor, split, validate
-from tests.helpers.monitor import production_project, shifted_rows
-from tests.helpers.training import single_thread
+from tests.helpers.monitor import checked_batches, in_project, production_project, shifted_rows
 from tuneforge.base.errors import StageError
 from tuneforge.base.layout import EXPECTATIONS_DIR, Workspace
 from tuneforge.base.outputs import sha256_file
@@ -30,19 +29,13 @@ def project(tmp_path_factory) -> Path:
 
 @pytest.fixture(autouse=True)
 def _in_project(project, monkeypatch):
-    # Stages run in the repository root: the spec, the registry and data paths are relative to it.
-    monkeypatch.chdir(project)
-    yield from single_thread()
+    yield from in_project(project, monkeypatch)
 
 
 @pytest.fixture(scope="module")
 def checked(project) -> dict:
     """Each batch checked once (the checks take seconds each); tests read the summaries."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(project)
-        params = load_params("params.yaml")
-        return {name: monitor.check(params, f"batches/{name}")
-                for name in ("in_distribution.csv", "shifted.csv", "unlabelled")}
+    return checked_batches(project, ("in_distribution.csv", "shifted.csv", "unlabelled"))
 
 
 def prepare_retrain_data(params, summary, batch):

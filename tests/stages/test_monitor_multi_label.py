@@ -13,9 +13,14 @@ import pytest
 from flows.finetune import run_assignments
 from flows.monitor import check_with_data_stages
 from stages import monitor, split, validate
-from tests.helpers.monitor import held_out_rows, multi_label_production_project, shifted_label_set_rows
+from tests.helpers.monitor import (
+    checked_batches,
+    held_out_rows,
+    in_project,
+    multi_label_production_project,
+    shifted_label_set_rows,
+)
 from tests.helpers.multi_label import EMOTIONS
-from tests.helpers.training import single_thread
 from tuneforge.base.layout import EXPECTATIONS_DIR, Workspace
 from tuneforge.base.outputs import sha256_file
 from tuneforge.data.label_sets import decode_label_set
@@ -32,17 +37,12 @@ def project(tmp_path_factory) -> Path:
 
 @pytest.fixture(autouse=True)
 def _in_project(project, monkeypatch):
-    # Stages run in the repository root: the spec, the registry and data paths are relative to it.
-    monkeypatch.chdir(project)
-    yield from single_thread()
+    yield from in_project(project, monkeypatch)
 
 
 @pytest.fixture(scope="module")
 def checked(project) -> dict:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(project)
-        params = load_params("params.yaml")
-        return {name: monitor.check(params, f"batches/{name}") for name in ("in_distribution.jsonl", "shifted.jsonl")}
+    return checked_batches(project, ("in_distribution.jsonl", "shifted.jsonl"))
 
 
 def test_held_out_rows_are_not_flagged_and_the_predictions_compared_are_label_sets(checked, project):
