@@ -38,6 +38,7 @@ import pandas as pd
 
 from tuneforge.base.errors import StageError
 from tuneforge.base.outputs import atomic_dirs
+from tuneforge.base.spec import DataConfig
 from tuneforge.data.io import LABEL, SOURCE_ROW, TEXT, read_label_names
 from tuneforge.data.textnorm import text_key
 from tuneforge.monitor.data import batch_sha256, read_batch
@@ -104,7 +105,7 @@ def prepare_retrain_data(
     return {"status": "prepared", "rows": rows, "data_dir": str(target), "overrides": overrides}
 
 
-def merged_file_names(data, test_name: str) -> dict[str, str]:
+def merged_file_names(data: DataConfig, test_name: str) -> dict[str, str]:
     """{data key: file name} of the merged folder: the merged train and pinned test files, and copies of
     data.val_file and data.labels_file under their own names unless a file before them has it."""
     names = {"train_file": TRAIN_FILE, "test_file": test_name}
@@ -115,7 +116,7 @@ def merged_file_names(data, test_name: str) -> dict[str, str]:
     return names
 
 
-def with_file_labels(frame: pd.DataFrame, data, file_label: FileLabel) -> pd.DataFrame:
+def with_file_labels(frame: pd.DataFrame, data: DataConfig, file_label: FileLabel) -> pd.DataFrame:
     """`frame` with each label as the merged files hold it: the task's file cell, its names written as ids
     (strings, so that a Parquet column keeps one type) when the spec has data.labels_file."""
     ids = {name: str(i) for i, name in enumerate(read_label_names(data.labels_path))} if data.labels_path else {}

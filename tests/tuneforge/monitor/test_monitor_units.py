@@ -82,6 +82,11 @@ def test_a_multi_label_batch_is_read_as_the_task_reads_its_data(tmp_path):
     assert read_batch(tmp_path / "c.csv", unseparated, read_rows)["label"].tolist() == [None]
     with pytest.raises(ConfigError, match=r"^data.label_separator: required for .*b.csv: a CSV/TSV cell holds"):
         read_batch(tmp_path / "b.csv", unseparated, read_rows)
+    (tmp_path / "d.jsonl").write_text('{"text": "fine", "labels": ["joy"]}\n{"text": "odd", "labels": 3}\n')
+    with pytest.raises(StageError) as refused:
+        read_batch(tmp_path / "d.jsonl", data, read_rows)
+    assert refused.value.message.startswith(f"{tmp_path / 'd.jsonl'}: line 2: column 'labels' (data.label_column) "
+                                            "holds a number, not a list of labels")
 
 
 def test_samples_are_seeded_and_keep_order():
