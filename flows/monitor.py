@@ -26,7 +26,6 @@ from prefect.deployments import run_deployment
 from stages import split, validate
 from tuneforge.base.errors import StageError
 from tuneforge.base.layout import EXPECTATIONS_DIR, PARAMS_FILE, Workspace
-from tuneforge.monitor.retrain import TRAIN_FILE
 from tuneforge.params import Params, load_params
 
 FINETUNE_DEPLOYMENT = "finetune/finetune"
@@ -55,9 +54,9 @@ def check_drift(new_data: str | None, repo: str) -> dict:
 
 @task(task_run_name="prepare-retrain-data")
 def prepare_retrain_data(summary: dict, new_data: str, repo: str) -> dict:
-    from tuneforge.monitor.retrain import prepare_retrain_data as prepare
+    from stages.monitor import retrain_data
 
-    return _in_repo(repo, lambda *args: prepare(*args, check_data=check_with_data_stages), summary, new_data)
+    return _in_repo(repo, lambda *args: retrain_data(*args, check_data=check_with_data_stages), summary, new_data)
 
 
 @task(task_run_name="trigger-finetune", retries=2, retry_delay_seconds=5)
@@ -141,13 +140,10 @@ def markdown(summary: dict, outcome: dict, repo: Path) -> str:
     )
 
 
-def check_with_data_stages(
-    params: Params, folder: Path, test_file: str, *, shown_as: Path, val_file: str | None = None
-) -> None:
-    """Run validate and split on the folder in a scratch directory; their refusal is one StageError line."""
-    data = params.data.model_copy(update={
-        "dir": str(folder), "train_file": TRAIN_FILE, "test_file": test_file, "val_file": val_file,
-    })
+def check_with_data_stages(params: Params, folder: Path, files: dict[str, str], *, shown_as: Path) -> None:
+    """Run validate and split on the folder, its files named by `files` ({data key: file name}), in a scratch
+    directory; their refusal is one StageError line."""
+    data = params.data.model_copy(update={"dir": str(folder), **files})
     with tempfile.TemporaryDirectory(prefix="tuneforge-monitor-") as scratch:
         workspace = Workspace(root=Path(scratch), expectations=EXPECTATIONS_DIR)  # the checkout's suites
         stage = "validate"

@@ -16,7 +16,8 @@ sha256 and the production version, e.g. 3f2a9c01d4e7-v4):
     meta.json      config, input hashes, headline metrics (what the registry records)
 and registers the folder as artifact `monitor.report` (lineage: the batch, the production model and
 reference data) plus a `drift_checked` event on the production version. Deciding what to do about drift
-(merging labelled rows, triggering the finetune deployment) is the flow's job: flows/monitor.py.
+(merging labelled rows, triggering the finetune deployment) is the flow's job: flows/monitor.py; the merged
+data it asks for (`retrain_data`) is read and written the task's way, as the batch is.
 """
 
 import argparse
@@ -32,6 +33,7 @@ from tuneforge.base.spec import MonitorConfig
 from tuneforge.data.drift import with_heading
 from tuneforge.data.io import LABEL, TEXT
 from tuneforge.monitor.data import batch_sha256, read_batch, read_reference, sample
+from tuneforge.monitor.retrain import DataCheck, prepare_retrain_data
 from tuneforge.monitor.signals import PREDICTED, compare, decide, predicted_labels, sentence_embeddings, with_embeddings
 from tuneforge.params import Params, load_params
 from tuneforge.tasks import task_for
@@ -53,7 +55,7 @@ def check(params: Params, new_data: Path | str | None = None, *, register: bool 
             f"monitor.signals: {', '.join(unsupported)} does not apply to model.task {task.name} "
             f"(its signals: {', '.join(sorted(task.drift_signals))})"
         )
-    batch = read_batch(new_data, params.data)
+    batch = read_batch(new_data, params.data, task.read_rows)
     if len(batch) < cfg.min_new_rows:
         raise StageError(
             f"{new_data}: {len(batch)} non-empty texts, fewer than monitor.min_new_rows ({cfg.min_new_rows})"
@@ -71,6 +73,8 @@ def check(params: Params, new_data: Path | str | None = None, *, register: bool 
         production["dir"], cfg, params.model.max_seq_length,
     )
     evidently_json, page, signals = compare(reference_sample, new_sample, cfg)
+    if "predictions" in signals:  # what the compared predictions are: labels, or label sets (multi-label)
+        signals["predictions"] = {"predicted": task.outputs.predicts, **signals["predictions"]}
 
     batch_id = f"{batch_sha[:12]}-v{production['version']}"
     summary = {
@@ -110,6 +114,15 @@ def check(params: Params, new_data: Path | str | None = None, *, register: bool 
         summary["registered"] = _register(params, summary, report_dir, inputs)
     _print_outcome(summary)
     return summary
+
+
+def retrain_data(params: Params, summary: dict, new_data: Path | str, *, check_data: DataCheck) -> dict:
+    """The merged training folder for a drifted batch (tuneforge/monitor/retrain.py), every file read and
+    written the task's way; `check_data` runs the data stages on it (flows/monitor.py)."""
+    task = task_for(params.model, STAGE)
+    return prepare_retrain_data(
+        params, summary, new_data, read_rows=task.read_rows, file_label=task.file_label, check_data=check_data
+    )
 
 
 def model_views(reference, new, production_dir: Path, cfg: MonitorConfig, max_length: int):
@@ -198,12 +211,14 @@ def signal_lines(summary: dict) -> list[str]:
             detail = f"{share:.0%} of descriptors drifted (needs {needed:.0%}): {columns}"
         elif name == "predictions" and signal["method"] == "permutation":
             detail = (
-                f"predicted labels' Jensen-Shannon distance {signal['score']:.3g}, permutation p-value "
-                f"{signal['p_value']:.3g} (drift below {signal['level']:g}, i.e. a distance above "
-                f"{signal['threshold']:.3g}; {signal['labels']} labels, {signal['resamples']} permutations)"
+                f"predicted {signal['predicted']}s' Jensen-Shannon distance {signal['score']:.3g}, permutation "
+                f"p-value {signal['p_value']:.3g} (drift below {signal['level']:g}, i.e. a distance above "
+                f"{signal['threshold']:.3g}; {signal['labels']} distinct {signal['predicted']}s, "
+                f"{signal['resamples']} permutations)"
             )
         elif name == "predictions":
-            detail = f"predicted labels {signal['method']} {signal['score']:.3g} (threshold {signal['threshold']})"
+            detail = (f"predicted {signal['predicted']}s {signal['method']} {signal['score']:.3g} "
+                      f"(threshold {signal['threshold']})")
         else:
             needed = "random guesses' 95th percentile" if signal["bootstrap"] else f"{signal['threshold']}"
             detail = f"domain classifier ROC AUC {signal['score']:.3f} (drift above {needed})"

@@ -1,21 +1,32 @@
-"""A project whose registry holds a production version, built once per test session, and batches of new data.
+"""A project whose registry holds a production version, built once per test session, and batches of new data;
+one for single-label (the example intents) and one for multi-label (label sets of emotions).
 
-The production version comes from the real pipeline (`dvc repro` of the fast spec: tiny BERT, a few
+The production version comes from the real pipeline (`dvc repro` of the fast spec: tiny BERT, seeded, a few
 steps) with the register stage promoting to `production`. The monitor tests only add reports, events and
 retrain folders to it and never assume they are alone in it, so every test module of the session shares
-one build (about two minutes on a loaded 2-core box).
+one build of each (about two minutes each on a loaded 2-core box).
 """
 
 import os
 import random
+import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
 
+from tests.helpers.multi_label import label_set_rows, write_jsonl
 from tests.helpers.project import copy_project, dvc, git, use_fast_spec
+from tuneforge.data.label_sets import label_lists
 
 _BUILT: dict[str, Path] = {}
+TINY_MODEL_SEED = 1
+MULTI_LABEL_ROWS = 200  # 160 training rows: the reference; val and test, 20 each, the same-distribution batch
+# Enough steps (seconds on the tiny model) for the teacher and the student to predict different label sets for
+# different texts (after the fast spec's 6 steps they predict every label for every text), so the prediction
+# signal has sets to compare.
+LEARNS_LABEL_SETS = ["train.max_steps=200", "train.eval_steps=50", "train.learning_rate=0.003",
+                     "distill.max_steps=200", "distill.learning_rate=0.003"]
 
 TOPICS = ["quarterly earnings call", "football final", "chemistry lecture", "gardening club", "orchestra rehearsal",
           "mountain expedition", "poetry reading", "chess tournament"]
@@ -38,17 +49,69 @@ def one_thread():
 def production_project(tmp_path_factory) -> Path:
     """The project after `dvc repro` with intents:1 promoted to production, plus batches/ (see write_batches)."""
     if "project" not in _BUILT:
-        from tuneforge.params.overrides import apply_to_params_file
-
-        root = tmp_path_factory.mktemp("monitor-project")
-        clone = use_fast_spec(copy_project(root / "clone"), root / "tiny-bert")
-        apply_to_params_file(clone / "params.yaml", ["promotion.promote_to=production"])
-        git(clone, "commit", "-q", "-am", "the register stage promotes to production")
-        with one_thread():
-            dvc(clone, "repro")
+        clone = _built_in_production(tmp_path_factory.mktemp("monitor-project"), [])
         write_batches(clone, clone / "batches")
         _BUILT["project"] = clone
     return _BUILT["project"]
+
+
+def multi_label_production_project(tmp_path_factory) -> Path:
+    """A multi-label project (examples/emotions.jsonl: label_set_rows, lists in column `labels`) after `dvc repro`
+    with emotions:1 promoted to production, plus batches/ (see write_multi_label_batches)."""
+    if "multi-label" not in _BUILT:
+        root = tmp_path_factory.mktemp("monitor-multi-label")
+        data = root / "emotions.jsonl"
+        write_jsonl(data, label_set_rows(MULTI_LABEL_ROWS))
+        clone = _built_in_production(root, [
+            "model.task=multi-label-classification", f"data.train_file={data.name}", "data.label_column=labels",
+            "registry.model_name=emotions", *LEARNS_LABEL_SETS,
+        ], data_files=[data])
+        write_multi_label_batches(clone, clone / "batches")
+        _BUILT["multi-label"] = clone
+    return _BUILT["multi-label"]
+
+
+def _built_in_production(root: Path, spec: list[str], data_files: list[Path] = ()) -> Path:
+    """A clone with the fast spec, `spec` and `data_files` (into data.dir) committed, after `dvc repro` with the
+    register stage promoting to production."""
+    import torch
+
+    from tuneforge.params.overrides import apply_to_params_file
+
+    with torch.random.fork_rng():
+        # The tiny model's weights are random: seeded, every build trains the same model and predicts the same.
+        torch.manual_seed(TINY_MODEL_SEED)
+        clone = use_fast_spec(copy_project(root / "clone"), root / "tiny-bert")
+    for file in data_files:
+        shutil.copy(file, clone / "examples" / file.name)
+    apply_to_params_file(clone / "params.yaml", [*spec, "promotion.promote_to=production"])
+    git(clone, "add", "-A")
+    git(clone, "commit", "-q", "-m", "the register stage promotes to production")
+    with one_thread():
+        dvc(clone, "repro")
+    return clone
+
+
+def in_project(project: Path, monkeypatch):
+    """Generator for an autouse fixture: the test runs in the project's root (stages do: the spec, the registry
+    and data paths are relative to it), on one thread."""
+    from tests.helpers.training import single_thread
+
+    monkeypatch.chdir(project)
+    yield from single_thread()
+
+
+def checked_batches(project: Path, names: tuple[str, ...]) -> dict[str, dict]:
+    """Each of batches/<name> checked once against production (the checks take seconds each): {name: summary}."""
+    import pytest
+
+    from stages import monitor
+    from tuneforge.params import load_params
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(project)
+        params = load_params("params.yaml")
+        return {name: monitor.check(params, f"batches/{name}") for name in names}
 
 
 def held_out_rows(project: Path) -> pd.DataFrame:
@@ -84,3 +147,23 @@ def write_batches(project: Path, folder: Path) -> None:
     unlabelled.mkdir()
     shifted_rows(60, seed=5)[["text"]].to_json(unlabelled / "texts.jsonl", orient="records", lines=True)
     (unlabelled / "README.md").write_text("new texts, not labelled yet\n")
+
+
+def held_out_label_set_rows(project: Path) -> list[dict]:
+    """The multi-label production model's val and test rows, as a batch holds them: label sets as lists."""
+    rows = held_out_rows(project)
+    return [{"text": text, "labels": labels} for text, labels in zip(rows["text"], label_lists(rows["label"]),
+                                                                      strict=True)]
+
+
+def shifted_label_set_rows(count: int = 60, seed: int = 3) -> list[dict]:
+    """shifted_rows' letters (another topic), every one labelled fear, half of them surprise too."""
+    texts = shifted_rows(count, seed=seed)["text"]
+    return [{"text": text, "labels": ["fear", "surprise"] if i % 2 else ["fear"]} for i, text in enumerate(texts)]
+
+
+def write_multi_label_batches(project: Path, folder: Path) -> None:
+    """batches/in_distribution.jsonl (held-out rows) and batches/shifted.jsonl (labelled, a few rows not)."""
+    write_jsonl(folder / "in_distribution.jsonl", held_out_label_set_rows(project))
+    shifted = shifted_label_set_rows()
+    write_jsonl(folder / "shifted.jsonl", [*shifted[:-5], *({"text": row["text"]} for row in shifted[-5:])])

@@ -12,12 +12,10 @@ import pytest
 from flows.monitor import check_with_data_stages
 from registry import api
 from stages import monitor, split, validate
-from tests.helpers.monitor import production_project, shifted_rows
-from tests.helpers.training import single_thread
+from tests.helpers.monitor import checked_batches, in_project, production_project, shifted_rows
 from tuneforge.base.errors import StageError
 from tuneforge.base.layout import EXPECTATIONS_DIR, Workspace
 from tuneforge.base.outputs import sha256_file
-from tuneforge.monitor import retrain
 from tuneforge.params import load_params
 from tuneforge.params.overrides import apply_to_params_file
 
@@ -31,23 +29,17 @@ def project(tmp_path_factory) -> Path:
 
 @pytest.fixture(autouse=True)
 def _in_project(project, monkeypatch):
-    # Stages run in the repository root: the spec, the registry and data paths are relative to it.
-    monkeypatch.chdir(project)
-    yield from single_thread()
+    yield from in_project(project, monkeypatch)
 
 
 @pytest.fixture(scope="module")
 def checked(project) -> dict:
     """Each batch checked once (the checks take seconds each); tests read the summaries."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(project)
-        params = load_params("params.yaml")
-        return {name: monitor.check(params, f"batches/{name}")
-                for name in ("in_distribution.csv", "shifted.csv", "unlabelled")}
+    return checked_batches(project, ("in_distribution.csv", "shifted.csv", "unlabelled"))
 
 
 def prepare_retrain_data(params, summary, batch):
-    return retrain.prepare_retrain_data(params, summary, batch, check_data=check_with_data_stages)
+    return monitor.retrain_data(params, summary, batch, check_data=check_with_data_stages)
 
 
 def test_held_out_rows_of_the_same_source_are_not_flagged(checked):
@@ -128,7 +120,7 @@ def test_report_is_written_and_registered_against_the_production_version(checked
         (lambda d: _write(d / "no_text.csv", "body,label\nhello there,a\n"), "no column 'text' (data.text_column)"),
         (lambda d: _write(d / "empty.csv", ""), "empty.csv: file is empty"),
         (lambda d: _write(d / "blank_texts.csv", "text,label\n ,a\n"), "every text in column 'text' is empty"),
-        (lambda d: (d / "folder").mkdir() or d / "folder", "no .csv, .jsonl, .parquet files in this folder"),
+        (lambda d: (d / "folder").mkdir() or d / "folder", "no .csv, .tsv, .jsonl, .parquet files in this folder"),
         (lambda d: _write(d / "few.jsonl", '{"text": "my card is lost"}\n'), "1 non-empty texts, fewer than "
          "monitor.min_new_rows (20)"),
     ],

@@ -185,8 +185,8 @@ def test_spec_val_file():
 
 def test_monitor_retrain_carries_the_val_file_over(inputs):
     from flows.monitor import check_with_data_stages
+    from stages.monitor import retrain_data
     from tuneforge.monitor.data import batch_sha256
-    from tuneforge.monitor.retrain import prepare_retrain_data
 
     params = parse_params({
         "data": {"dir": "in", "train_file": "train.csv", "val_file": "val.csv", "test_file": "test.csv"},
@@ -196,7 +196,7 @@ def test_monitor_retrain_carries_the_val_file_over(inputs):
     batch = write_csv(inputs / "batch.csv", new)
     summary = {"batch": {"id": "b1", "sha256": batch_sha256(batch)}}
 
-    prepared = prepare_retrain_data(params, summary, batch, check_data=check_with_data_stages)
+    prepared = retrain_data(params, summary, batch, check_data=check_with_data_stages)
 
     assert prepared["overrides"] == [
         "data.train_file=merged_train.parquet", "data.test_file=test.csv", "data.val_file=val.csv",

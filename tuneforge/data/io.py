@@ -78,13 +78,13 @@ def read_labelled_table(
     return pd.DataFrame({TEXT: text_cells(table, text_column), LABEL: labels, SOURCE_ROW: source_rows(table)})
 
 
-def read_data_table(path: Path, data) -> pd.DataFrame:
+def read_data_table(path: Path, data, *, label_required: bool = True) -> pd.DataFrame:
     """A file of the spec's data section (a DataConfig) as single-label rows: headerless by data.columns, label
-    ids named through data.labels_file."""
+    ids named through data.labels_file; label_required=False as read_labelled_table."""
     names = read_label_names(data.labels_path) if data.labels_path else None
     return read_labelled_table(
-        path, data.text_column, data.label_column, columns=data.columns, label_names=names,
-        labels_file=data.labels_path,
+        path, data.text_column, data.label_column, label_required=label_required, columns=data.columns,
+        label_names=names, labels_file=data.labels_path,
     )
 
 

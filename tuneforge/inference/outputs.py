@@ -58,6 +58,7 @@ class OutputRule:
     # whether the calibration changes which labels are predicted (thresholds do; a temperature never does):
     # a model compared with others is then judged at its own calibration
     calibration_decides: bool = False
+    predicts: str = "label"  # what one prediction is, as reports name it
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -150,6 +151,7 @@ THRESHOLDS = OutputRule(
     name="thresholds", scores=thresholds.sigmoid_scores, predicted=thresholds.label_sets,
     predictions=thresholds.predictions, fit=thresholds.fit_thresholds, check=thresholds.check_thresholds,
     report_file="thresholds.json", describe=thresholds.describe, calibration_decides=True,
+    predicts="label set",
 )
 RULES = {rule.name: rule for rule in (ARGMAX, THRESHOLDS)}
 

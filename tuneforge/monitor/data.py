@@ -1,13 +1,16 @@
 """The drift monitor's inputs: a batch of new texts (a file or a folder of files) and seeded samples.
 
-A batch is one CSV, JSONL or Parquet file, or a folder whose data files (directly inside it) are read in
-name order; other files there (a README, .gitkeep) are ignored. The text column (data.text_column) is
-required, the label column (data.label_column) is optional: labelled rows can be merged into the
-training data when drift triggers a retrain, unlabelled rows are only compared. Texts are normalised the
-way the validate stage normalises the training data, so a descriptor compares like with like.
+A batch is one CSV, TSV, JSONL or Parquet file, or a folder whose data files (directly inside it) are read in
+name order; other files there (a README, .gitkeep) are ignored. Each file is read as the task reads the
+training data (its `read_rows`, with the data section's columns, separator and labels file), except that the
+label column (data.label_column) is optional: labelled rows can be merged into the training data when drift
+triggers a retrain, unlabelled rows are only compared. The text column (data.text_column) is required. Texts
+are normalised the way the validate stage normalises the training data, so a descriptor compares like with
+like.
 """
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -15,7 +18,7 @@ import pandas as pd
 from tuneforge.base.errors import StageError
 from tuneforge.base.outputs import sha256_file
 from tuneforge.base.spec import SUPPORTED_EXTENSIONS, DataConfig
-from tuneforge.data.io import LABEL, SOURCE_ROW, TEXT, read_labelled_table
+from tuneforge.data.io import LABEL, SOURCE_ROW, TEXT
 from tuneforge.data.textnorm import normalize_text
 
 FILE = "file"
@@ -47,11 +50,12 @@ def batch_sha256(path: Path) -> str:
     return hashlib.sha256(listing.encode()).hexdigest()
 
 
-def read_batch(path: Path, data: DataConfig) -> pd.DataFrame:
-    """Every non-empty text of the batch as columns text, label (None when unlabelled), file, source_row."""
+def read_batch(path: Path, data: DataConfig, read_rows: Callable[..., pd.DataFrame]) -> pd.DataFrame:
+    """Every non-empty text of the batch as columns text, label (None when unlabelled), file, source_row;
+    `read_rows` is the task's (tuneforge/tasks/interface.py)."""
     frames = []
     for file in batch_files(path):
-        table = read_labelled_table(file, data.text_column, data.label_column, label_required=False)
+        table = read_rows(file, data, label_required=False)
         table[TEXT] = [normalize_text(text) if text else "" for text in table[TEXT]]
         table[LABEL] = [(label.strip() or None) if label else None for label in table[LABEL]]
         table[FILE] = str(file)

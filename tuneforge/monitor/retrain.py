@@ -4,6 +4,15 @@ labelled rows, in a new folder under monitor.retrain_dir that the finetune flow 
     <monitor.retrain_dir>/<batch id>/merged_train.parquet   data.train_file's rows + the new labelled rows
     <monitor.retrain_dir>/<batch id>/<test file>            the test split, pinned (data.test_file)
     <monitor.retrain_dir>/<batch id>/<val file>             a copy of data.val_file, when the spec names one
+    <monitor.retrain_dir>/<batch id>/<labels file>          a copy of data.labels_file, when the spec names one
+
+Every file is read the task's way (its `read_rows`) and the merged rows are written so that the spec, with the
+returned `data.*` overrides, reads them back as the same rows: a label is the task's file cell (`file_label`:
+a label set is a list of names, never its canonical string, which data.label_separator would split), and with
+data.labels_file each label is written as its id, read back through the copied labels file (a name would only
+stay a name by luck: a label named "3" is read as the label of id 3), so the label set and its recorded order
+stay the labels file's. Parquet and JSONL name their own columns and hold lists, so data.columns and
+data.label_separator, which the copied CSV/TSV files may still need, do not touch them.
 
 The test split is pinned so that the retrained model is scored on the same test rows as the production
 model: the promotion gates compare two versions only on the same test split (by the hash of the split
@@ -29,36 +38,45 @@ import pandas as pd
 
 from tuneforge.base.errors import StageError
 from tuneforge.base.outputs import atomic_dirs
-from tuneforge.data.io import LABEL, SOURCE_ROW, TEXT, read_data_table
+from tuneforge.base.spec import DataConfig
+from tuneforge.data.io import LABEL, SOURCE_ROW, TEXT, read_label_names
 from tuneforge.data.textnorm import text_key
 from tuneforge.monitor.data import batch_sha256, read_batch
 from tuneforge.params import Params
 
-# (params, folder, test file name, shown_as=, val_file=) -> None, or a StageError naming what a data stage refuses
+# (params, folder, {data key: file name in the folder}, shown_as=) -> None, or a StageError naming what a data
+# stage refuses
 DataCheck = Callable[..., None]
+# (file, data cfg, *, label_required) -> rows; label -> its cell in a JSONL or Parquet file (the task's)
+ReadRows = Callable[..., pd.DataFrame]
+FileLabel = Callable[[str], object]
 TRAIN_FILE, PINNED_TEST_FILE = "merged_train.parquet", "test.jsonl"
 
 
-def prepare_retrain_data(params: Params, summary: dict, new_data: Path | str, *, check_data: DataCheck) -> dict:
+def prepare_retrain_data(
+    params: Params, summary: dict, new_data: Path | str, *, read_rows: ReadRows, file_label: FileLabel,
+    check_data: DataCheck,
+) -> dict:
     """Write the merged folder for a drifted batch, checked by `check_data` (the caller runs the validate and
     split stages on it: flows/monitor.py) before it is renamed into place; returns {"status", "rows", and when status is
     "prepared": "data_dir", "overrides"}. Status "labels needed": the batch has no labelled rows;
-    "nothing new": every labelled text is already in the training data."""
+    "nothing new": every labelled text is already in the training data. `read_rows` and `file_label` are the
+    task's (tuneforge/tasks/interface.py)."""
     new_data = Path(new_data)
     data = params.data
-    batch = read_batch(new_data, data)
+    batch = read_batch(new_data, data, read_rows)
     if batch_sha256(new_data) != summary["batch"]["sha256"]:
         raise StageError(f"{new_data}: changed since the drift check; run the monitor on it again")
     labelled = batch[batch[LABEL].notna()]
     if labelled.empty:
         return {"status": "labels needed", "rows": {"new": len(batch), "new_labelled": 0}}
 
-    current = read_data_table(data.train_path, data)[[TEXT, LABEL]]
-    test_name, test = pinned_test_split(params, summary)
-    val_name = given_val_name(data, test_name)
+    current = read_rows(data.train_path, data)[[TEXT, LABEL]]
+    test_name, test = pinned_test_split(params, summary, read_rows)
+    files = merged_file_names(data, test_name)
     held_out_keys = set(test[TEXT].fillna("").map(text_key))
     if data.val_path is not None:
-        val = read_data_table(data.val_path, data)
+        val = read_rows(data.val_path, data)
         held_out_keys |= set(val[TEXT].fillna("").map(text_key))
     current_keys = current[TEXT].fillna("").map(text_key)
     new_keys = labelled[TEXT].map(text_key)
@@ -72,34 +90,55 @@ def prepare_retrain_data(params: Params, summary: dict, new_data: Path | str, *,
 
     target = Path(params.monitor.retrain_dir) / summary["batch"]["id"]
     with atomic_dirs(target) as (staging,):
-        train.rename(columns={TEXT: data.text_column, LABEL: data.label_column}).to_parquet(
-            staging / TRAIN_FILE, index=False
-        )
+        columns = {TEXT: data.text_column, LABEL: data.label_column}
+        with_file_labels(train, data, file_label).rename(columns=columns).to_parquet(staging / TRAIN_FILE, index=False)
         if data.test_path is not None:
             shutil.copyfile(data.test_path, staging / test_name)
         else:
+            test = with_file_labels(test, data, file_label)
             write_at_source_lines(test, staging / test_name, data.text_column, data.label_column)
-        if val_name is not None:
-            shutil.copyfile(data.val_path, staging / val_name)
-        check_data(params, staging, test_name, shown_as=target, val_file=val_name)
-    overrides = [f"data.train_file={TRAIN_FILE}", f"data.test_file={test_name}"]
-    overrides += [f"data.val_file={val_name}"] if val_name is not None else []
+        for key, given in (("val_file", data.val_path), ("labels_file", data.labels_path)):
+            if key in files:
+                shutil.copyfile(given, staging / files[key])
+        check_data(params, staging, files, shown_as=target)
+    overrides = [f"data.{key}={name}" for key, name in files.items()]
     return {"status": "prepared", "rows": rows, "data_dir": str(target), "overrides": overrides}
 
 
-def given_val_name(data, test_name: str) -> str | None:
-    """data.val_file's name in the merged folder: its own, unless the merged train or pinned test file has it."""
-    if data.val_path is None:
-        return None
-    name = data.val_path.name
-    return name if name not in (TRAIN_FILE, test_name) else f"given_val{data.val_path.suffix}"
+def merged_file_names(data: DataConfig, test_name: str) -> dict[str, str]:
+    """{data key: file name} of the merged folder: the merged train and pinned test files, and copies of
+    data.val_file and data.labels_file under their own names unless a file before them has it."""
+    names = {"train_file": TRAIN_FILE, "test_file": test_name}
+    for key, given in (("val_file", data.val_path), ("labels_file", data.labels_path)):
+        if given is not None:
+            taken = given.name in names.values()
+            names[key] = f"given_{key.removesuffix('_file')}{given.suffix}" if taken else given.name
+    return names
 
 
-def pinned_test_split(params: Params, summary: dict) -> tuple[str, pd.DataFrame]:
+def with_file_labels(frame: pd.DataFrame, data: DataConfig, file_label: FileLabel) -> pd.DataFrame:
+    """`frame` with each label as the merged files hold it: the task's file cell, its names written as ids
+    (strings, so that a Parquet column keeps one type) when the spec has data.labels_file."""
+    ids = {name: str(i) for i, name in enumerate(read_label_names(data.labels_path))} if data.labels_path else {}
+
+    def as_id(name: str) -> str:
+        return ids.get(name, name)  # a name the file lacks stays, for the validate stage to refuse by name
+
+    def cell(label: str | None):
+        if label is None:
+            return None  # a row of the training file without a label stays one, for validate to judge
+        written = file_label(label)
+        return [as_id(name) for name in written] if isinstance(written, list) else as_id(written)
+
+    cells = pd.Series([cell(label) for label in frame[LABEL]], index=frame.index, dtype=object)
+    return frame.assign(**{LABEL: cells})
+
+
+def pinned_test_split(params: Params, summary: dict, read_rows: ReadRows) -> tuple[str, pd.DataFrame]:
     """(file name in the merged folder, its rows: text, label, source_row) of the pinned test split."""
     data = params.data
     if data.test_path is not None:
-        return data.test_path.name, read_data_table(data.test_path, data)
+        return data.test_path.name, read_rows(data.test_path, data)
     from registry import api
 
     promotion = params.promotion

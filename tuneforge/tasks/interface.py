@@ -58,8 +58,9 @@ class Task:
     # train, tune: the train section -> None, or a ConfigError naming a key the task does not take (checked before
     # anything loads, and on every value a tune search space could try)
     check_train_config: Callable[[Any], None] | None = None
-    # validate: (data file, data cfg) -> rows (text, label, source_row); a bad row is refused with file and line
-    read_rows: Callable[[Path, Any], pd.DataFrame] | None = None
+    # validate, monitor: (data file, data cfg, *, label_required=True) -> rows (text, label, source_row); a bad row
+    # is refused with file and line; label_required=False reads a file without the label column as label None
+    read_rows: Callable[..., pd.DataFrame] | None = None
     # validate: (file, cleaned rows, data cfg, label set) -> None, or a StageError on data the task cannot learn from
     check_rows: Callable[[Path, pd.DataFrame, Any, list[str]], None] | None = None
     # validate: the GX suite (expectations/<suite>.json) that validate.suite null stands for
@@ -114,6 +115,9 @@ class Task:
     parity_metric: str | None = None
     # monitor: the drift signals that apply to the task's inputs and predictions
     drift_signals: frozenset[str] = frozenset()
+    # monitor (retraining): a row's label as a JSONL or Parquet cell that read_rows reads back as that label
+    # (the retrain's merged training file is written with it)
+    file_label: Callable[[str], Any] | None = None
 
     @property
     def primary_metric(self) -> str:
@@ -132,7 +136,7 @@ STAGE_NEEDS: dict[str, tuple[str, ...]] = {
                 "targets"),
     "export": ("onnx_outputs", "outputs", "score", "parity_metric", "targets", "measure_calibration", "label_counts"),
     "register": (),
-    "monitor": ("drift_signals",),
+    "monitor": ("drift_signals", "read_rows", "file_label", "outputs"),
 }
 
 

@@ -12,7 +12,8 @@ from tuneforge.tasks import multi_label_model as model
 from tuneforge.tasks.interface import Task
 
 NAME = "multi-label-classification"
-STAGES = frozenset({"validate", "split", "augment", "train", "tune", "evaluate", "distill", "export", "register"})
+STAGES = frozenset({"validate", "split", "augment", "train", "tune", "evaluate", "distill", "export", "register",
+                    "monitor"})
 
 TASK = Task(
     name=NAME, stages=STAGES, metrics=("macro_f1", "micro_f1", "accuracy", "loss"), peft_task_type="SEQ_CLS",
@@ -29,4 +30,6 @@ TASK = Task(
     score=model.score, outputs=THRESHOLDS, targets=model.targets, measure_calibration=model.measure_calibration,
     per_label_table=model.per_label_table, ranking_metrics=model.ranking_metrics, onnx_outputs=("logits",),
     parity_metric="macro_f1",
+    # monitor: a prediction is a label set (its canonical cell), so the prediction signal compares label sets
+    drift_signals=frozenset({"descriptors", "predictions", "embeddings"}), file_label=data.file_label,
 )

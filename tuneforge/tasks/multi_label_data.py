@@ -41,10 +41,13 @@ LIKELY_SEPARATORS = (",", ";", "|")
 SUITE = "multi_label"
 
 
-def read_rows(path: Path, data: DataConfig) -> pd.DataFrame:
+def read_rows(path: Path, data: DataConfig, *, label_required: bool = True) -> pd.DataFrame:
+    """Rows (text, label set or None, source_row); label_required=False: a file without the label column reads
+    as unlabelled rows (the drift monitor's batches), and needs no separator."""
     table = read_table(path, columns=data.columns)
-    require_columns(table, data.text_column, data.label_column)
-    if table.delimited and data.label_separator is None:
+    require_columns(table, data.text_column, data.label_column, label_required=label_required)
+    labelled = data.label_column in table.columns
+    if labelled and table.delimited and data.label_separator is None:
         raise ConfigError(
             f"data.label_separator: required for {table.path}: a CSV/TSV cell holds a label set as one string of "
             "labels joined by a separator; set data.label_separator (e.g. ',')"
@@ -148,3 +151,4 @@ def label_set(cells: pd.Series) -> list[str]:
 gx_table = with_label_set_columns
 label_counts = label_frequencies
 cardinality = label_cardinality
+file_label = decode_label_set  # in JSONL and Parquet a label set is a list of names

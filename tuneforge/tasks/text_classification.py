@@ -82,13 +82,13 @@ def check_train_config(cfg: TrainConfig) -> None:
         raise ConfigError("train.pos_weight: applies to multi-label classification only (set it to false)")
 
 
-def read_rows(path: Path, data: DataConfig) -> pd.DataFrame:
+def read_rows(path: Path, data: DataConfig, *, label_required: bool = True) -> pd.DataFrame:
     if data.label_separator is not None:
         raise ConfigError(
             f"data.label_separator: set to {data.label_separator!r}, but model.task {NAME} takes one label per "
             "text; for several labels per text set model.task: multi-label-classification"
         )
-    return read_data_table(path, data)
+    return read_data_table(path, data, label_required=label_required)
 
 
 def check_rows(path: Path, frame: pd.DataFrame, data: DataConfig, labels: list[str]) -> None:
@@ -133,5 +133,5 @@ TASK = Task(
     per_label_table=per_class_table, confusion=confusion,
     classification_report=write_classification_report,
     onnx_outputs=("logits",), parity_metric="macro_f1",
-    drift_signals=frozenset({"descriptors", "predictions", "embeddings"}),
+    drift_signals=frozenset({"descriptors", "predictions", "embeddings"}), file_label=str,
 )

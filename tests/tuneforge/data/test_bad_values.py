@@ -18,6 +18,7 @@ from tuneforge.cli import app
 from tuneforge.data.io import read_labelled_table
 from tuneforge.inference import onnx_predictor as predict
 from tuneforge.monitor.data import read_batch
+from tuneforge.tasks import text_classification
 
 
 def refusal(path, **kwargs) -> str:
@@ -79,7 +80,7 @@ def test_the_monitor_batch_reader_refuses_a_text_that_is_not_a_string(tmp_path):
     write_jsonl(batch / "a.jsonl", [{"text": "my card was declined"}])
     write_jsonl(batch / "b.jsonl", [{"text": "fine"}, {"text": {"nested": "x"}}])
     with pytest.raises(StageError) as caught:
-        read_batch(batch, DataConfig())
+        read_batch(batch, DataConfig(), text_classification.read_rows)
     assert caught.value.message == (
         f"{batch / 'b.jsonl'}: line 2: column 'text' (data.text_column) holds an object, not a string"
     )

@@ -13,6 +13,7 @@ from tuneforge.monitor.data import batch_files, batch_sha256, read_batch, sample
 from tuneforge.monitor.retrain import write_at_source_lines
 from tuneforge.monitor.signals import decide
 from tuneforge.params import Params, load_params, parse_params
+from tuneforge.tasks import multi_label, text_classification
 
 
 def test_params_yaml_states_the_monitor_defaults():
@@ -49,7 +50,7 @@ def test_a_folder_batch_reads_its_data_files_in_name_order_and_normalises_texts(
     (tmp_path / "README.md").write_text("not data")
     (tmp_path / ".hidden.csv").write_text("text\nnope\n")
     assert [p.name for p in batch_files(tmp_path)] == ["a.jsonl", "b.csv"]
-    batch = read_batch(tmp_path, Params().data)
+    batch = read_batch(tmp_path, Params().data, text_classification.read_rows)
     assert batch[["text", "label", "source_row"]].values.tolist() == [["first", None, 1], ["second file", "x", 2]]
     before = batch_sha256(tmp_path)
     (tmp_path / "README.md").write_text("edited, still not data")
@@ -63,7 +64,29 @@ def test_a_missing_label_column_is_unlabelled_but_a_missing_text_column_is_refus
         read_labelled_table(tmp_path / "texts.csv", "text", "label")
     write_csv(tmp_path / "bodies.csv", [{"body": "hello"}])
     with pytest.raises(StageError, match=r"bodies.csv: no column 'text' \(data.text_column\); columns are: body"):
-        read_batch(tmp_path / "bodies.csv", Params().data)
+        read_batch(tmp_path / "bodies.csv", Params().data, text_classification.read_rows)
+
+
+def test_a_multi_label_batch_is_read_as_the_task_reads_its_data(tmp_path):
+    """Lists in JSONL, separated cells in CSV: canonical label sets; a row or a file without labels is unlabelled,
+    and a CSV without the label column needs no separator."""
+    data = Params().data.model_copy(update={"label_column": "labels", "label_separator": "|"})
+    read_rows = multi_label.TASK.read_rows
+    (tmp_path / "a.jsonl").write_text('{"text": "so happy", "labels": ["joy", "love"]}\n{"text": "not labelled"}\n'
+                                      '{"text": "nothing applies", "labels": []}\n')
+    write_csv(tmp_path / "b.csv", [{"text": "scary and sad", "labels": "fear|sadness"}])
+    write_csv(tmp_path / "c.csv", [{"text": "only a text"}])
+    batch = read_batch(tmp_path, data, read_rows)
+    assert batch["label"].tolist() == ['["joy","love"]', None, "[]", '["fear","sadness"]', None]
+    unseparated = data.model_copy(update={"label_separator": None})
+    assert read_batch(tmp_path / "c.csv", unseparated, read_rows)["label"].tolist() == [None]
+    with pytest.raises(ConfigError, match=r"^data.label_separator: required for .*b.csv: a CSV/TSV cell holds"):
+        read_batch(tmp_path / "b.csv", unseparated, read_rows)
+    (tmp_path / "d.jsonl").write_text('{"text": "fine", "labels": ["joy"]}\n{"text": "odd", "labels": 3}\n')
+    with pytest.raises(StageError) as refused:
+        read_batch(tmp_path / "d.jsonl", data, read_rows)
+    assert refused.value.message.startswith(f"{tmp_path / 'd.jsonl'}: line 2: column 'labels' (data.label_column) "
+                                            "holds a number, not a list of labels")
 
 
 def test_samples_are_seeded_and_keep_order():
