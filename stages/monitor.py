@@ -32,6 +32,7 @@ from tuneforge.base.outputs import Produced, atomic_dirs, atomic_write_text, wri
 from tuneforge.base.spec import MonitorConfig
 from tuneforge.data.drift import with_heading
 from tuneforge.data.io import LABEL, TEXT
+from tuneforge.inference.onnx_predictor import LABELS_FILE, read_labels
 from tuneforge.monitor.data import batch_sha256, read_batch, read_reference, sample
 from tuneforge.monitor.retrain import DataCheck, prepare_retrain_data
 from tuneforge.monitor.signals import PREDICTED, compare, decide, predicted_labels, sentence_embeddings, with_embeddings
@@ -75,6 +76,7 @@ def check(params: Params, new_data: Path | str | None = None, *, register: bool 
     evidently_json, page, signals = compare(reference_sample, new_sample, cfg)
     if "predictions" in signals:  # what the compared predictions are: labels, or label sets (multi-label)
         signals["predictions"] = {"predicted": task.outputs.predicts, **signals["predictions"]}
+        signals["predictions"] |= rejected_shares(production["dir"] / cfg.model_role, signals["predictions"])
 
     batch_id = f"{batch_sha[:12]}-v{production['version']}"
     summary = {
@@ -114,6 +116,18 @@ def check(params: Params, new_data: Path | str | None = None, *, register: bool 
         summary["registered"] = _register(params, summary, report_dir, inputs)
     _print_outcome(summary)
     return summary
+
+
+def rejected_shares(onnx_dir: Path, predictions: dict) -> dict:
+    """With a production model that rejects out-of-scope texts (reject.enabled at export): the share of the
+    reference and of the new texts it answers with its reject label. A rising share is new data outside the
+    label set, worth labelling before a retrain."""
+    _, _, calibration = read_labels(onnx_dir / LABELS_FILE)
+    label = calibration.get("reject_label")
+    if label is None:
+        return {}
+    return {"rejected": {"label": label, "reference_share": predictions["reference"].get(label, 0.0),
+                         "new_share": predictions["new"].get(label, 0.0)}}
 
 
 def retrain_data(params: Params, summary: dict, new_data: Path | str, *, check_data: DataCheck) -> dict:
@@ -174,6 +188,8 @@ def headline(summary: dict) -> dict:
         metrics["descriptors_drift_share"] = signals["descriptors"]["drift_share"]
     if "predictions" in signals:
         metrics["predictions_score"] = signals["predictions"]["score"]
+        if "rejected" in signals["predictions"]:
+            metrics["rejected_share"] = signals["predictions"]["rejected"]["new_share"]
         if "p_value" in signals["predictions"]:
             metrics["predictions_p_value"] = signals["predictions"]["p_value"]
     if "embeddings" in signals:

@@ -222,3 +222,21 @@ def test_signals_can_be_chosen_and_the_check_left_unregistered(project):
     assert list(summary["signals"]) == ["embeddings"] and summary["drift"] is True
     assert "registered" not in summary and _state(project)[1] == before
     assert "DRIFT: 1 of 1 signals drifted (1 needed)" in (project / summary["report"]["html"]).read_text()
+
+
+def test_a_rejecting_production_model_reports_the_share_of_texts_it_rejects(tmp_path):
+    import json as json_module
+
+    from stages.monitor import headline, rejected_shares
+
+    shares = {"reference": {"card": 0.9, "out_of_scope": 0.1}, "new": {"card": 0.6, "out_of_scope": 0.4}}
+    (tmp_path / "labels.json").write_text(json_module.dumps({"labels": ["card", "refund"], "calibration": {
+        "temperature": 1.2, "reject_below": 0.5, "reject_label": "out_of_scope"}}))
+    found = rejected_shares(tmp_path, shares)
+    assert found == {"rejected": {"label": "out_of_scope", "reference_share": 0.1, "new_share": 0.4}}
+    summary = {"drift": True, "drifted_signals": ["predictions"], "batch": {"rows": 10, "labelled_rows": 0},
+               "signals": {"predictions": {"score": 0.3, **shares, **found}}}
+    assert headline(summary)["rejected_share"] == 0.4
+    # A model without rejection adds nothing.
+    (tmp_path / "labels.json").write_text(json_module.dumps({"labels": ["card", "refund"]}))
+    assert rejected_shares(tmp_path, shares) == {}
