@@ -225,12 +225,12 @@ def score(
     predictions, rule, labels = logits_of(test), task.outputs, classifier.labels
     used = set(task.label_counts(test["label"]).index) | set(task.label_counts(val["label"]).index)
     knows_every_label = used <= set(labels)
-    val_logits = logits_of(val).logits
+    val_logits = logits_of(val).logits if knows_every_label else None
     calibration = rule.fit(val_logits, task.targets(val, labels)) if knows_every_label else None
     scores = rule.scores(predictions.logits, NO_CALIBRATION)
+    calibrated_scores = rule.scores(predictions.logits, calibration or NO_CALIBRATION)
     frame = test.copy()
-    frame["predicted"] = rule.predicted(rule.scores(predictions.logits, calibration or NO_CALIBRATION), labels,
-                                        calibration or NO_CALIBRATION)
+    frame["predicted"] = rule.predicted(calibrated_scores, labels, calibration or NO_CALIBRATION)
     frame["confidence"] = scores.max(axis=1)  # the highest score, as trained
     frame["correct"] = frame["predicted"] == frame["label"]
     truth, predicted = list(frame["label"]), list(frame["predicted"])
@@ -250,7 +250,6 @@ def score(
     targets, bins = task.targets(test, labels), cfg.calibration_bins
     raw = task.measure_calibration(predictions.logits, NO_CALIBRATION, targets, bins)
     fitted = task.measure_calibration(predictions.logits, calibration, targets, bins)
-    calibrated_scores = rule.scores(predictions.logits, calibration)
     frame["calibrated_confidence"] = calibrated_scores.max(axis=1)
     scored["metrics"] |= {"ece": raw["ece"], "nll": raw["nll"],
                           "ece_calibrated": fitted["ece"], "nll_calibrated": fitted["nll"]}
@@ -258,11 +257,12 @@ def score(
         scored["metrics"] |= task.ranking_metrics(calibrated_scores, targets)
     scored["bins"], scored["bins_calibrated"] = raw["bins"], fitted["bins"]
     if reject.enabled:
-        rejecting = rule.fit_rejection(rule.scores(val_logits, calibration), reject.keep_in_scope, reject.label, labels)
+        val_scores = rule.scores(val_logits, calibration)
+        rejecting = rule.fit_rejection(val_scores, reject.keep_in_scope, reject.label, labels)
         frame["rejected"] = rejected_rows(calibrated_scores, rejecting)
         scored["rejection"] = rejecting | {
             "keep_in_scope": reject.keep_in_scope, "fitted_on": "val",
-            "val_kept": float(1 - rejected_rows(rule.scores(val_logits, calibration), rejecting).mean()),
+            "val_kept": float(1 - rejected_rows(val_scores, rejecting).mean()),
         }
         scored["metrics"] |= rejection_metrics(frame)
     return scored
