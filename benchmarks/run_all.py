@@ -48,13 +48,16 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from recipe_run import RECIPE_RECORD, benchmark_environment, clone_repository, read_json  # noqa: E402
+from recipe_run import run_recipe as run_recipe_in  # noqa: E402
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = REPO_ROOT / "benchmarks"
 BANKING77 = REPO_ROOT.parent / "shared" / "datasets" / "banking77"
 RESULTS = BENCHMARKS / "RESULTS.md"
 QUICK_RESULTS = Path(tempfile.gettempdir()) / "tuneforge-RESULTS.quick.md"
 RECIPE_CONFIG = "configs/banking77.yaml"
-RECIPE_RECORD = Path(".tuneforge") / "recipe_run.json"
 VERSIONED = ("torch", "transformers", "peft", "onnxruntime", "dvc", "prefect")
 
 # Published banking77 test accuracies (%), the fixed points the measured quality is compared with. Not
@@ -162,16 +165,6 @@ def run_benchmark(name: str, script: str, arguments: list[str], scratch: Path, t
     return run
 
 
-def benchmark_environment() -> dict[str, str]:
-    """This interpreter first on PATH (DVC runs `python -m stages.X`), this checkout first on PYTHONPATH."""
-    env = dict(os.environ)
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", DVC_NO_ANALYTICS="1", TOKENIZERS_PARALLELISM="false",
-               GX_ANALYTICS_ENABLED="false", PREFECT_SERVER_ANALYTICS_ENABLED="false")
-    return env
-
-
 def shown_command(command: list[str]) -> str:
     """The command as a reader would type it: `python benchmarks/x.py ...`, temporary paths kept."""
     parts = ["python", *(str(Path(part).relative_to(REPO_ROOT)) if part.startswith(str(BENCHMARKS)) else part
@@ -236,35 +229,13 @@ def run_recipe() -> Path:
     """Clone this repository into a new temporary folder and run the banking77 recipe there; keep the clone."""
     if not (BANKING77 / "train.csv").is_file():
         raise SystemExit(f"run_all: error: {BANKING77}: banking77 not found; give --recipe-dir or --quick")
-    clone = Path(tempfile.mkdtemp(prefix="tuneforge-recipe-")) / "repo"
-    subprocess.run(["git", "clone", "-q", str(REPO_ROOT), str(clone)], check=True)
-    command = [sys.executable, "-m", "tuneforge.cli", "run", "--config", RECIPE_CONFIG,
-               "--set", f"data.dir={BANKING77.resolve()}"]
-    print(f"run_all: running the recipe in {clone} (about an hour on 2 CPU cores): {shlex.join(command[1:])}",
-          flush=True)
-    env = benchmark_environment()
-    env["PYTHONPATH"] = str(clone)
-    before, began = os.times(), time.perf_counter()
-    done = subprocess.run(command, cwd=clone, env=env)
-    after = os.times()
-    record = {
-        "command": shlex.join(["python", *command[1:]]), "returncode": done.returncode,
-        "wall_seconds": round(time.perf_counter() - began, 1),
-        # CPU time of the recipe's whole process tree (DVC and every stage), as the kernel accounted it.
-        "cpu_seconds": round((after.children_user - before.children_user)
-                             + (after.children_system - before.children_system), 1),
-        "finished": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-    }
-    (clone / RECIPE_RECORD).parent.mkdir(exist_ok=True)
-    (clone / RECIPE_RECORD).write_text(json.dumps(record, indent=2))
-    if done.returncode != 0:
-        raise SystemExit(f"run_all: error: the recipe failed (exit {done.returncode}) in {clone}")
+    clone = clone_repository("tuneforge-recipe-")
+    print("run_all: the banking77 recipe takes about an hour on 2 CPU cores", flush=True)
+    record = run_recipe_in(clone, RECIPE_CONFIG, [f"data.dir={BANKING77.resolve()}"], "run_all")
+    if record["returncode"] != 0:
+        raise SystemExit(f"run_all: error: the recipe failed (exit {record['returncode']}) in {clone}")
     print(f"run_all: recipe done in {clone}; reuse it with --recipe-dir {clone}", flush=True)
     return clone
-
-
-def read_json(path: Path) -> dict | None:
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
 def parse_time_log(text: str) -> dict[str, float]:
