@@ -25,6 +25,8 @@ Outputs, replaced atomically:
     reports/evaluate/classification.{html,json}  Evidently classification report (production as reference)
     reports/evaluate/predictions.parquet    text, label, predicted, confidence, correct, calibrated_confidence,
                                             source_row
+    reports/evaluate/oos_predictions.parquet  with out-of-scope test rows (data.oos_file): text, label as given,
+                                            predicted, calibrated_confidence, rejected
     reports/evaluate/meta.json              config, inputs and their hashes, metrics, device, timings
     reports/metrics/evaluate.json           headline metrics (DVC metrics), with the test split's sha256
 """
@@ -41,7 +43,9 @@ from tuneforge.base.layout import Workspace
 from tuneforge.base.outputs import Produced, atomic_dirs, sha256_file, write_json, write_meta, write_metrics
 from tuneforge.base.secrets import mask_url
 from tuneforge.base.spec import EvaluateConfig, ModelConfig, RejectConfig, shown_value
+from tuneforge.data.out_of_scope import read_out_of_scope
 from tuneforge.evaluation import metrics as m
+from tuneforge.evaluation.open_set import choose_rejection, open_set_metrics
 from tuneforge.evaluation.plots import confusion_png, matplotlib_missing, reliability_png
 from tuneforge.evaluation.test_split import check_labels_known, read_test_split
 from tuneforge.inference.outputs import NO_CALIBRATION
@@ -88,17 +92,20 @@ def run(
         check_same_kind_of_head(candidate, baseline, comparison_status)
 
     print(f"{STAGE}: {model_dir} on {len(test)} test rows ({device.type})")
-    scored = score(task, candidate, test, val, cfg, max_length, reject)
+    # Out-of-scope rows (data.oos_file, as split shared them) are scored only by a rejecting model.
+    oos = read_out_of_scope(workspace.splits) if reject.enabled else {}
+    scored = score(task, candidate, test, val, cfg, max_length, reject, oos)
     compared = None
     if baseline is not None:
         print(f"{STAGE}: also {comparison_status['ref']} (version {comparison_status['version']})")
         compared = compare(
-            task, scored, score(task, baseline, test, val, cfg, max_length, reject), cfg, comparison_status
+            task, scored, score(task, baseline, test, val, cfg, max_length, reject, oos), cfg, comparison_status
         )
 
     test_sha256 = sha256_file(test_path)
     headline = headline_metrics(scored, len(test), test_sha256, compared or comparison_status)
     inputs = {"model": model_dir, "test": test_path, "val": val_path}
+    inputs |= {name: workspace.splits / f"{name}.parquet" for name in oos}
     inputs |= {"baseline_model": baseline_dir} if baseline_dir else {}
     figures = matplotlib_missing()
     with atomic_dirs(reports) as (out,):
@@ -210,7 +217,7 @@ def absent_registry(url: str) -> str | None:
 
 def score(
     task: Task, classifier: Classifier, test: pd.DataFrame, val: pd.DataFrame, cfg: EvaluateConfig, max_length: int,
-    reject: RejectConfig,
+    reject: RejectConfig, oos: dict[str, pd.DataFrame],
 ) -> dict:
     """Predictions and every metric of one model on the test rows (inputs truncated to `max_length` tokens), with
     its calibration fitted on the val rows (the output rule's fit: a softmax temperature, or multi-label
@@ -218,7 +225,8 @@ def score(
     (a temperature never changes them; thresholds decide them). A model that does not know every label of both
     splits (a production model with another label set) is not calibrated, and is compared on the rest.
     With `reject.enabled`, the rejection threshold is fitted on the calibrated val scores too; the predictions
-    and metrics above stay the classifier's, and the rejection's own numbers are added (rejection_metrics)."""
+    and metrics above stay the classifier's, and the rejection's own numbers are added (rejection_metrics); with
+    out-of-scope test rows (`oos`, from data.oos_file) the open-set ones too (tuneforge/evaluation/open_set.py)."""
     def logits_of(frame: pd.DataFrame):
         return predict(classifier, frame["text"].tolist(), batch_size=cfg.batch_size, max_length=max_length)
 
@@ -258,13 +266,25 @@ def score(
     scored["bins"], scored["bins_calibrated"] = raw["bins"], fitted["bins"]
     if reject.enabled:
         val_scores = rule.scores(val_logits, calibration)
-        rejecting = rule.fit_rejection(val_scores, reject.keep_in_scope, reject.label, labels)
+        oos_scores = {name: rule.scores(logits_of(rows).logits, calibration) for name, rows in oos.items() if len(rows)}
+        rejecting = choose_rejection(rule, reject, val_scores, list(val["label"]), oos_scores.get("oos_val"), labels)
         frame["rejected"] = rejected_rows(calibrated_scores, rejecting)
         scored["rejection"] = rejecting | {
-            "keep_in_scope": reject.keep_in_scope, "fitted_on": "val",
+            "fit": reject.fit, "keep_in_scope": reject.keep_in_scope,
+            "fitted_on": "val and out-of-scope val" if reject.fit == "oos" else "val",
             "val_kept": float(1 - rejected_rows(val_scores, rejecting).mean()),
         }
         scored["metrics"] |= rejection_metrics(frame)
+        if "oos_test" in oos_scores:
+            oos_frame = oos["oos_test"].copy()
+            oos_frame["predicted"] = rule.predicted(oos_scores["oos_test"], labels, calibration)
+            oos_frame["calibrated_confidence"] = oos_scores["oos_test"].max(axis=1)
+            oos_frame["rejected"] = rejected_rows(oos_scores["oos_test"], rejecting)
+            scored["oos_frame"] = oos_frame
+            scored["metrics"] |= open_set_metrics(
+                truth, predicted, frame["rejected"], list(oos_frame["predicted"]), oos_frame["rejected"],
+                reject.label, labels,
+            )
     return scored
 
 
@@ -379,6 +399,8 @@ def write_reports(out: Path, task: Task, scored: dict, compared: dict | None, st
         predictions["production_confidence"] = compared["baseline_frame"]["confidence"].to_numpy()
         write_json(out / "comparison.json", {k: v for k, v in compared.items() if k != "baseline_frame"})
     predictions.to_parquet(out / "predictions.parquet", index=False)
+    if "oos_frame" in scored:
+        scored["oos_frame"].to_parquet(out / "oos_predictions.parquet", index=False)
     if task.classification_report:
         task.classification_report(frame, compared["baseline_frame"] if compared else None, out)
     (out / "summary.md").write_text(summary_markdown(scored, compared, status, figures_skipped), encoding="utf-8")
@@ -428,12 +450,20 @@ def summary_markdown(scored: dict, compared: dict | None, status: dict, figures_
         lines += [f"Note: {figures_skipped}.", ""]
     if "rejection" in scored:
         found, metrics = scored["rejection"], scored["metrics"]
+        fitted = (f"fitted on val to keep {found['keep_in_scope']:.0%} of its rows" if found["fit"] == "keep_in_scope"
+                  else "fitted for the best macro-F1 on val and the out-of-scope val rows")
         lines += ["## Out-of-scope rejection", "",
                   f"A text whose calibrated top score is below {found['reject_below']:.4f} is answered "
-                  f"`{found['reject_label']}` (fitted on val to keep {found['keep_in_scope']:.0%} of its rows; it "
-                  f"kept {found['val_kept']:.1%}). On the test rows, all in scope: {metrics['rejected_share']:.1%} "
-                  f"rejected, accuracy {metrics['accepted_accuracy']:.4f} on the rest, "
-                  f"{metrics['in_scope_accuracy']:.4f} counting a rejection as wrong.", ""]
+                  f"`{found['reject_label']}` ({fitted}; it kept {found['val_kept']:.1%} of the val rows). On the "
+                  f"in-scope test rows: {metrics['rejected_share']:.1%} rejected, accuracy "
+                  f"{metrics['accepted_accuracy']:.4f} on the rest, {metrics['in_scope_accuracy']:.4f} counting a "
+                  "rejection as wrong.", ""]
+        if "oos_rows" in metrics:
+            lines += [f"On {metrics['oos_rows']} out-of-scope test rows (data.oos_file): recall "
+                      f"{metrics['oos_recall']:.4f}, precision {metrics['oos_precision']:.4f}, "
+                      f"F1 {metrics['oos_f1']:.4f}; "
+                      f"over every test row with `{found['reject_label']}` as one more class: accuracy "
+                      f"{metrics['accuracy_with_oos']:.4f}, macro-F1 {metrics['macro_f1_with_oos']:.4f}.", ""]
     lines += ["## Comparison with production", ""]
     if compared is None:
         return "\n".join(lines + [status["message"][:1].upper() + status["message"][1:] + ".", ""])

@@ -54,6 +54,8 @@ from tuneforge.base.outputs import (
 )
 from tuneforge.base.spec import ExportConfig, ModelConfig, RejectConfig
 from tuneforge.data.drift import write_drift_report
+from tuneforge.data.out_of_scope import read_out_of_scope
+from tuneforge.evaluation.open_set import choose_rejection, open_set_metrics
 from tuneforge.evaluation.test_split import check_labels_known, read_test_split
 from tuneforge.export import model_card, onnx_export, parity
 from tuneforge.export.latency import chunks, measure, onnx_runner, torch_runner, torch_threads
@@ -92,6 +94,8 @@ def run(
         inputs["student"] = student_dir
     test = read_test_split(test_path)
     val = read_test_split(val_path) if cfg.calibrate else None
+    oos = read_out_of_scope(workspace.splits) if reject.enabled else {}  # data.oos_file's rows, as split shared them
+    inputs |= {name: workspace.splits / f"{name}.parquet" for name in oos}
     if teacher_dir.is_dir():
         require_tokenizer_file(teacher_dir)
     teacher = load_trained_classifier(teacher_dir, torch.device("cpu"), missing_hint=TEACHER_HINT)
@@ -114,7 +118,7 @@ def run(
         int8_logits = onnx_predict.logits(int8, texts, batch_size=cfg.batch_size)
         # Fitted before the gates: every model is compared at the shipped calibration (a temperature changes no
         # prediction; multi-label thresholds decide them, so parity is measured at the ones that ship).
-        calibration = calibrate(task, int8, val, test, int8_logits, source.labels, cfg, reject)
+        calibration = calibrate(task, int8, val, test, int8_logits, source.labels, cfg, reject, oos)
 
         def predicted(logits: np.ndarray) -> list:
             return labels_from_logits(task.outputs, logits, source.labels, calibration["fitted"])
@@ -263,7 +267,8 @@ def write_labels(directory: Path, task: Task, labels: list[str], calibration: di
 
 
 def calibrate(
-    task: Task, int8, val, test, test_logits: np.ndarray, labels: list[str], cfg: ExportConfig, reject: RejectConfig
+    task: Task, int8, val, test, test_logits: np.ndarray, labels: list[str], cfg: ExportConfig, reject: RejectConfig,
+    oos: dict,
 ) -> dict:
     """The shipped int8 model's calibration fitted on val (none with export.calibrate false), and its effect on
     the test rows: ECE and NLL with raw and with calibrated scores; with reject.enabled, the rejection threshold
@@ -274,12 +279,8 @@ def calibrate(
         val_logits = onnx_predict.logits(int8, list(val["text"]), batch_size=cfg.batch_size)
         fitted = rule.fit(val_logits, task.targets(val, labels))
         if reject.enabled:
-            found["rejection"] = rule.fit_rejection(
-                rule.scores(val_logits, fitted), reject.keep_in_scope, reject.label, labels
-            )
-            found["test_rejected_share"] = float(
-                rejected_rows(rule.scores(test_logits, fitted), found["rejection"]).mean()
-            )
+            found |= fit_shipped_rejection(int8, rule, fitted, val, val_logits, test, test_logits, labels, cfg,
+                                           reject, oos)
     truth, bins = task.targets(test, labels), cfg.calibration_bins
 
     def measured(calibration) -> dict:
@@ -288,6 +289,30 @@ def calibrate(
 
     return {"fitted": fitted, "fitted_on": "val" if val is not None else None,
             "test_raw": measured(NO_CALIBRATION), "test_calibrated": measured(fitted), **found}
+
+
+def fit_shipped_rejection(
+    int8, rule, fitted: dict, val, val_logits: np.ndarray, test, test_logits: np.ndarray, labels: list[str],
+    cfg: ExportConfig, reject: RejectConfig, oos: dict,
+) -> dict:
+    """The int8 model's own rejection threshold (as evaluate fits the teacher's), the share of in-scope test rows
+    it rejects, and with out-of-scope test rows the open-set metrics the shipped model reaches."""
+    def scores_of(frame) -> np.ndarray:
+        return rule.scores(onnx_predict.logits(int8, list(frame["text"]), batch_size=cfg.batch_size), fitted)
+
+    oos_scores = {name: scores_of(rows) for name, rows in oos.items() if len(rows)}
+    test_scores = rule.scores(test_logits, fitted)
+    rejection = choose_rejection(rule, reject, rule.scores(val_logits, fitted), list(val["label"]),
+                                 oos_scores.get("oos_val"), labels)
+    rejected = rejected_rows(test_scores, rejection)
+    found = {"rejection": rejection, "rejection_fit": reject.fit, "test_rejected_share": float(rejected.mean())}
+    if "oos_test" in oos_scores:
+        found["open_set"] = open_set_metrics(
+            list(test["label"]), rule.predicted(test_scores, labels, fitted), rejected,
+            rule.predicted(oos_scores["oos_test"], labels, fitted), rejected_rows(oos_scores["oos_test"], rejection),
+            reject.label, labels,
+        )
+    return found
 
 
 def pytorch_logits(source: Classifier, texts: list[str], cfg: ExportConfig, max_length: int) -> np.ndarray:
@@ -440,6 +465,7 @@ def headline_metrics(fp32_gate: dict, int8_gate: dict, speed: dict, shipped: str
         **{f"vs_teacher_{name}": value for name, value in speed["ratios"].items()},
         **({"reject_below": calibration["rejection"]["reject_below"],
             "test_rejected_share": calibration["test_rejected_share"]} if "rejection" in calibration else {}),
+        **calibration.get("open_set", {}),
     }
 
 

@@ -4,7 +4,8 @@ Input: data/validated/train.parquet, plus data/validated/test.parquet when the s
 and data/validated/val.parquet when it names a val file. A given file is that split row for row, and train
 is split only for the held-out splits still missing: into train/val with a given test file, into
 train/test with a given val file, and not at all with both (train is then every validated training row).
-Output: data/splits/{train,val,test}.parquet (text, label, source_row) + meta.json, drift reports
+Output: data/splits/{train,val,test}.parquet (text, label, source_row) + meta.json (and, with data.oos_file,
+data/splits/{oos_val,oos_test}.parquet: the out-of-scope rows shared by split.oos_val_fraction), drift reports
 reports/split/{val_vs_train,test_vs_train}.{html,json}, rows per label and split in reports/split/summary.md,
 and metrics reports/metrics/split.json (with the same counts).
 
@@ -28,6 +29,7 @@ from tuneforge.base.outputs import Produced, atomic_dirs, atomic_write_text, wri
 from tuneforge.base.spec import ModelConfig, SplitConfig
 from tuneforge.data.drift import write_drift_report
 from tuneforge.data.io import LABEL, SOURCE_ROW, TEXT
+from tuneforge.data.out_of_scope import split_out_of_scope
 from tuneforge.data.splitting import check_class_sizes, min_per_class
 from tuneforge.data.textnorm import text_key
 from tuneforge.pipeline.runner import stage_main
@@ -56,11 +58,16 @@ def run(cfg: SplitConfig, *, model_cfg: ModelConfig | None = None, workspace: Wo
     given = {name: read_validated(path) for name, path in given_paths.items()}
 
     splits = split_frame(labelled, cfg, task, given=given)
-    check_no_shared_text(splits)
+    oos_path = workspace.validated / "oos.parquet"
+    out_of_scope = {}
+    if oos_path.is_file():
+        out_of_scope = split_out_of_scope(read_validated(oos_path), cfg.oos_val_fraction, cfg.seed)
+        given_paths["oos"] = oos_path
+    check_no_shared_text(splits | out_of_scope)
 
     inputs = {"train": train_path} | given_paths
     with atomic_dirs(out_dir, reports) as (splits_tmp, reports_tmp):
-        for name, frame in splits.items():
+        for name, frame in (splits | out_of_scope).items():
             frame.to_parquet(splits_tmp / f"{name}.parquet", index=False)
         drift = {
             f"{name}_vs_train": write_drift_report(
@@ -70,7 +77,7 @@ def run(cfg: SplitConfig, *, model_cfg: ModelConfig | None = None, workspace: Wo
         }
         label_counts = {name: _label_counts(task, frame) for name, frame in splits.items()}
         metrics = {
-            "rows": {name: len(frame) for name, frame in splits.items()},
+            "rows": {name: len(frame) for name, frame in (splits | out_of_scope).items()},
             "classes": len(_label_counts(task, labelled)),
             "val_source": "given" if "val" in given else "split",
             "test_source": "given" if "test" in given else "split",
@@ -155,17 +162,17 @@ def _check_every_class_everywhere(splits: dict[str, pd.DataFrame], labels: set[s
 
 
 def _summary(metrics: dict) -> str:
-    names = list(metrics["rows"])
     counts = metrics["label_counts"]
+    labelled = list(counts)  # out-of-scope rows carry no label of the set: rows only
     lines = [
         "# split", "",
         "| split | rows | source |", "| --- | ---: | --- |",
-        *(f"| {name} | {metrics['rows'][name]} | {metrics.get(f'{name}_source', 'split')} |" for name in names),
+        *(f"| {name} | {rows} | {metrics.get(f'{name}_source', 'split')} |" for name, rows in metrics["rows"].items()),
         "", f"## Rows per label: {metrics['classes']} labels", "",
-        "| label | " + " | ".join(names) + " |", "| --- |" + " ---: |" * len(names),
+        "| label | " + " | ".join(labelled) + " |", "| --- |" + " ---: |" * len(labelled),
     ]
     for label in sorted(set().union(*counts.values())):
-        lines.append(f"| {label} | " + " | ".join(str(counts[name].get(label, 0)) for name in names) + " |")
+        lines.append(f"| {label} | " + " | ".join(str(counts[name].get(label, 0)) for name in labelled) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -28,7 +28,9 @@ from tuneforge.base.spec import DataConfig, ModelConfig, ValidateConfig
 from tuneforge.data.cleaning import Cleaned, clean_table, conflicts, labels_per_text
 from tuneforge.data.gx_suite import counts, failure_summary, failure_table, load_suite, validate_tables
 from tuneforge.data.io import LABEL, SOURCE_ROW, TEXT, label_declaration
+from tuneforge.data.out_of_scope import clean_out_of_scope
 from tuneforge.data.textnorm import text_key
+from tuneforge.inference.rejection import require_rejection
 from tuneforge.pipeline.runner import stage_main
 from tuneforge.tasks import Task, task_for
 
@@ -77,6 +79,10 @@ def run(
     declared, labels_source = label_declaration(data)
     labels = declared if declared is not None else task.label_set(train_frame[LABEL])
     task.check_rows(files["train"], train_frame, data, labels)
+    out_of_scope, oos_counts = None, {}
+    if data.oos_path is not None:
+        in_scope_keys = set(train_frame[TEXT].map(text_key)).union(*held_out_keys.values())
+        out_of_scope, oos_counts = _read_out_of_scope(task, data, labels, in_scope_keys)
 
     held_out_all = sorted(set().union(*held_out_texts.values()))
     tables = _tables_to_validate(task, train_frame, held_out, labels, held_out_all, cfg)
@@ -104,17 +110,20 @@ def run(
     }
     if cfg.drop_val_test_overlap:
         metrics["dropped_val_in_test"] = dropped_val_in_test
+    metrics |= oos_counts
     if task.label_cardinality is not None:
         metrics["label_cardinality"] = {name: task.label_cardinality(frame[LABEL]) for name, frame in outputs.items()}
-    inputs = {**files, "suite": suite_path}
+    inputs = {**files, "suite": suite_path} | ({"oos": data.oos_path} if data.oos_path else {})
 
     with atomic_dirs(out_dir, reports) as (data_tmp, reports_tmp):
         for name, frame in outputs.items():
             _write_table(frame, data_tmp / f"{name}.parquet")
+        if out_of_scope is not None:
+            _write_table(out_of_scope, data_tmp / "oos.parquet")
         write_json(data_tmp / "labels.json", {"labels": labels, "source": labels_source})
         write_json(reports_tmp / "gx_result.json", results)
         summary = _summary(
-            files=files, suite_path=suite_path, results=results, train=train, held_out=held_out,
+            files=inputs, suite_path=suite_path, results=results, train=train, held_out=held_out,
             metrics=metrics, train_conflicts=train_conflicts, outputs=outputs,
             labels=labels, labels_source=labels_source, label_counts=task.label_counts,
         )
@@ -139,6 +148,17 @@ def _read_clean(task: Task, path: Path, data: DataConfig, *, drop_duplicates: bo
     if cleaned.frame.empty:
         raise StageError(f"{path}: no non-empty texts (all {cleaned.rows_in} rows were empty)")
     return cleaned
+
+
+def _read_out_of_scope(
+    task: Task, data: DataConfig, labels: list[str], in_scope_keys: set[str]
+) -> tuple[pd.DataFrame, dict]:
+    """data.oos_file's rows (tuneforge.data.out_of_scope), none of whose texts is an in-scope text."""
+    require_rejection(task.outputs.fit_rejection, True, task.name)
+    path = data.oos_path
+    if not path.is_file():
+        raise StageError(f"{path}: file not found (data.oos_file)")
+    return clean_out_of_scope(task.read_rows(path, data, label_required=False), path, labels, in_scope_keys)
 
 
 def _refuse_shared_texts(val: pd.DataFrame, val_path: Path, test: pd.DataFrame, test_path: Path) -> None:
@@ -243,6 +263,12 @@ def _summary(
         lines.append(
             f"| `{files[name]}` | {cleaned.rows_in} | {cleaned.dropped_empty} | none ({kept_duplicates} kept) "
             f"| {in_test} | none ({kept_conflicts} kept) | {len(outputs[name])} |"
+        )
+    if "oos_rows_in" in metrics:
+        lines.append(
+            f"| `{files['oos']}` (out of scope) | {metrics['oos_rows_in']} | {metrics['oos_dropped_empty']} "
+            f"| {metrics['oos_dropped_duplicates']} | {metrics['oos_dropped_in_scope_texts']} (in-scope texts) | – "
+            f"| {metrics['oos_rows_out']} |"
         )
     if held_out:
         given = " and ".join(f"the {name} file is the {name} split" for name in held_out)

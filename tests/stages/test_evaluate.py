@@ -23,7 +23,9 @@ from tuneforge.base.outputs import Produced, sha256_file, sha256_path
 from tuneforge.base.spec import EvaluateConfig, ModelConfig, RejectConfig
 from tuneforge.evaluation.calibration import expected_calibration_error, reliability_bins
 from tuneforge.evaluation.metrics import mcnemar_test, top_confusions
+from tuneforge.evaluation.open_set import open_set_metrics
 from tuneforge.inference.outputs import ARGMAX
+from tuneforge.inference.torch_predictor import load_trained_classifier, predict
 
 LABELS = ["card", "transfer", "refund", "login"]
 KEYWORDS = {
@@ -463,4 +465,77 @@ def test_rejection_for_multi_label_is_refused_before_anything_loads(workspace):
     with pytest.raises(ConfigError, match=r"^reject.enabled: rejection applies to single-label classification"):
         evaluate.run(CFG, local_registry(workspace), model_cfg=ModelConfig(task="multi-label-classification"),
                      reject=RejectConfig(enabled=True))
+    assert snapshot() == before
+
+
+def out_of_scope_rows(count: int, seed: int) -> pd.DataFrame:
+    """Texts of filler words only (no class keyword), labelled as an out-of-scope file would: outside LABELS."""
+    rng = random.Random(seed)
+    texts = {" ".join(rng.sample(FILLER, 3)) + f" {i}" for i in range(count)}
+    return pd.DataFrame({"text": sorted(texts), "label": "weather", "source_row": range(2, len(texts) + 2)})
+
+
+def place_out_of_scope(val_rows: int, test_rows: int) -> None:
+    out_of_scope_rows(val_rows, seed=7).to_parquet("data/splits/oos_val.parquet", index=False)
+    out_of_scope_rows(test_rows, seed=8).to_parquet("data/splits/oos_test.parquet", index=False)
+
+
+def test_out_of_scope_test_rows_are_scored_with_out_of_scope_as_one_more_class(workspace):
+    place_out_of_scope(val_rows=0, test_rows=30)
+    evaluate.run(CFG, local_registry(workspace), workspace=Workspace(), reject=RejectConfig(enabled=True,
+                                                                                            keep_in_scope=0.8))
+    metrics, predictions, oos = read_report("metrics.json"), read_report("predictions.parquet"), read_report(
+        "oos_predictions.parquet")
+    threshold = metrics["rejection"]["reject_below"]
+    assert len(oos) == metrics["oos_rows"] == 30
+    assert (oos["rejected"] == (oos["calibrated_confidence"] < threshold)).all()
+    caught, wrongly = int(oos["rejected"].sum()), int(predictions["rejected"].sum())
+    assert metrics["oos_recall"] == pytest.approx(caught / 30)
+    assert metrics["oos_precision"] == pytest.approx(caught / (caught + wrongly) if caught + wrongly else 0.0)
+    # sklearn on every test row, a rejected row answering `out_of_scope`, the out-of-scope rows' truth.
+    truth = [*predictions["label"], *["out_of_scope"] * 30]
+    answers = [*np.where(predictions["rejected"], "out_of_scope", predictions["predicted"]),
+               *np.where(oos["rejected"], "out_of_scope", oos["predicted"])]
+    assert metrics["accuracy_with_oos"] == pytest.approx(accuracy_score(truth, answers))
+    assert metrics["macro_f1_with_oos"] == pytest.approx(
+        f1_score(truth, answers, labels=[*LABELS, "out_of_scope"], average="macro", zero_division=0))
+    assert "out-of-scope test rows (data.oos_file)" in read_report("summary.md")
+
+
+def test_reject_fit_oos_takes_the_threshold_with_the_best_open_set_macro_f1_on_val(workspace):
+    place_out_of_scope(val_rows=30, test_rows=30)
+    evaluate.run(CFG, local_registry(workspace), workspace=Workspace(),
+                 reject=RejectConfig(enabled=True, fit="oos"))
+    metrics = read_report("metrics.json")
+    assert metrics["rejection"]["fit"] == "oos" and "out-of-scope val rows" in read_report("summary.md")
+    # The same model's calibrated val scores, rescored here at the chosen and at other thresholds.
+    classifier = load_trained_classifier(Path("models/teacher"), torch.device("cpu"), missing_hint="")
+    calibration = metrics["calibration"]["fitted"]
+    val = pd.read_parquet("data/splits/val.parquet")
+    oos_val = pd.read_parquet("data/splits/oos_val.parquet")
+
+    def scores(frame):
+        logits = predict(classifier, list(frame["text"]), batch_size=16, max_length=128).logits
+        return ARGMAX.scores(logits, calibration)
+
+    val_scores, oos_scores = scores(val), scores(oos_val)
+
+    def open_macro_f1(threshold):
+        return open_set_metrics(
+            list(val["label"]), [LABELS[i] for i in val_scores.argmax(axis=1)], val_scores.max(axis=1) < threshold,
+            [LABELS[i] for i in oos_scores.argmax(axis=1)], oos_scores.max(axis=1) < threshold, "out_of_scope", LABELS,
+        )["macro_f1_with_oos"]
+
+    chosen = open_macro_f1(metrics["rejection"]["reject_below"])
+    tops = np.concatenate([val_scores.max(axis=1), oos_scores.max(axis=1)])
+    assert all(open_macro_f1(threshold) <= chosen + 1e-9 for threshold in np.quantile(tops, np.linspace(0, 1, 41)))
+    assert chosen > open_macro_f1(0.0), "rejecting nothing scores out-of-scope as all wrong: the fit must do better"
+
+
+def test_reject_fit_oos_without_out_of_scope_val_rows_is_one_line_and_nothing_written(workspace):
+    place_out_of_scope(val_rows=0, test_rows=30)
+    before = snapshot()
+    with pytest.raises(StageError, match=r"^reject.fit: oos, but split wrote no out-of-scope val rows"):
+        evaluate.run(CFG, local_registry(workspace), workspace=Workspace(),
+                     reject=RejectConfig(enabled=True, fit="oos"))
     assert snapshot() == before

@@ -338,3 +338,26 @@ def test_predict_answers_out_of_scope_below_the_shipped_threshold(copy):
         assert (row["label"] == "none_of_these") == (score < 0.93)
         assert row["top"][0]["label"] != "none_of_these"  # the classes stay listed
 
+
+
+def test_export_with_out_of_scope_rows_fits_on_them_and_reports_what_the_shipped_model_rejects(copy):
+    """reject.fit oos: the int8 model's threshold is fitted with the out-of-scope val rows, and the open-set
+    metrics on the out-of-scope test rows are those of the shipped files, run through `tuneforge predict`."""
+    texts = [f"zebra {word} umbrella {i}" for i, word in enumerate(["violin", "glacier", "pepper", "orbit"] * 8)]
+    oos = pd.DataFrame({"text": texts, "label": "", "source_row": range(2, len(texts) + 2)})
+    oos.iloc[:12].to_parquet(copy / "data/splits/oos_val.parquet", index=False)
+    oos.iloc[12:].reset_index(drop=True).to_parquet(copy / "data/splits/oos_test.parquet", index=False)
+    export.run(tiny_export(), model_cfg=TINY_MODEL, workspace=Workspace(copy),
+               reject=RejectConfig(enabled=True, fit="oos"))
+    metrics = json.loads((copy / "reports/metrics/export.json").read_text())
+    classifier = predict.load(copy / "models/onnx")
+    batch = tiny_export().batch_size
+    test = pd.read_parquet(copy / "data/splits/test.parquet")
+    answered = [row["label"] for row in predict.predict(classifier, list(test["text"]), batch_size=batch)]
+    oos_answered = [row["label"] for row in predict.predict(classifier, texts[12:], batch_size=batch)]
+    caught = sum(answer == "out_of_scope" for answer in oos_answered)
+    assert metrics["oos_rows"] == 20 and metrics["oos_recall"] == pytest.approx(caught / 20)
+    truth = [*test["label"], *["out_of_scope"] * 20]
+    assert metrics["accuracy_with_oos"] == pytest.approx(np.mean(np.array(truth) == np.array(answered + oos_answered)))
+    assert "out-of-scope test rows it rejects" in (copy / "models/onnx/README.md").read_text()
+    assert metrics["test_rejected_share"] == pytest.approx(np.mean([a == "out_of_scope" for a in answered]))

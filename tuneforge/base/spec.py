@@ -117,6 +117,11 @@ class DataConfig(Section):
         description="File inside `dir` naming one label per line: labels given as ids 0, 1, ... are mapped "
         "through it, and it is the label set.",
     )
+    oos_file: DataFile | None = Field(
+        None, description="Out-of-scope texts inside `dir` (single-label, with reject.enabled): rows whose label, "
+        "where the file has the label column, is outside the label set. split shares them between val "
+        "(split.oos_val_fraction, for reject.fit: oos) and test (the out-of-scope metrics).",
+    )
 
     @property
     def train_path(self) -> Path:
@@ -129,6 +134,10 @@ class DataConfig(Section):
     @property
     def val_path(self) -> Path | None:
         return Path(self.dir) / self.val_file if self.val_file else None
+
+    @property
+    def oos_path(self) -> Path | None:
+        return Path(self.dir) / self.oos_file if self.oos_file else None
 
     @property
     def labels_path(self) -> Path | None:
@@ -145,7 +154,8 @@ class DataConfig(Section):
     def _files_distinct(self):
         # One file as two splits would score or select the model on its own training rows.
         named = [(key, name) for key, name in (
-            ("train_file", self.train_file), ("val_file", self.val_file), ("test_file", self.test_file)
+            ("train_file", self.train_file), ("val_file", self.val_file), ("test_file", self.test_file),
+            ("oos_file", self.oos_file),
         ) if name]
         for index, (key, name) in enumerate(named):
             for other, other_name in named[index + 1:]:
@@ -195,6 +205,9 @@ class SplitConfig(Section):
         0.1, description="Share held out for test; ignored when data.test_file is given."
     )
     seed: int = Field(42, description="Seed of the stratified shuffle.")
+    oos_val_fraction: Probability = Field(
+        0.5, description="Share of the out-of-scope rows (data.oos_file) put in val; the rest are test rows.",
+    )
 
     @model_validator(mode="after")
     def _fractions_leave_training_data(self):
@@ -631,6 +644,11 @@ class RejectConfig(Section):
         "out_of_scope", min_length=1, max_length=64,
         description="The answer for a rejected text; it must not be one of the model's labels.",
     )
+    fit: Literal["keep_in_scope", "oos"] = Field(
+        "keep_in_scope", description="How the threshold is chosen on val: keep_in_scope (the share above, from "
+        "in-scope rows only) or oos (the highest macro-F1 over the labels and out-of-scope as one more class, on "
+        "the val rows and the out-of-scope val rows of data.oos_file).",
+    )
 
 
 # Evidently's drift tests by the column type they accept (evidently.legacy.calculations.stattests).
@@ -822,7 +840,7 @@ def _cut(text: str, limit: int) -> str:
 
 
 def _describe(root: type[BaseModel], error: dict) -> str:
-    path = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    path = ".".join(str(part) for part in error["loc"])
     kind = error["type"]
     if kind == "extra_forbidden":
         if path in MOVED_KEYS:
@@ -835,7 +853,8 @@ def _describe(root: type[BaseModel], error: dict) -> str:
     # Section-level checks (a whole mapping as input) already say what they saw.
     if "got" not in message and not isinstance(error["input"], dict):
         message = f"{message}, got {shown_value(error['input'])}"
-    return _cut(mask_text(f"{path}: {message}"), MAX_ERROR_LINE_CHARS)
+    # A check across sections (loc empty) names its keys itself.
+    return _cut(mask_text(f"{path}: {message}" if path else message), MAX_ERROR_LINE_CHARS)
 
 
 def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:

@@ -353,7 +353,7 @@ def check_data_files(data, root: Path = Path(".")) -> None:
     if not folder.is_dir():
         raise StageError(f"data.dir: folder not found: {data.dir}")
     files = (("data.train_file", data.train_file), ("data.val_file", data.val_file), ("data.test_file", data.test_file),
-             ("data.labels_file", data.labels_file))
+             ("data.oos_file", data.oos_file), ("data.labels_file", data.labels_file))
     for key, name in files:
         if name and not (folder / name).is_file():
             raise StageError(f"{key}: file not found: {Path(data.dir) / name}")

@@ -193,9 +193,18 @@ def _rejection(calibration: dict) -> list[str]:
     found = calibration.get("rejection")
     if not found:
         return []
-    return [
+    chosen = ("has the best macro-F1 on the val and out-of-scope val rows" if calibration.get("rejection_fit") == "oos"
+              else "keeps the chosen share of the in-scope val rows")
+    lines = [
         f"Out-of-scope texts are rejected: a text whose calibrated top score is below {found['reject_below']:g} is "
-        f"answered `{found['reject_label']}` (the threshold keeps the chosen share of the in-scope val rows; "
+        f"answered `{found['reject_label']}` (the threshold {chosen}; "
         f"{calibration['test_rejected_share']:.1%} of the in-scope test rows fall below it).",
-        "",
     ]
+    if "open_set" in calibration:
+        found = calibration["open_set"]
+        lines.append(
+            f"On {found['oos_rows']} out-of-scope test rows it rejects {found['oos_recall']:.1%} (precision "
+            f"{found['oos_precision']:.1%}); over every test row, out-of-scope as one more class: accuracy "
+            f"{found['accuracy_with_oos']:.2%}, macro-F1 {found['macro_f1_with_oos']:.4f}."
+        )
+    return [*lines, ""]

@@ -3,9 +3,12 @@
 A model trained on a closed label set answers every text with one of its labels, also texts about something
 else. With rejection, a text whose top score (the calibrated softmax probability of its likeliest class, the
 maximum softmax probability of Hendrycks and Gimpel 2017) is below `reject_below` gets `reject_label` instead.
-The threshold is chosen on in-scope val rows for a declared share to keep (`reject.keep_in_scope`): the highest
-threshold that keeps at least that share. It is part of the argmax rule's calibration in labels.json, so
-`tuneforge predict`, the monitor and the server reject the same texts.
+The threshold is chosen on val: for a declared share of in-scope rows to keep (`reject.keep_in_scope`), the
+highest threshold that keeps at least that share; or, given out-of-scope val rows (`data.oos_file`, `reject.fit:
+oos`), the threshold with the highest macro-F1 over the labels and the reject label as one more class
+(tuneforge/evaluation/open_set.py, which also scores rejection on out-of-scope rows). The threshold is part of
+the argmax rule's calibration in labels.json, so `tuneforge predict`, the monitor and the server reject the
+same texts.
 """
 
 import math

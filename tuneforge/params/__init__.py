@@ -4,7 +4,7 @@ the registry's own in registry/config.py), read and validated by dotted path."""
 from pathlib import Path
 from typing import Any
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, model_validator
 
 from registry.config import PromotionConfig, RegistryConfig
 from tuneforge.base.spec import (
@@ -60,6 +60,18 @@ class Params(Section):
     model_config = ConfigDict(
         extra="forbid", frozen=True, strict=True, populate_by_name=True, allow_inf_nan=False
     )
+
+    @model_validator(mode="after")
+    def _out_of_scope_rows_need_rejection(self):
+        # Out-of-scope rows are scored by the rejection and fit its threshold; without it they would only be
+        # validated and split, for nothing.
+        if self.data.oos_file is not None and not self.reject.enabled:
+            raise ValueError("data.oos_file: out-of-scope rows are scored by the rejection; set reject.enabled: true")
+        if self.reject.fit == "oos" and self.data.oos_file is None:
+            raise ValueError("reject.fit: oos fits the threshold on out-of-scope val rows; set data.oos_file")
+        if self.reject.fit == "oos" and self.split.oos_val_fraction == 0:
+            raise ValueError("reject.fit: oos needs out-of-scope val rows, but split.oos_val_fraction is 0")
+        return self
 
 
 def parse_params(raw: Any, source: str = "params.yaml") -> Params:
