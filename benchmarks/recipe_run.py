@@ -37,9 +37,10 @@ def clone_repository(prefix: str) -> Path:
     return clone
 
 
-def run_recipe(clone: Path, config: str, overrides: list[str], who: str) -> dict:
-    """Run `tuneforge run --config CONFIG --set ...` in CLONE; record and return its cost (exit code included)."""
-    command = [sys.executable, "-m", "tuneforge.cli", "run", "--config", config]
+def run_recipe(clone: Path, config: str, overrides: list[str], who: str, targets: tuple[str, ...] = ()) -> dict:
+    """Run `tuneforge run [TARGETS] --config CONFIG --set ...` in CLONE (every stage, or those the targets need);
+    record and return its cost (exit code included)."""
+    command = [sys.executable, "-m", "tuneforge.cli", "run", *targets, "--config", config]
     for override in overrides:
         command += ["--set", override]
     print(f"{who}: running {shlex.join(command[1:])} in {clone}", flush=True)

@@ -35,18 +35,25 @@ def pipeline_stages(dvc_file: Path = Path("dvc.yaml")) -> list[str]:
 
 @app.command()
 def run(
+    targets: list[str] = typer.Argument(
+        None, help="Stages to bring up to date with everything they depend on (as `dvc repro TARGET`); none: all"
+    ),
     set_: list[str] = typer.Option([], "--set", "-S", help="Override a spec key for this run: split.seed=7"),
     config: list[Path] = typer.Option([], "--config", "-c", help="Overlay file merged into params.yaml"),
     force: bool = typer.Option(False, "--force", "-f", help="Re-run every stage even if up to date"),
     params: Path = typer.Option(PARAMS_FILE, help="The pipeline spec"),
 ) -> None:
-    """Run the whole pipeline through `dvc repro` (stages that are up to date are skipped)."""
+    """Run the pipeline through `dvc repro` (stages that are up to date are skipped), or up to the named stages."""
     from tuneforge.data.io import check_data_files
     from tuneforge.params.overrides import apply_to_params_file
 
-    command = [sys.executable, "-m", "dvc", "repro", *(["--force"] if force else [])]
+    targets = list(targets or [])
+    command = [sys.executable, "-m", "dvc", "repro", *(["--force"] if force else []), *targets]
     try:
-        pipeline_stages()
+        known = pipeline_stages()
+        unknown = [name for name in targets if name not in known]
+        if unknown:
+            raise StageError(f"unknown stage '{unknown[0]}'; dvc.yaml has: {', '.join(known)}")
         # From writing params.yaml until dvc.lock is written: another run in between would mix the two.
         with checkout_lock():
             apply_to_params_file(params, list(set_), list(config), verify=lambda spec: check_data_files(spec.data))
