@@ -1,4 +1,5 @@
-"""Small inputs for the benchmarks' `--quick` mode (CI): a stratified subset of banking77 and a tiny BERT.
+"""Small inputs for the benchmarks' `--quick` mode (CI): a stratified subset of banking77, a subset of GoEmotions
+(every label kept) and a tiny BERT.
 
 Quick mode proves that every benchmark runs end to end and reports its figures; its numbers measure a
 random 2-layer model on a few hundred rows, not the product.
@@ -39,3 +40,40 @@ def write_subset(target: Path, classes: int = 8, train_per_class: int = 40, test
         subset = frame[frame["category"].isin(kept)].groupby("category").head(per_class)
         subset[["text", "category"]].to_csv(target / f"{name}.csv", index=False)
     return target
+
+
+# --- GoEmotions (benchmarks/goemotions.py --quick, and through it CI's run of configs/goemotions.yaml) ---------------
+
+GOEMOTIONS = REPO_ROOT.parent / "shared" / "datasets" / "goemotions"
+GOEMOTIONS_LABELS = 28
+GOEMOTIONS_PER_LABEL = {"train.tsv": 14, "dev.tsv": 3, "test.tsv": 3}
+
+
+def write_goemotions_subset(target: Path, source: Path = GOEMOTIONS) -> Path:
+    """Up to GOEMOTIONS_PER_LABEL rows carrying each label, from each file of `source`, written to `target` as the
+    dataset ships them (headerless TSV: text, label ids joined by commas, comment id; and labels.txt). Returns
+    `target`."""
+    import shutil
+
+    import pandas as pd
+
+    if not (source / "train.tsv").is_file():
+        raise FileNotFoundError(f"{source}: no GoEmotions train.tsv (../shared/datasets/goemotions beside the repo)")
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copy(source / "labels.txt", target / "labels.txt")
+    for name, per_label in GOEMOTIONS_PER_LABEL.items():
+        frame = pd.read_csv(source / name, sep="\t", header=None, names=["text", "ids", "id"], dtype=str,
+                            quoting=3, keep_default_na=False)
+        ids = frame["ids"].str.split(",")
+        keep = set()
+        for label in range(GOEMOTIONS_LABELS):
+            keep |= set(ids[ids.map(lambda row, label=label: str(label) in row)].index[:per_label])
+        frame.loc[sorted(keep)].to_csv(target / name, sep="\t", header=False, index=False, quoting=3)
+    return target
+
+
+def goemotions_quick_overrides(subset: Path, tiny_model: Path) -> list[str]:
+    """`--set` assignments that shrink configs/goemotions.yaml to CI size: the subset, the tiny BERT, a few steps."""
+    return [f"data.dir={subset}", f"model.base={tiny_model}", "validate.min_examples_per_class=5",
+            "train.max_steps=6", "train.eval_steps=3", "train.batch_size=16", "distill.max_steps=6",
+            "distill.num_layers=1", "export.benchmark_runs=5", "export.benchmark_warmup=1"]

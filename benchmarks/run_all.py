@@ -20,6 +20,12 @@ Where each figure comes from (all measured by this run, or read from the named r
   command, the words its error line must name, its exit code, whether it was refused cleanly and the line it
   printed; the summary counts the clean cases. `--only reliability` runs it alone and updates its rows and
   section the same way; `--reliability-json PATH` takes an earlier run's --json instead of running it again.
+- GoEmotions: benchmarks/goemotions.py --run-dir DIR on a completed run of configs/goemotions.yaml given as
+  --goemotions-dir DIR: teacher and int8 student test macro-F1 with one global threshold vs per-label thresholds
+  (fitted on val), against the published BERT-base anchor (Demszky et al. 2020, one threshold), and the run's
+  CPU-hours. Without --goemotions-dir it is reported as not run (the recipe takes hours: run it with
+  `python benchmarks/goemotions.py`, which prints the clone to pass). `--only goemotions --goemotions-dir DIR`
+  measures only this section and writes it into the existing RESULTS.md, as --only serving does.
 
 The recipe run: --recipe-dir names a checkout where `tuneforge run --config configs/banking77.yaml`
 completed. Without it, the runner clones this repository (its committed HEAD) into a new temporary folder
@@ -49,6 +55,11 @@ from importlib import metadata
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+# GoEmotions' published anchor (Demszky et al. 2020, BERT-base, one threshold) and the issue's goals, as the script
+# that measures them states them.
+from goemotions import INT8_MAX_DROP as GOEMOTIONS_INT8_MAX_DROP  # noqa: E402
+from goemotions import PUBLISHED as GOEMOTIONS_PUBLISHED  # noqa: E402
+from goemotions import TEACHER_GOAL_MACRO_F1 as GOEMOTIONS_TEACHER_GOAL  # noqa: E402
 from recipe_run import RECIPE_RECORD, benchmark_environment, clone_repository, read_json  # noqa: E402
 from recipe_run import run_recipe as run_recipe_in  # noqa: E402
 
@@ -497,6 +508,98 @@ def clean_cell(case: dict) -> str:
     return f"NO: {case.get('why_not_clean') or 'not clean'}{changed}"
 
 
+GOEMOTIONS_FIGURE = "GoEmotions"
+GOEMOTIONS_HINT = ("give --goemotions-dir DIR, a checkout where `tuneforge run --config configs/goemotions.yaml` "
+                   "completed (`python benchmarks/goemotions.py` runs it and prints the clone)")
+
+
+def run_goemotions(run_dir: Path | None, scratch: Path, timeout: float | None) -> BenchmarkRun:
+    if run_dir is None:
+        print("run_all: goemotions: no --goemotions-dir, reported as not run", flush=True)
+        return BenchmarkRun("goemotions", "goemotions.py", status="missing")
+    return run_benchmark("goemotions", "goemotions.py", ["--run-dir", str(run_dir)], scratch, timeout)
+
+
+def goemotions_rows(run: BenchmarkRun) -> list[Row]:
+    models = (run.figures or {}).get("models", {})
+    teacher, int8 = models.get("teacher", {}), models.get("int8", {})
+
+    def macro_f1(model: dict, mode: str) -> float | None:
+        return model.get(mode, {}).get("macro_f1")
+
+    anchor = GOEMOTIONS_PUBLISHED
+    missing = run.not_run()
+    return [
+        figure_row(f"{GOEMOTIONS_FIGURE} teacher test macro-F1, per-label thresholds vs {anchor['model']} (published, "
+                   "one threshold)", macro_f1(teacher, "per_label"), anchor["macro_f1"],
+                   f"{anchor['model']}, published", 4,
+                   Target("value", ">=", GOEMOTIONS_TEACHER_GOAL, f">= {GOEMOTIONS_TEACHER_GOAL:.2f} (teacher)"),
+                   missing),
+        figure_row(f"{GOEMOTIONS_FIGURE} teacher test macro-F1: per-label vs global thresholds",
+                   macro_f1(teacher, "per_label"), macro_f1(teacher, "global"), "global threshold", 4, None, missing),
+        figure_row(f"{GOEMOTIONS_FIGURE} int8 student vs teacher test macro-F1 (per-label thresholds)",
+                   macro_f1(int8, "per_label"), macro_f1(teacher, "per_label"), "teacher", 4,
+                   Target("drop", "<=", GOEMOTIONS_INT8_MAX_DROP, f"within 1 point ({GOEMOTIONS_INT8_MAX_DROP})"),
+                   missing),
+    ]
+
+
+def goemotions_section(run: BenchmarkRun) -> list[str]:
+    lines = ["## GoEmotions (benchmarks/goemotions.py)", ""]
+    if run.status != "ok":
+        return lines + [run.not_run() + (f": {GOEMOTIONS_HINT}" if run.status == "missing" else ""), ""]
+    figures = run.figures
+    described, cost, check = figures["run"], figures["cost"], figures["cross_check"]
+    train, trained = described["train"], described["teacher_trained"]
+    distill, distilled = described["distill"], described["student_trained"]
+    shown = {"teacher": "teacher (PyTorch fp32)", "int8": "int8 student (ONNX, shipped)"}
+    rows = []
+    for name, model in figures["models"].items():
+        for mode in ("global", "per_label"):
+            scores = model[mode]
+            how = f"one global threshold ({model['global_threshold']:.2f})" if mode == "global" else "per-label"
+            rows.append([shown.get(name, name), how, f"{scores['macro_f1']:.4f}", f"{scores['micro_f1']:.4f}",
+                         f"{scores['samples_f1']:.4f}", f"{scores['accuracy']:.4f}"])
+    if figures.get("quick"):
+        lines += ["Quick mode: a subset of GoEmotions, a random 2-layer BERT, a few steps; not the product's quality.",
+                  ""]
+    goals = "; ".join(f"{name} {goal['value']:.4f} (goal {goal['goal']}: {'met' if goal['met'] else 'NOT MET'})"
+                      for name, goal in figures["goals"].items())
+    anchor = GOEMOTIONS_PUBLISHED
+    return lines + [
+        *table(["run", ""], [
+            ["path", described["path"]], ["commit", (described.get("commit") or "unknown")[:12]],
+            ["data.dir", described["data_dir"]], ["model.base", described["model_base"]],
+            ["train", ", ".join(f"{key}={value}" for key, value in train.items())],
+            ["teacher trained", ", ".join(f"{key}={value}" for key, value in trained.items())],
+            ["distill", ", ".join(f"{key}={value}" for key, value in distill.items())],
+            ["student trained", ", ".join(f"{key}={value}" for key, value in distilled.items())],
+        ]),
+        f"Test split: {figures['test_rows']} rows, {len(figures['labels'])} labels. Each model's thresholds were "
+        f"fitted on its own logits of the {figures['val_rows']} val rows (global: the one threshold maximising val "
+        "macro-F1; per-label: each label's F1-maximising threshold, the global one for labels with too few val "
+        "positives), then the test rows scored both ways, in one run of `python benchmarks/goemotions.py --run-dir "
+        f"{described['path']}` ({figures['measure_seconds']:.0f} s, {figures['device']}, load average "
+        f"{figures['load_average']:.2f}).", "",
+        *table(["model", "thresholds", "macro-F1", "micro-F1", "samples-F1", "exact set"], rows),
+        f"Check: the teacher's per-label macro-F1 is evaluate's own procedure; reports/metrics/evaluate.json says "
+        f"{fmt(check['teacher_evaluate_json_macro_f1'], 4)} (|difference| "
+        f"{fmt_small(check['teacher_difference'])}); the int8 student's, export's: reports/metrics/export.json says "
+        f"{fmt(check['int8_export_json_macro_f1'], 4)} (|difference| {fmt_small(check['int8_difference'])}).", "",
+        f"Anchor ({anchor['source']}): {anchor['model']} test macro-F1 {anchor['macro_f1']} with "
+        f"{anchor['thresholds']} for every label. Goals: {goals}.", "",
+        f"Cost of the recipe run: CPU time {hours(cost['cpu_seconds'])}, wall time {hours(cost['wall_seconds'])} "
+        f"({cost['source']}).", "",
+        *(table(["stage", "wall s (meta.json)", "CPU s (meta.json)"],
+                [[stage, f"{times['wall']:.0f}", fmt(times["cpu"], 0)] for stage, times in cost["stages"].items()])
+          if cost["stages"] else []),
+    ]
+
+
+def fmt_small(value: float | None) -> str:
+    return "not recorded" if value is None else f"{value:.1e}"
+
+
 def quality_rows(found: dict, missing: str) -> list[Row]:
     teacher, student, int8 = (percent(found[name]["accuracy"]) for name in ("teacher", "student", "int8"))
     rows = []
@@ -546,7 +649,7 @@ def render(context: dict) -> str:
     lines += train_section(runs["train_throughput"]) + export_section(runs["export_speed"])
     lines += flow_section(runs["orchestration_overhead"]) + quality_section(context)
     lines += data_section(runs["data_stages"]) + serving_section(runs["serving"])
-    lines += reliability_section(runs["reliability"]) + raw_section(runs)
+    lines += reliability_section(runs["reliability"]) + goemotions_section(runs["goemotions"]) + raw_section(runs)
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -665,6 +768,7 @@ def run_serving(model_dir: Path | None, texts_file: Path, quick: list[str], scra
 ONLY = {
     "serving": (SERVING_FIGURE, serving_rows, serving_section),
     "reliability": (RELIABILITY_FIGURE, reliability_rows, reliability_section),
+    "goemotions": (GOEMOTIONS_FIGURE, goemotions_rows, goemotions_section),
 }
 
 
@@ -677,10 +781,16 @@ def update_one_section(args, argv: list[str] | None) -> int:
     if args.only == "serving" and not args.serving_model:
         print("run_all: error: --only serving needs --serving-model DIR (a models/onnx folder)", file=sys.stderr)
         return 2
+    if args.only == "goemotions" and not args.goemotions_dir:
+        print("run_all: error: --only goemotions needs --goemotions-dir DIR (a completed run of "
+              "configs/goemotions.yaml)", file=sys.stderr)
+        return 2
     quick = ["--quick"] if args.quick else []
     with tempfile.TemporaryDirectory(prefix="tuneforge-bench-") as scratch:
         if args.only == "serving":
             run = run_serving(args.serving_model.resolve(), args.serving_texts, quick, Path(scratch), None)
+        elif args.only == "goemotions":
+            run = run_goemotions(args.goemotions_dir.resolve(), Path(scratch), None)
         else:
             run = run_reliability(args.reliability_json, quick, Path(scratch), None)
     if run.status != "ok":
@@ -734,9 +844,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="CSV with a text column the serving benchmark sends (default: banking77's test.csv)")
     parser.add_argument("--reliability-json", type=Path, help="the --json of an earlier `benchmarks/reliability.py` "
                         "run: report it instead of running the cases again")
+    parser.add_argument("--goemotions-dir", type=Path, help="a checkout where `tuneforge run --config "
+                        "configs/goemotions.yaml` completed (benchmarks/goemotions.py measures it; without it the "
+                        "GoEmotions section is reported as not run)")
     args = parser.parse_args(argv)
     if args.reliability_json and not args.reliability_json.is_file():
         print(f"run_all: error: {args.reliability_json}: file not found", file=sys.stderr)
+        return 2
+    if args.goemotions_dir and not (args.goemotions_dir / "reports/metrics").is_dir():
+        print(f"run_all: error: {args.goemotions_dir}: no reports/metrics (run `tuneforge run --config "
+              "configs/goemotions.yaml` there first)", file=sys.stderr)
         return 2
     if args.only:
         return update_one_section(args, argv)
@@ -777,6 +894,8 @@ def main(argv: list[str] | None = None) -> int:
             scratch / "export/models/onnx" if args.quick else recipe_dir / "models/onnx" if recipe_dir else None)
         runs["serving"] = run_serving(serving_model, args.serving_texts, quick, scratch, timeout)
         runs["reliability"] = run_reliability(args.reliability_json, quick, scratch, timeout)
+        runs["goemotions"] = run_goemotions(args.goemotions_dir.resolve() if args.goemotions_dir else None, scratch,
+                                            timeout)
         # Quality: the recipe run's files; in quick mode without one, export_speed's tiny pipeline.
         quality_dir = recipe_dir or (scratch / "export" if runs["export_speed"].status == "ok" else None)
         found = quality(quality_dir) if quality_dir else None
@@ -797,6 +916,7 @@ def main(argv: list[str] | None = None) -> int:
             + quality_rows(found or {name: {"accuracy": None} for name in ("teacher", "student", "int8")},
                            context["quality_missing"])
             + serving_rows(runs["serving"]) + reliability_rows(runs["reliability"])
+            + goemotions_rows(runs["goemotions"])
         )
         context["load"] = (load_start, os.getloadavg()[0])
         context["seconds"] = time.perf_counter() - began

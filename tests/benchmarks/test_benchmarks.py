@@ -230,3 +230,56 @@ def test_quick_mode_writes_every_section_with_numeric_ratios(tmp_path):
     assert len(case_rows) == int(clean.group(2)) and all(" | yes | " in line for line in case_rows)
     assert (run_all.RESULTS.read_bytes() if run_all.RESULTS.is_file() else None) == committed, \
         "quick mode must not overwrite the committed RESULTS.md"
+
+
+def goemotions_figures(teacher: tuple[float, float], int8: tuple[float, float]) -> dict:
+    """benchmarks/goemotions.py's --json, trimmed to what the runner reads: (global, per-label) macro-F1 per model."""
+    def model(macro: tuple[float, float]) -> dict:
+        return {"global_threshold": 0.3, **{mode: {"macro_f1": value, "micro_f1": 0.5, "samples_f1": 0.5,
+                                                    "accuracy": 0.4} for mode, value in zip(("global", "per_label"),
+                                                                                           macro, strict=True)}}
+    return {
+        "quick": False, "labels": ["a"] * 28, "val_rows": 5426, "test_rows": 5427, "device": "cpu",
+        "measure_seconds": 300.0, "load_average": 1.0,
+        "models": {"teacher": model(teacher), "int8": model(int8)},
+        "cross_check": {"teacher_evaluate_json_macro_f1": teacher[1], "teacher_difference": 0.0,
+                        "int8_export_json_macro_f1": int8[1], "int8_difference": 0.0},
+        "goals": {"teacher per-label macro-F1": {"value": teacher[1], "goal": ">= 0.50", "met": teacher[1] >= 0.5}},
+        "run": {"path": "/tmp/run", "commit": "0123456789abcdef", "data_dir": "/data/goemotions",
+                "model_base": "sentence-transformers/all-MiniLM-L6-v2", "train": {"epochs": 3.0},
+                "teacher_trained": {"global_step": 4041}, "distill": {"num_layers": 3}, "student_trained": {}},
+        "cost": {"cpu_seconds": 36000.0, "wall_seconds": 20000.0, "source": "recipe_run.json",
+                 "stages": {"train": {"wall": 15000.0, "cpu": 28000.0}}},
+    }
+
+
+def test_goemotions_rows_judge_the_goals_and_the_section_labels_the_anchor_as_published():
+    run = run_all.BenchmarkRun("goemotions", "goemotions.py", status="ok",
+                               figures=goemotions_figures(teacher=(0.48, 0.52), int8=(0.47, 0.515)))
+    anchor, per_label, int8 = run_all.goemotions_rows(run)
+    assert all(row.figure.startswith("GoEmotions ") for row in (anchor, per_label, int8))
+    assert (anchor.value, anchor.reference, anchor.result) == ("0.5200", "0.4600 (BERT-base, published)", "pass")
+    assert "(published, one threshold)" in anchor.figure
+    assert (per_label.reference, per_label.ratio, per_label.result) == ("0.4800 (global threshold)", "1.083", "—")
+    assert (int8.value, int8.reference, int8.result) == ("0.5150", "0.5200 (teacher)", "pass")
+    section = "\n".join(run_all.goemotions_section(run))
+    assert section.startswith("## GoEmotions (benchmarks/goemotions.py)")
+    assert "| int8 student (ONNX, shipped) | per-label | 0.5150 |" in section
+    assert "published, not measured here: Demszky et al. 2020" in section and "macro-F1 0.46" in section
+    assert "CPU time 36000 s (10.00 h)" in section
+
+    below = run_all.BenchmarkRun("goemotions", "goemotions.py", status="ok",
+                                 figures=goemotions_figures(teacher=(0.45, 0.49), int8=(0.44, 0.475)))
+    assert [row.result for row in run_all.goemotions_rows(below)] == ["FAIL", "—", "FAIL"]
+    missing = run_all.BenchmarkRun("goemotions", "goemotions.py")
+    assert {row.result for row in run_all.goemotions_rows(missing)} == {"not run"}
+    assert "not run: missing: give --goemotions-dir DIR" in run_all.goemotions_section(missing)[2]
+
+
+def test_only_goemotions_needs_a_completed_run(tmp_path, capsys):
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# tuneforge benchmarks\n\n## Summary\n\n| figure | tuneforge |\n|---|---|\n")
+    assert run_all.main(["--only", "goemotions", "--out", str(results)]) == 2
+    assert "--only goemotions needs --goemotions-dir" in capsys.readouterr().err
+    assert run_all.main(["--only", "goemotions", "--goemotions-dir", str(tmp_path), "--out", str(results)]) == 2
+    assert "no reports/metrics" in capsys.readouterr().err
