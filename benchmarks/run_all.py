@@ -26,6 +26,10 @@ Where each figure comes from (all measured by this run, or read from the named r
   CPU-hours. Without --goemotions-dir it is reported as not run (the recipe takes hours: run it with
   `python benchmarks/goemotions.py`, which prints the clone to pass). `--only goemotions --goemotions-dir DIR`
   measures only this section and writes it into the existing RESULTS.md, as --only serving does.
+- open-set banking77: benchmarks/open_set.py --report, the runs kept in benchmarks/open_set_banking77.json (each
+  (known share, seed) measured by an earlier `python benchmarks/open_set.py`, hours each): the teacher's and the
+  int8 student's accuracy and macro-F1 with the open class, against the published ADB and MSP figures (Zhang et
+  al. 2021). `--only open_set` writes just this section and its rows.
 
 The recipe run: --recipe-dir names a checkout where `tuneforge run --config configs/banking77.yaml`
 completed. Without it, the runner clones this repository (its committed HEAD) into a new temporary folder
@@ -60,6 +64,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from goemotions import INT8_MAX_DROP as GOEMOTIONS_INT8_MAX_DROP  # noqa: E402
 from goemotions import PUBLISHED as GOEMOTIONS_PUBLISHED  # noqa: E402
 from goemotions import TEACHER_GOAL_MACRO_F1 as GOEMOTIONS_TEACHER_GOAL  # noqa: E402
+from open_set import PUBLISHED as OPEN_SET_PUBLISHED  # noqa: E402
+from open_set import STUDENT_GOAL as OPEN_SET_STUDENT_GOAL  # noqa: E402
 from recipe_run import RECIPE_RECORD, benchmark_environment, clone_repository, read_json  # noqa: E402
 from recipe_run import run_recipe as run_recipe_in  # noqa: E402
 
@@ -596,6 +602,55 @@ def goemotions_section(run: BenchmarkRun) -> list[str]:
     ]
 
 
+OPEN_SET_FIGURE = "Open-set banking77"
+
+
+def run_open_set(scratch: Path, timeout: float | None) -> BenchmarkRun:
+    """The table of the kept open-set runs (open_set.py --report runs no training)."""
+    run = run_benchmark("open_set", "open_set.py", ["--report"], scratch, timeout)
+    if run.status == "ok" and not run.figures["table"]:
+        run.status, run.error = "missing", "no run kept yet: `python benchmarks/open_set.py` measures them"
+    return run
+
+
+def open_set_rows(run: BenchmarkRun) -> list[Row]:
+    rows_by_ratio = {row["ratio"]: row for row in (run.figures or {}).get("table", [])}
+    missing, rows = run.not_run(), []
+    for ratio, published in sorted(OPEN_SET_PUBLISHED.items()):
+        row, (accuracy, macro_f1) = rows_by_ratio.get(ratio, {}), published["ADB"]
+        seeds = f"{row.get('teacher_seeds', 0)} seed(s)"
+        for name, value, reference in (("accuracy", row.get("teacher_accuracy_with_oos"), accuracy),
+                                       ("macro-F1", row.get("teacher_macro_f1_with_oos"), macro_f1)):
+            rows.append(figure_row(f"{OPEN_SET_FIGURE}, {ratio:.0%} known: teacher {name} (%) vs ADB ({seeds})",
+                                   value, reference, "ADB, published", 2, Target("drop", "<=", 0.0, "> ADB"),
+                                   missing))
+    row = rows_by_ratio.get(0.75, {})
+    accuracy, macro_f1 = OPEN_SET_PUBLISHED[0.75]["ADB"]
+    for name, key, reference, goal in (("accuracy", "accuracy_with_oos", accuracy, OPEN_SET_STUDENT_GOAL["accuracy"]),
+                                       ("macro-F1", "macro_f1_with_oos", macro_f1, OPEN_SET_STUDENT_GOAL["macro_f1"])):
+        rows.append(figure_row(
+            f"{OPEN_SET_FIGURE}, 75% known: int8 student {name} (%) vs ADB ({row.get('int8_seeds', 0)} seed(s))",
+            row.get(f"int8_{key}"), reference, "ADB, published", 2, Target("value", ">=", goal, f">= {goal:g}"),
+            missing))
+    return rows
+
+
+def open_set_section(run: BenchmarkRun) -> list[str]:
+    lines = ["## Open-set banking77 (benchmarks/open_set.py)", ""]
+    if run.status != "ok":
+        return lines + [run.not_run() + (f": {run.error}" if run.status == "missing" else ""), ""]
+    figures = run.figures
+    goals = [f"- {goal['goal']}: {'met' if goal['met'] else 'NOT MET'}" for goal in figures["goals"]]
+    return lines + [
+        "The protocol of Zhang et al. 2021: a share of the 77 intents known (drawn by seed), the others only in the "
+        "test split as one open class; tuneforge's rejection (maximum calibrated softmax probability, threshold "
+        "fitted on known-intent val rows to keep `reject.keep_in_scope`) answers `open`. Each run is "
+        "`tuneforge run --config configs/banking77.yaml` with the open-set files; the figures are its stages' own "
+        "(evaluate for the teacher, export for the shipped int8 student).", "",
+        *figures["markdown"], "", *goals, "",
+    ]
+
+
 def fmt_small(value: float | None) -> str:
     return "not recorded" if value is None else f"{value:.1e}"
 
@@ -649,7 +704,8 @@ def render(context: dict) -> str:
     lines += train_section(runs["train_throughput"]) + export_section(runs["export_speed"])
     lines += flow_section(runs["orchestration_overhead"]) + quality_section(context)
     lines += data_section(runs["data_stages"]) + serving_section(runs["serving"])
-    lines += reliability_section(runs["reliability"]) + goemotions_section(runs["goemotions"]) + raw_section(runs)
+    lines += reliability_section(runs["reliability"]) + goemotions_section(runs["goemotions"])
+    lines += open_set_section(runs["open_set"]) + raw_section(runs)
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -769,6 +825,7 @@ ONLY = {
     "serving": (SERVING_FIGURE, serving_rows, serving_section),
     "reliability": (RELIABILITY_FIGURE, reliability_rows, reliability_section),
     "goemotions": (GOEMOTIONS_FIGURE, goemotions_rows, goemotions_section),
+    "open_set": (OPEN_SET_FIGURE, open_set_rows, open_set_section),
 }
 
 
@@ -791,6 +848,8 @@ def update_one_section(args, argv: list[str] | None) -> int:
             run = run_serving(args.serving_model.resolve(), args.serving_texts, quick, Path(scratch), None)
         elif args.only == "goemotions":
             run = run_goemotions(args.goemotions_dir.resolve(), Path(scratch), None)
+        elif args.only == "open_set":
+            run = run_open_set(Path(scratch), None)
         else:
             run = run_reliability(args.reliability_json, quick, Path(scratch), None)
     if run.status != "ok":
@@ -896,6 +955,7 @@ def main(argv: list[str] | None = None) -> int:
         runs["reliability"] = run_reliability(args.reliability_json, quick, scratch, timeout)
         runs["goemotions"] = run_goemotions(args.goemotions_dir.resolve() if args.goemotions_dir else None, scratch,
                                             timeout)
+        runs["open_set"] = run_open_set(scratch, timeout)
         # Quality: the recipe run's files; in quick mode without one, export_speed's tiny pipeline.
         quality_dir = recipe_dir or (scratch / "export" if runs["export_speed"].status == "ok" else None)
         found = quality(quality_dir) if quality_dir else None
@@ -916,7 +976,7 @@ def main(argv: list[str] | None = None) -> int:
             + quality_rows(found or {name: {"accuracy": None} for name in ("teacher", "student", "int8")},
                            context["quality_missing"])
             + serving_rows(runs["serving"]) + reliability_rows(runs["reliability"])
-            + goemotions_rows(runs["goemotions"])
+            + goemotions_rows(runs["goemotions"]) + open_set_rows(runs["open_set"])
         )
         context["load"] = (load_start, os.getloadavg()[0])
         context["seconds"] = time.perf_counter() - began

@@ -283,3 +283,21 @@ def test_only_goemotions_needs_a_completed_run(tmp_path, capsys):
     assert "--only goemotions needs --goemotions-dir" in capsys.readouterr().err
     assert run_all.main(["--only", "goemotions", "--goemotions-dir", str(tmp_path), "--out", str(results)]) == 2
     assert "no reports/metrics" in capsys.readouterr().err
+
+
+def test_open_set_rows_judge_ours_against_adb_and_say_how_many_seeds():
+    table = [
+        {"ratio": 0.75, "teacher_seeds": 3, "int8_seeds": 2, "teacher_accuracy_with_oos": 82.0,
+         "teacher_macro_f1_with_oos": 85.0, "int8_accuracy_with_oos": 85.5, "int8_macro_f1_with_oos": 87.0},
+        {"ratio": 0.25, "teacher_seeds": 1, "int8_seeds": 0, "teacher_accuracy_with_oos": 80.0,
+         "teacher_macro_f1_with_oos": 72.0, "int8_accuracy_with_oos": None, "int8_macro_f1_with_oos": None},
+    ]
+    run = run_all.BenchmarkRun("open_set", "open_set.py", status="ok", figures={"table": table})
+    rows = {row.figure: row for row in run_all.open_set_rows(run)}
+    accuracy = rows["Open-set banking77, 75% known: teacher accuracy (%) vs ADB (3 seed(s))"]
+    assert (accuracy.value, accuracy.reference, accuracy.result) == ("82.00", "81.08 (ADB, published)", "pass")
+    assert rows["Open-set banking77, 75% known: teacher macro-F1 (%) vs ADB (3 seed(s))"].result == "FAIL"
+    assert rows["Open-set banking77, 25% known: teacher macro-F1 (%) vs ADB (1 seed(s))"].result == "pass"
+    assert rows["Open-set banking77, 50% known: teacher accuracy (%) vs ADB (0 seed(s))"].result == "not run"
+    assert rows["Open-set banking77, 75% known: int8 student accuracy (%) vs ADB (2 seed(s))"].result == "pass"
+    assert rows["Open-set banking77, 75% known: int8 student macro-F1 (%) vs ADB (2 seed(s))"].result == "FAIL"
