@@ -360,6 +360,13 @@ CASES = [
     Case("multi_label_data_single_label_spec", "files", "tuneforge stage validate",
          ("examples/emotions.jsonl", "line 1", "a list", "model.task: multi-label-classification"),
          steps(emotions_jsonl(), params(model__task="sequence-classification"))),
+    # out-of-scope examples (data.oos_file) for the rejection
+    Case("oos_file_rows_with_known_labels", "files", "tuneforge stage validate",
+         ("examples/oos.csv", "line 2", "card_arrival", "outside the label set"),
+         steps(file("examples/oos.csv", "text,label\nwhere is my new card,card_arrival\nhow tall is everest,trivia\n"),
+               params(data__oos_file="oos.csv", reject__enabled=True))),
+    Case("oos_file_without_rejection", "params", "tuneforge run --set data.oos_file=oos.csv",
+         ("data.oos_file", "reject.enabled"), file("examples/oos.csv", "text\nhow tall is everest\n")),
     Case("overlay_malformed", "params", "tuneforge run --config configs/broken.yaml", ("configs/broken.yaml",),
          file("configs/broken.yaml", "data:\n  dir: [examples\n")),
     Case("overlay_unknown_key", "params", "tuneforge run --config configs/typo.yaml", ("train.epoch",),
