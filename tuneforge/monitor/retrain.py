@@ -5,6 +5,7 @@ labelled rows, in a new folder under monitor.retrain_dir that the finetune flow 
     <monitor.retrain_dir>/<batch id>/<test file>            the test split, pinned (data.test_file)
     <monitor.retrain_dir>/<batch id>/<val file>             a copy of data.val_file, when the spec names one
     <monitor.retrain_dir>/<batch id>/<labels file>          a copy of data.labels_file, when the spec names one
+    <monitor.retrain_dir>/<batch id>/<oos file>             a copy of data.oos_file, when the spec names one
 
 Every file is read the task's way (its `read_rows`) and the merged rows are written so that the spec, with the
 returned `data.*` overrides, reads them back as the same rows: a label is the task's file cell (`file_label`:
@@ -97,7 +98,7 @@ def prepare_retrain_data(
         else:
             test = with_file_labels(test, data, file_label)
             write_at_source_lines(test, staging / test_name, data.text_column, data.label_column)
-        for key, given in (("val_file", data.val_path), ("labels_file", data.labels_path)):
+        for key, given in carried_files(data):
             if key in files:
                 shutil.copyfile(given, staging / files[key])
         check_data(params, staging, files, shown_as=target)
@@ -107,13 +108,18 @@ def prepare_retrain_data(
 
 def merged_file_names(data: DataConfig, test_name: str) -> dict[str, str]:
     """{data key: file name} of the merged folder: the merged train and pinned test files, and copies of
-    data.val_file and data.labels_file under their own names unless a file before them has it."""
+    data.val_file, data.labels_file and data.oos_file under their own names unless a file before them has it."""
     names = {"train_file": TRAIN_FILE, "test_file": test_name}
-    for key, given in (("val_file", data.val_path), ("labels_file", data.labels_path)):
+    for key, given in carried_files(data):
         if given is not None:
             taken = given.name in names.values()
             names[key] = f"given_{key.removesuffix('_file')}{given.suffix}" if taken else given.name
     return names
+
+
+def carried_files(data: DataConfig) -> tuple[tuple[str, Path | None], ...]:
+    """The spec's files copied into the merged folder as they are (those it names)."""
+    return (("val_file", data.val_path), ("labels_file", data.labels_path), ("oos_file", data.oos_path))
 
 
 def with_file_labels(frame: pd.DataFrame, data: DataConfig, file_label: FileLabel) -> pd.DataFrame:

@@ -132,3 +132,22 @@ def test_multi_label_names_are_merged_as_lists_the_separator_does_not_split(work
     _, train = validated(after)
     assert {(row["text"], encode_label_set(row["labels"])) for row in new} <= set(
         zip(train["text"], train["label"], strict=True))
+
+
+def test_an_out_of_scope_file_comes_along_and_validates_beside_the_merged_rows(workdir):
+    (workdir / "in").mkdir()
+    write_csv(workdir / "in/train.csv", labelled_rows(4, 30))
+    write_csv(workdir / "in/test.csv", labelled_rows(4, 5, prefix="test: "))
+    write_csv(workdir / "in/oos.csv", [{"text": f"how tall is mountain number {i}"} for i in range(10)])
+    batch = write_csv(workdir / "batch.csv", labelled_rows(4, 3, prefix="new: "))
+    spec = {"data": {"dir": "in", "train_file": "train.csv", "test_file": "test.csv", "oos_file": "oos.csv"},
+            "reject": {"enabled": True}, "monitor": {"retrain_dir": "retrain"}}
+
+    prepared, after = prepare(spec, batch)
+
+    assert "data.oos_file=oos.csv" in prepared["overrides"]
+    folder = Path(prepared["data_dir"])
+    assert (folder / "oos.csv").read_bytes() == (workdir / "in/oos.csv").read_bytes()
+    validated(after)
+    out_of_scope = pd.read_parquet(Path("scratch") / "data/validated/oos.parquet")
+    assert len(out_of_scope) == 10
