@@ -128,10 +128,11 @@ def _body(card: dict) -> str:
         "## Parity (gates the export)",
         "",
         f"- fp32 ONNX vs PyTorch, every test row: max |logit difference| {parity['fp32']['max_abs_diff']:.2e} "
-        f"(limit {parity['fp32']['threshold']:g}), {parity['fp32']['top1_mismatches']} top-1 changes.",
+        f"(limit {parity['fp32']['threshold']:g}), {parity['fp32']['top1_mismatches']} rows with another prediction.",
         f"- int8 vs fp32: macro-F1 {100 * parity['int8']['int8_macro_f1']:.2f} vs "
         f"{100 * parity['int8']['fp32_macro_f1']:.2f} (drop {parity['int8']['f1_drop_points']:.2f} points, "
-        f"limit {parity['int8']['threshold_points']:g}); top-1 agreement {parity['int8']['top1_agreement']:.4f}.",
+        f"limit {parity['int8']['threshold_points']:g}); same prediction (label, or label set) on "
+        f"{parity['int8']['top1_agreement']:.2%} of the rows.",
         "",
         "## Training",
         "",
