@@ -106,10 +106,10 @@ def read_table(path: Path, *, columns: list[str] | None = None) -> Table:
     if suffix == ".parquet":
         records, names = _read_parquet(path)
     elif suffix in DELIMITERS:
-        records, names = _read_delimited(path, _decode_utf8(path), DELIMITERS[suffix], columns)
+        records, names = _read_delimited(path, decode_utf8(path), DELIMITERS[suffix], columns)
         headerless = columns is not None
     else:
-        records, names = _read_jsonl(path, _decode_utf8(path))
+        records, names = _read_jsonl(path, decode_utf8(path))
     return Table(path=path, records=records, columns=names, headerless=headerless)
 
 
@@ -137,7 +137,7 @@ def read_label_names(path: Path) -> list[str]:
     """The label names of data.labels_file, one per line: a label's id is its line number from 0."""
     if not path.is_file():
         raise StageError(f"{path}: file not found (data.labels_file)")
-    names = [line.strip() for line in _decode_utf8(path).splitlines()]
+    names = [line.strip() for line in decode_utf8(path).splitlines()]
     while names and not names[-1]:
         names.pop()  # trailing blank lines end the file; a blank line inside it would shift every id after it
     if not names:
@@ -219,7 +219,8 @@ def kind_of(value) -> str:
     return f"a {type(value).__name__}"
 
 
-def _decode_utf8(path: Path) -> str:
+def decode_utf8(path: Path) -> str:
+    """The text of a UTF-8 file (a byte order mark dropped); refused in one line naming where it is not UTF-8."""
     raw = path.read_bytes()
     try:
         return raw.decode("utf-8-sig")
