@@ -291,7 +291,9 @@ def _read_delimited_rows(
 
 def _read_jsonl(path: Path, text: str) -> tuple[list[tuple[int, dict]], list[str]]:
     records, columns = [], {}
-    for number, line in enumerate(text.splitlines(), start=1):
+    # JSON Lines are separated by "\n" only: str.splitlines would also break inside a JSON string holding U+2028,
+    # U+2029 or U+0085 raw, as json.dumps(ensure_ascii=False) writes them. A "\r" before "\n" is JSON whitespace.
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:

@@ -127,3 +127,11 @@ def test_a_labels_file_that_would_shift_or_repeat_ids_is_refused(tmp_path, conte
     path.write_text(content, encoding="utf-8")
     with pytest.raises(StageError, match=message):
         read_label_names(path)
+
+
+def test_a_jsonl_text_may_hold_unicode_line_separators_raw(tmp_path):
+    path = tmp_path / "rows.jsonl"
+    rows = [{"text": "first\u2028second\u0085third", "label": "a"}, {"text": "plain", "label": "b"}]
+    path.write_text("\r\n".join(json.dumps(row, ensure_ascii=False) for row in rows) + "\n", encoding="utf-8")
+    frame = read_labelled_table(path, "text", "label")
+    assert list(frame["text"]) == [rows[0]["text"], "plain"] and list(frame["source_row"]) == [1, 2]
