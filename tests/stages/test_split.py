@@ -93,7 +93,7 @@ def test_given_test_file_is_the_test_split_row_for_row(in_tmp_dir):
     assert produced.metrics["test_source"] == "given"
     meta = json.loads((SPLITS / "meta.json").read_text())
     assert set(meta["inputs"]) == {"train", "test"}
-    assert meta["config"] == {"val_fraction": 0.2, "test_fraction": 0.3, "seed": 5}
+    assert meta["config"] == {"val_fraction": 0.2, "test_fraction": 0.3, "seed": 5, "oos_val_fraction": 0.5}
 
 
 def test_case_and_space_variants_never_cross_splits(in_tmp_dir):
