@@ -12,7 +12,9 @@ Originals come first in train order, then the variants in origin order, then the
 
 What the variants are and how balancing works is the task's (model.task): for text tasks
 tuneforge/data/augmentation.py (noisy variants of each row, then topping every class up to one count,
-deterministic per seed). A task without augmentation passes the train split through as "original" rows.
+deterministic per seed); for tagged sentences the entity-preserving variants of
+tuneforge/data/token_augmentation.py through the same machinery. A task without augmentation passes the train
+split through as "original" rows.
 """
 
 import time

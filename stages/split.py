@@ -12,9 +12,9 @@ and metrics reports/metrics/split.json (with the same counts).
 Rows whose texts are equal after normalisation and casefolding are split as one unit, so case or
 whitespace variants of a text can never end up on both sides; the stratified unit is the distinct text,
 labelled by its first row. How units are cut is the task's (tuneforge/data/splitting.py): stratified by label
-for one label per text, iterative stratification for label sets, and every class or label must reach every
-split. The leakage check afterwards still compares every split with every other
-(it catches a given val or test file that shares texts with train or with the other).
+for one label per text, iterative stratification for label sets (and for the entity types of tagged sentences),
+and every class or label must reach every split. The leakage check afterwards still compares every split with
+every other (it catches a given val or test file that shares texts with train or with the other).
 """
 
 import time
@@ -84,7 +84,7 @@ def run(cfg: SplitConfig, *, model_cfg: ModelConfig | None = None, workspace: Wo
             "drift_share": drift,
             "label_counts": label_counts,
         }
-        atomic_write_text(reports_tmp / "summary.md", _summary(metrics))
+        atomic_write_text(reports_tmp / "summary.md", _summary(metrics, task.counted))
         write_meta(
             splits_tmp, stage=STAGE, config=cfg, inputs=inputs,
             metrics=metrics, started=started,
@@ -161,15 +161,17 @@ def _check_every_class_everywhere(splits: dict[str, pd.DataFrame], labels: set[s
             )
 
 
-def _summary(metrics: dict) -> str:
+def _summary(metrics: dict, counted: tuple[str, str]) -> str:
+    """`counted`: what the task's label_counts counts, and per what (rows per label, mentions per entity type)."""
+    what, per = counted
     counts = metrics["label_counts"]
     labelled = list(counts)  # out-of-scope rows carry no label of the set: rows only
     lines = [
         "# split", "",
         "| split | rows | source |", "| --- | ---: | --- |",
         *(f"| {name} | {rows} | {metrics.get(f'{name}_source', 'split')} |" for name, rows in metrics["rows"].items()),
-        "", f"## Rows per label: {metrics['classes']} labels", "",
-        "| label | " + " | ".join(labelled) + " |", "| --- |" + " ---: |" * len(labelled),
+        "", f"## {what.capitalize()} per {per}: {metrics['classes']} {per}s", "",
+        f"| {per} | " + " | ".join(labelled) + " |", "| --- |" + " ---: |" * len(labelled),
     ]
     for label in sorted(set().union(*counts.values())):
         lines.append(f"| {label} | " + " | ".join(str(counts[name].get(label, 0)) for name in labelled) + " |")

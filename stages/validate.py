@@ -8,6 +8,11 @@ thresholds come from params.yaml as GX suite parameters. On success the conflict
 validate.max_duplicate_share, are dropped and everything is written at once; on failure nothing is written
 and the error names the offending lines.
 
+The task reads the rows (model.task), may fix what it read before cleaning (token classification repairs or
+refuses ill-formed BIO tags, validate.repair_bio_tags, and counts the repairs in the metrics), turns a declared
+label set into the one it records (token classification: every tag of the declared entity types), and checks
+the cleaned training rows; every number of the validate section is a suite parameter under its own name.
+
 A given test file (data.test_file) is the test split as is, and a given val file (data.val_file) the val
 split: their texts are normalised and their empty texts dropped, but their exact duplicates and conflicting
 texts are kept (and counted) so scores stay comparable with anyone else's on the same files. The two must
@@ -48,12 +53,15 @@ def run(
     files = {"train": data.train_path, "val": data.val_path, "test": data.test_path}
     files = {name: path for name, path in files.items() if path is not None}
 
-    train = _read_clean(task, files["train"], data, drop_duplicates=True, key="data.train_file")
+    read_facts = {}  # file name -> the task's facts on what it fixed while reading (fix_rows)
+    train, read_facts["train"] = _read_clean(task, files["train"], data, cfg, drop_duplicates=True,
+                                             key="data.train_file")
     # A given val or test file is that split as is (see the module docstring).
-    held_out = {
-        name: _read_clean(task, files[name], data, drop_duplicates=False, key=f"data.{name}_file")
-        for name in ("val", "test") if name in files
-    }
+    held_out = {}
+    for name in ("val", "test"):
+        if name in files:
+            held_out[name], read_facts[name] = _read_clean(task, files[name], data, cfg, drop_duplicates=False,
+                                                           key=f"data.{name}_file")
     dropped_val_in_test = 0
     if len(held_out) == 2:
         if cfg.drop_val_test_overlap:
@@ -77,8 +85,10 @@ def run(
             dropped = sum(dropped_overlap.values())
             raise StageError(f"{files['train']}: no rows left: all {dropped} texts are in {given}")
     declared, labels_source = label_declaration(data)
+    if declared is not None and task.declared_label_set is not None:
+        declared = task.declared_label_set(declared)
     labels = declared if declared is not None else task.label_set(train_frame[LABEL])
-    task.check_rows(files["train"], train_frame, data, labels)
+    task.check_rows(files["train"], train_frame, data, labels, cfg)
     out_of_scope, oos_counts = None, {}
     if data.oos_path is not None:
         in_scope_keys = set(train_frame[TEXT].map(text_key)).union(*held_out_keys.values())
@@ -111,6 +121,8 @@ def run(
     if cfg.drop_val_test_overlap:
         metrics["dropped_val_in_test"] = dropped_val_in_test
     metrics |= oos_counts
+    for name, facts in read_facts.items():  # train's facts unprefixed, as rows_in; val_..., test_... as theirs
+        metrics |= {(key if name == "train" else f"{name}_{key}"): value for key, value in facts.items()}
     if task.label_cardinality is not None:
         metrics["label_cardinality"] = {name: task.label_cardinality(frame[LABEL]) for name, frame in outputs.items()}
     inputs = {**files, "suite": suite_path} | ({"oos": data.oos_path} if data.oos_path else {})
@@ -125,7 +137,7 @@ def run(
         summary = _summary(
             files=inputs, suite_path=suite_path, results=results, train=train, held_out=held_out,
             metrics=metrics, train_conflicts=train_conflicts, outputs=outputs,
-            labels=labels, labels_source=labels_source, label_counts=task.label_counts,
+            labels=labels, labels_source=labels_source, task=task, read_facts=read_facts,
         )
         atomic_write_text(reports_tmp / "summary.md", summary)
         write_meta(
@@ -141,20 +153,26 @@ def run(
     return Produced(stage=STAGE, outputs=produced, inputs=inputs, metrics=metrics)
 
 
-def _read_clean(task: Task, path: Path, data: DataConfig, *, drop_duplicates: bool, key: str) -> Cleaned:
+def _read_clean(
+    task: Task, path: Path, data: DataConfig, cfg: ValidateConfig, *, drop_duplicates: bool, key: str
+) -> tuple[Cleaned, dict[str, int]]:
+    """The file's rows, fixed by the task (fix_rows) and cleaned, and the task's facts on what it fixed."""
     if not path.is_file():
         raise StageError(f"{path}: file not found ({key})")
-    cleaned = clean_table(task.read_rows(path, data), drop_duplicates=drop_duplicates)
+    rows, facts = task.read_rows(path, data), {}
+    if task.fix_rows is not None:
+        rows, facts = task.fix_rows(path, rows, cfg)
+    cleaned = clean_table(rows, drop_duplicates=drop_duplicates)
     if cleaned.frame.empty:
         raise StageError(f"{path}: no non-empty texts (all {cleaned.rows_in} rows were empty)")
-    return cleaned
+    return cleaned, facts
 
 
 def _read_out_of_scope(
     task: Task, data: DataConfig, labels: list[str], in_scope_keys: set[str]
 ) -> tuple[pd.DataFrame, dict]:
     """data.oos_file's rows (tuneforge.data.out_of_scope), none of whose texts is an in-scope text."""
-    require_rejection(task.outputs.fit_rejection, True, task.name)
+    require_rejection(task.outputs.fit_rejection if task.outputs is not None else None, True, task.name)
     path = data.oos_path
     if not path.is_file():
         raise StageError(f"{path}: file not found (data.oos_file)")
@@ -192,12 +210,13 @@ def _tables_to_validate(
     task: Task, train_frame: pd.DataFrame, held_out: dict[str, Cleaned], labels: list[str],
     held_out_texts: list[str], cfg: ValidateConfig,
 ) -> dict[str, tuple[pd.DataFrame, dict]]:
-    """Each frame GX validates (with the task's derived columns) and its suite parameters."""
+    """Each frame GX validates (with the task's derived columns) and its suite parameters: every number of the
+    validate section under its own name (a suite bounds what it checks by the settings it names), and these."""
+    numbers = {key: value for key, value in cfg.model_dump().items()
+               if isinstance(value, int | float) and not isinstance(value, bool)}
     shared = {
+        **numbers,
         "labels": labels,
-        "min_text_chars": cfg.min_text_chars,
-        "max_text_chars": cfg.max_text_chars,
-        "max_duplicate_share": cfg.max_duplicate_share,
         "min_labels_per_row": 0 if cfg.allow_empty_labels else 1,  # for suites of rows holding label sets
     }
     # The suite parameter keeps its name `test_texts` (suites in use refer to it); it holds the texts of
@@ -234,7 +253,7 @@ def _write_table(frame: pd.DataFrame, path: Path) -> None:
 
 def _summary(
     *, files, suite_path, results, train, held_out, metrics, train_conflicts, outputs, labels, labels_source,
-    label_counts,
+    task: Task, read_facts: dict[str, dict[str, int]],
 ) -> str:
     lines = ["# validate", ""]
     for name, result in results.items():
@@ -273,6 +292,12 @@ def _summary(
     if held_out:
         given = " and ".join(f"the {name} file is the {name} split" for name in held_out)
         lines += ["", f"As given, {given}: duplicates and conflicting texts are kept."]
+    fixed = {name: facts for name, facts in read_facts.items() if any(facts.values())}
+    if fixed:
+        lines += ["", "Fixed while reading:"] + [
+            f"- `{files[name]}`: " + ", ".join(f"{key.replace('_', ' ')}: {value}" for key, value in facts.items())
+            for name, facts in fixed.items()
+        ]
     lines += ["", "## Texts with conflicting labels", ""]
     listed = [("train", c) for c in train_conflicts]
     listed += [(name, c) for name in held_out for c in held_out_conflicts[name]]
@@ -283,32 +308,41 @@ def _summary(
     ] or ["None."]
     source = {"declared": "declared in `data.labels`", "labels_file": "declared in `data.labels_file`",
               "inferred": "inferred from the training file"}[labels_source]
-    counts_by_split = {name: label_counts(frame[LABEL]) for name, frame in outputs.items()}
+    counts_by_split = {name: task.label_counts(frame[LABEL]) for name, frame in outputs.items()}
+    what, per = task.counted
+    counted_names = task.counted_names(labels) if task.counted_names is not None else labels
+    lines += ["", f"## Labels: {len(labels)}, {source}", ""]
+    if task.counted != ("rows", "label"):  # e.g. tags, counted as mentions per entity type
+        lines += [f"{what.capitalize()} per {per}:", ""]
     lines += [
-        "", f"## Labels: {len(labels)}, {source}", "",
-        "| label | " + " | ".join(outputs) + " |",
+        f"| {per} | " + " | ".join(outputs) + " |",
         "| --- |" + " ---: |" * len(outputs),
     ]
-    for label in labels:
-        lines.append(f"| {label} | " + " | ".join(str(int(c.get(label, 0))) for c in counts_by_split.values()) + " |")
+    for name in counted_names:
+        lines.append(f"| {name} | " + " | ".join(str(int(c.get(name, 0))) for c in counts_by_split.values()) + " |")
     if "label_cardinality" in metrics:
         lines += _cardinality_lines(metrics["label_cardinality"])
     return "\n".join(lines) + "\n"
 
 
 def _cardinality_lines(cardinality: dict[str, dict]) -> list[str]:
-    """Rows by how many labels they hold, per written file (for tasks whose rows hold a set of labels)."""
-    sizes = sorted({size for facts in cardinality.values() for size in facts["rows_per_label_count"]}, key=int)
+    """Rows by how many labels they hold, per written file (for tasks whose rows hold several). The facts are a
+    mean (`mean_<things>_per_row`) and a count of rows per number held (`rows_per_<thing>_count`): labels, or
+    what else a task counts in a row (mentions)."""
+    first = next(iter(cardinality.values()))
+    mean_key = next(key for key in first if key.startswith("mean_"))
+    rows_key = next(key for key in first if key.startswith("rows_per_"))
+    held = mean_key.removeprefix("mean_").removesuffix("_per_row")
+    sizes = sorted({size for facts in cardinality.values() for size in facts[rows_key]}, key=int)
     lines = [
-        "", "## Labels per row", "",
-        "| labels in the row | " + " | ".join(f"{name} rows" for name in cardinality) + " |",
+        "", f"## {held.capitalize()} per row", "",
+        f"| {held} in the row | " + " | ".join(f"{name} rows" for name in cardinality) + " |",
         "| ---: |" + " ---: |" * len(cardinality),
     ]
     for size in sizes:
-        cells = " | ".join(str(facts["rows_per_label_count"].get(size, 0)) for facts in cardinality.values())
+        cells = " | ".join(str(facts[rows_key].get(size, 0)) for facts in cardinality.values())
         lines.append(f"| {size} | {cells} |")
-    lines.append("| mean | " + " | ".join(f"{facts['mean_labels_per_row']:.3f}" for facts in cardinality.values())
-                 + " |")
+    lines.append("| mean | " + " | ".join(f"{facts[mean_key]:.3f}" for facts in cardinality.values()) + " |")
     return lines
 
 

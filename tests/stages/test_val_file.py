@@ -179,7 +179,9 @@ def test_spec_val_file():
     assert data.val_path == Path("in/dev.jsonl") and DataConfig().val_path is None
     with pytest.raises(ConfigError, match=r"data: val_file and test_file are the same file \(x.csv\)"):
         parse_params({"data": {"val_file": "x.csv", "test_file": "x.csv"}})
-    with pytest.raises(ConfigError, match=r"data.val_file: unsupported file extension '.txt'"):
+    with pytest.raises(ConfigError, match=r"data.val_file: unsupported file extension '.doc'"):
+        parse_params({"data": {"val_file": "x.doc"}})
+    with pytest.raises(ConfigError, match=r"data.val_file: x.txt is a CoNLL file .*set model.task: token-class"):
         parse_params({"data": {"val_file": "x.txt"}})
 
 

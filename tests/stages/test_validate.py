@@ -218,8 +218,8 @@ BAD_INPUTS = {
         "in/train.csv: 1 of 10 expectations failed", ["length 2..200 characters", "line 50: 'xxx"],
     ),
     "unsupported extension": (
-        {"train.txt": b"text,label\na,b\n"}, {"train_file": "train.txt"}, {},
-        "data.train_file: unsupported file extension '.txt'", [],
+        {"train.xls": b"text,label\na,b\n"}, {"train_file": "train.xls"}, {},
+        "data.train_file: unsupported file extension '.xls'", [],
     ),
     "missing suite": (
         {"train.csv": base_rows()}, {}, {"suite": "nosuch"},

@@ -27,7 +27,11 @@ from tuneforge.base.errors import ConfigError
 from tuneforge.base.secrets import mask_text, masked_in_records
 from tuneforge.base.spec_yaml import read_spec
 
-SUPPORTED_EXTENSIONS = (".csv", ".tsv", ".jsonl", ".parquet")
+SUPPORTED_EXTENSIONS = (".csv", ".tsv", ".jsonl", ".parquet")  # tables: every task that reads rows of a table
+# CoNLL files (a token and its tag per line): token-classification data only (tuneforge/params refuses them, by their
+# key, for any other model.task; tuneforge/data/io.read_table refuses them with that hint when called directly).
+CONLL_EXTENSIONS = (".conll", ".txt")
+TOKEN_CLASSIFICATION = "token-classification"
 # Matched with fullmatch: `$` would also accept a name ending in a newline.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
@@ -52,10 +56,12 @@ def _safe_name(value: str) -> str:
 
 
 def _data_file(value: str) -> str:
+    # The union of every task's files: which task a file suits is judged with model.task, across sections.
     suffix = Path(value).suffix.lower()
-    if suffix not in SUPPORTED_EXTENSIONS:
+    if suffix not in SUPPORTED_EXTENSIONS + CONLL_EXTENSIONS:
         raise ValueError(
-            f"unsupported file extension '{suffix or '(none)'}' (use {', '.join(SUPPORTED_EXTENSIONS)})"
+            f"unsupported file extension '{suffix or '(none)'}' (use {', '.join(SUPPORTED_EXTENSIONS)}; "
+            f"{', '.join(CONLL_EXTENSIONS)} for {TOKEN_CLASSIFICATION})"
         )
     return value
 
@@ -90,7 +96,8 @@ class Section(BaseModel):
 class DataConfig(Section):
     dir: str = Field("examples", description="Folder holding the input files (a DVC dependency as a whole).")
     train_file: DataFile = Field(
-        "intents.csv", description="Labelled file inside `dir` (.csv, .tsv, .jsonl or .parquet) that is split."
+        "intents.csv", description="Labelled file inside `dir` (.csv, .tsv, .jsonl or .parquet; token-classification: "
+        ".conll, .txt, .jsonl or .parquet) that is split."
     )
     test_file: DataFile | None = Field(
         None, description="Optional separate test file inside `dir`; when set it is the test split as is."
@@ -98,10 +105,17 @@ class DataConfig(Section):
     val_file: DataFile | None = Field(
         None, description="Optional separate validation file inside `dir`; when set it is the val split as is."
     )
-    text_column: str = Field("text", min_length=1, description="Column holding the input text.")
-    label_column: str = Field("label", min_length=1, description="Column holding the class label.")
+    text_column: str = Field(
+        "text", min_length=1,
+        description="Column holding the input text (token-classification JSONL/Parquet: its tokens, or a text).",
+    )
+    label_column: str = Field(
+        "label", min_length=1,
+        description="Column holding the class label (token-classification JSONL/Parquet: the tags, or entity spans).",
+    )
     labels: list[str] | None = Field(
-        None, description="Declared label set; null infers it from the training file and records it."
+        None, description="Declared label set (token-classification: the entity types or their tags); null infers "
+        "it from the training file and records it."
     )
     columns: list[str] | None = Field(
         None, min_length=1,
@@ -167,11 +181,20 @@ class DataConfig(Section):
 class ValidateConfig(Section):
     suite: SafeName | None = Field(
         None, description="Great Expectations suite, loaded from expectations/<suite>.json; null: the task's own "
-        "(text_classification, multi_label).",
+        "(text_classification, multi_label, token_classification).",
     )
-    min_text_chars: int = Field(2, ge=1, description="Shortest text accepted, in characters, after cleaning.")
-    max_text_chars: int = Field(2000, ge=1, description="Longest text accepted, in characters, after cleaning.")
-    min_examples_per_class: int = Field(10, ge=1, description="Fewest training examples a class may have.")
+    min_text_chars: int = Field(
+        2, ge=1, description="Shortest text accepted, in characters, after cleaning (token-classification: ignored, "
+        "see min_sentence_tokens)."
+    )
+    max_text_chars: int = Field(
+        2000, ge=1, description="Longest text accepted, in characters, after cleaning (token-classification: "
+        "ignored, see max_sentence_tokens)."
+    )
+    min_examples_per_class: int = Field(
+        10, ge=1, description="Fewest training examples a class may have (token-classification: ignored, see "
+        "min_mentions_per_type)."
+    )
     max_duplicate_share: Probability = Field(
         0.01, description="Largest share of rows whose text also appears with another label (they are dropped)."
     )
@@ -187,12 +210,30 @@ class ValidateConfig(Section):
         False, description="multi-label: keep rows whose label list is empty (none of the labels applies); "
         "false refuses them.",
     )
+    repair_bio_tags: bool = Field(
+        False, description="token-classification: an I- tag that continues no entity (ill-formed IOB2) is made a "
+        "B- tag, as conlleval reads it, and counted in the metrics; false refuses it with its file and line.",
+    )
+    min_mentions_per_type: int = Field(
+        10, ge=1, description="token-classification: fewest training entities (mentions) an entity type may have.",
+    )
+    min_sentence_tokens: int = Field(
+        1, ge=1, description="token-classification: shortest sentence accepted, in tokens (words, not subwords).",
+    )
+    max_sentence_tokens: int = Field(
+        512, ge=1, description="token-classification: longest sentence accepted, in tokens (words, not subwords).",
+    )
 
     @model_validator(mode="after")
     def _bounds_ordered(self):
         if self.min_text_chars > self.max_text_chars:
             raise ValueError(
                 f"min_text_chars ({self.min_text_chars}) must not exceed max_text_chars ({self.max_text_chars})"
+            )
+        if self.min_sentence_tokens > self.max_sentence_tokens:
+            raise ValueError(
+                f"min_sentence_tokens ({self.min_sentence_tokens}) must not exceed max_sentence_tokens "
+                f"({self.max_sentence_tokens})"
             )
         return self
 
@@ -235,13 +276,21 @@ class AugmentConfig(Section):
     variants_per_row: int = Field(1, ge=0, le=20, description="Augmented variants made from each train row.")
     char_noise: NoiseConfig = Field(
         NoiseConfig(probability=0.3, rate=0.04),
-        description="Adjacent-key typos, character deletions and swaps.",
+        description="Adjacent-key typos, character deletions and swaps (token-classification: in words outside "
+        "entities only).",
     )
     word_dropout: NoiseConfig = Field(
-        NoiseConfig(probability=0.3, rate=0.1), description="Drop words at random (never all of them)."
+        NoiseConfig(probability=0.3, rate=0.1),
+        description="Drop words at random (never all of them; token-classification: words outside entities only).",
     )
     word_swap: NoiseConfig = Field(
-        NoiseConfig(probability=0.3, rate=0.1), description="Swap neighbouring words."
+        NoiseConfig(probability=0.3, rate=0.1),
+        description="Swap neighbouring words (token-classification: two neighbours outside entities only).",
+    )
+    mention_replacement: NoiseConfig = Field(
+        NoiseConfig(probability=0.3, rate=0.5),
+        description="token-classification: replace entities with other entities of the same type from the train "
+        "split (rate: share of a sentence's entities, at least one); ignored by the other tasks.",
     )
     balance: BalanceConfig = Field(BalanceConfig(), description="Class balancing of the train split.")
 
@@ -274,10 +323,13 @@ class ModelConfig(Section):
         "sentence-transformers/all-MiniLM-L6-v2", min_length=1,
         description="Base model: a Hugging Face id or a local directory, always resolved offline.",
     )
-    task: Literal["sequence-classification", "multi-label-classification", "causal-lm"] = Field(
+    task: Literal[
+        "sequence-classification", "multi-label-classification", "token-classification", "causal-lm"
+    ] = Field(
         "sequence-classification",
         description="sequence-classification (one label per text), multi-label-classification (a set of labels "
-        "per text) or causal-lm (chat JSONL).",
+        "per text), token-classification (a BIO tag per word: entities; validate, split and augment so far) or "
+        "causal-lm (chat JSONL).",
     )
     max_seq_length: int = Field(
         128, ge=8, description="Longest input in tokens, longer ones truncated, in every stage that tokenizes "

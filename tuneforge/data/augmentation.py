@@ -2,7 +2,8 @@
 
 Output rows are the input rows, then the variants, each with its provenance (`origin`, the input row it
 came from, and `method`, what changed it); the columns are described in stages/augment.py. A variant carries
-its original's label.
+its original's label, unless the task makes its variants itself (`vary`: token classification's variants change
+tags with the tokens, tuneforge/data/token_augmentation.py); balancing, provenance and deduplication stay here.
 
 Variants: for each train row, `variants_per_row` variants; each applies word_dropout, word_swap and
 char_noise (in that order) independently with its configured probability. A variant nothing changed, or
@@ -67,19 +68,34 @@ def make_variant(text: str, cfg: AugmentConfig, rng: random.Random, *, force: bo
     return normalize_text(text), applied
 
 
+# (text, label, rng, force) -> (new text, its label, the methods that changed it): how one variant is made.
+Vary = Callable[[str, str, random.Random, bool], tuple[str, str, list[str]]]
+
+
+def text_variant(cfg: AugmentConfig) -> Vary:
+    """The text tasks' variant: make_variant's noise on the text, the label carried as it is."""
+    def vary(text: str, label: str, rng: random.Random, force: bool) -> tuple[str, str, list[str]]:
+        changed, applied = make_variant(text, cfg, rng, force=force)
+        return changed, label, applied
+    return vary
+
+
 def augment_frame(
-    original: pd.DataFrame, cfg: AugmentConfig, balance_by: list[str] | None = None
+    original: pd.DataFrame, cfg: AugmentConfig, balance_by: list[str] | None = None, vary: Vary | None = None
 ) -> tuple[pd.DataFrame, dict]:
     """(original rows then variants, with provenance; {target, shortfall, skipped}). `balance_by`: the key of
     each original row that balancing counts and tops up (default: its label, one class per row); a row whose
-    key is None (a row without any label) is never counted or topped up."""
+    key is None (a row without any label) is never counted or topped up. `vary` makes one variant (default: noise
+    on the text, the label carried); a variant keeps its original's balancing key."""
+    vary = vary or text_variant(cfg)
     texts, labels = original[TEXT].tolist(), original[LABEL].tolist()
     keys = list(balance_by) if balance_by is not None else labels
     seen = set(texts)
     rows: list[tuple[str, str, int, str]] = []  # text, label, origin, method
     skipped = Counter()
 
-    def add(text: str, origin: int, applied: list[str], prefix: str = "") -> bool:
+    def add(variant: tuple[str, str, list[str]], origin: int, prefix: str = "") -> bool:
+        text, label, applied = variant
         if not applied or text == texts[origin] or not text:
             skipped["unchanged"] += 1
             return False
@@ -87,14 +103,13 @@ def augment_frame(
             skipped["duplicate"] += 1
             return False
         seen.add(text)
-        rows.append((text, labels[origin], origin, prefix + "+".join(applied)))
+        rows.append((text, label, origin, prefix + "+".join(applied)))
         return True
 
     for origin, text in enumerate(texts):
         for variant in range(cfg.variants_per_row):
             rng = random.Random(f"{cfg.seed}:row:{origin}:variant:{variant}")
-            variant_text, applied = make_variant(text, cfg, rng)
-            add(variant_text, origin, applied)
+            add(vary(text, labels[origin], rng, False), origin)
 
     target = None
     shortfall: dict[str, int] = {}
@@ -118,8 +133,7 @@ def augment_frame(
                     break
                 origin = order[attempt % len(order)]
                 rng = random.Random(f"{cfg.seed}:balance:{key}:attempt:{attempt}")
-                variant, applied = make_variant(texts[origin], cfg, rng, force=True)
-                if add(variant, origin, applied, prefix=BALANCE_PREFIX):
+                if add(vary(texts[origin], labels[origin], rng, True), origin, prefix=BALANCE_PREFIX):
                     missing -= 1
             if missing > 0:
                 shortfall[key] = missing
@@ -142,7 +156,8 @@ def augment_metrics(
     methods = augmented[METHOD]
     variants = methods[methods != ORIGINAL]
     applied = Counter(name for method in variants for name in method.removeprefix(BALANCE_PREFIX).split("+"))
-    per_method = {name: applied[name] for name in METHODS}
+    # Every method (0 when unused): the text methods, or those a task's augmentation names in its facts
+    per_method = {name: applied[name] for name in extra.get("methods", METHODS)}
     return {
         "rows_original": len(original),
         "rows_augmented": len(augmented),

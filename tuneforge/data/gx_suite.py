@@ -20,6 +20,7 @@ from tuneforge.data.cleaning import CLASS_COUNT, LABELS_PER_TEXT
 from tuneforge.data.io import LABEL, SOURCE_ROW, TEXT
 from tuneforge.data.label_set_columns import LABEL_COUNT, RAREST_LABEL, RAREST_LABEL_COUNT, UNKNOWN_LABELS
 from tuneforge.data.label_sets import decode_label_set
+from tuneforge.data.token_checks import TOKEN_COUNT
 
 MAX_ROWS_SHOWN = 5
 TEXT_PREVIEW_CHARS = 60
@@ -235,6 +236,8 @@ def _expected(kind: str, kwargs: dict) -> str:
         return f"{bounds} examples per label"
     if kwargs.get("column") == LABEL_COUNT:
         return f"{bounds} labels per row"
+    if kwargs.get("column") == TOKEN_COUNT:
+        return f"{bounds} tokens per sentence"
     mostly = kwargs.get("mostly", 1)
     return bounds + (f" for {mostly:.1%} of rows" if mostly < 1 else "")
 
@@ -262,7 +265,7 @@ def _offending_rows(failure: dict, rows_by_line: pd.DataFrame) -> list[str]:
     shown = []
     for line in lines[:MAX_ROWS_SHOWN]:
         row = rows_by_line.loc[line]
-        label = "no label" if pd.isna(row[LABEL]) else row[LABEL]
+        label = "no label" if pd.isna(row[LABEL]) else _shorten(row[LABEL])  # a tag sequence can be long
         shown.append(f"line {line}: '{_shorten(row[TEXT])}' ({label}{_note(column, row)})")
     if len(lines) > MAX_ROWS_SHOWN:
         more = {CLASS_COUNT: "classes", RAREST_LABEL_COUNT: "labels"}.get(column, "rows")

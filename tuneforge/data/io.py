@@ -25,7 +25,7 @@ import pyarrow
 import pyarrow.parquet
 
 from tuneforge.base.errors import StageError
-from tuneforge.base.spec import SUPPORTED_EXTENSIONS
+from tuneforge.base.spec import CONLL_EXTENSIONS, SUPPORTED_EXTENSIONS, TOKEN_CLASSIFICATION
 
 TEXT, LABEL, SOURCE_ROW = "text", "label", "source_row"
 DELIMITERS = {".csv": ",", ".tsv": "\t"}  # the delimited formats; the others are JSONL and Parquet
@@ -95,8 +95,10 @@ def read_table(path: Path, *, columns: list[str] | None = None) -> Table:
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_EXTENSIONS:
+        hint = f"; a CoNLL file is {TOKEN_CLASSIFICATION} data: set model.task: {TOKEN_CLASSIFICATION}" if (
+            suffix in CONLL_EXTENSIONS) else ""
         raise StageError(
-            f"{path}: unsupported file extension '{suffix or '(none)'}' (use {', '.join(SUPPORTED_EXTENSIONS)})"
+            f"{path}: unsupported file extension '{suffix or '(none)'}' (use {', '.join(SUPPORTED_EXTENSIONS)}{hint})"
         )
     if not path.is_file():
         raise StageError(f"{path}: file not found")

@@ -64,11 +64,16 @@ def stratified_split(strata: pd.Series, fractions: dict[str, float], seed: int) 
     return assigned
 
 
-def iterative_split(label_sets: pd.Series, fractions: dict[str, float], seed: int) -> dict[str, pd.Index]:
+def iterative_split(
+    label_sets: pd.Series, fractions: dict[str, float], seed: int, *, noun: str = "label",
+    unchecked: frozenset[str] = frozenset(),
+) -> dict[str, pd.Index]:
     """The index of `label_sets` (a list of labels per distinct text) in each split, by iterative stratification.
-    Texts without a label are spread over the splits by size."""
+    Texts without a label are spread over the splits by size. `noun` names a label in the refusal of one too rare
+    to reach every split; labels in `unchecked` are stratified but never refused (a stratum of convenience, such as
+    "no entity", that a split may lack without harm)."""
     exploded = label_sets.explode().dropna()
-    check_class_sizes(exploded, fractions, noun="label")
+    check_class_sizes(exploded[~exploded.isin(unchecked)], fractions, noun=noun)
     names = sorted(exploded.unique())
     column = {name: j for j, name in enumerate(names)}
     indicator = np.zeros((len(label_sets), len(names)), dtype=bool)

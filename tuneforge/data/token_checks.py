@@ -7,7 +7,9 @@ spaces and its label one canonical cell, so cleaning's exact duplicates and conf
 text_key compare whole sentences as they stand.
 
 Each function takes the file the rows were read from only to name it; `token_place` says where a token is.
-The keys the error lines name are the settings the token task will read (constants below).
+The keys the error lines name are the validate settings the token task reads (constants below). The derived
+columns of expectations/token_classification.json (`with_token_columns`) are here too: the suite checks every
+given file (val and test as well) where the functions above check the training rows.
 """
 
 from pathlib import Path
@@ -16,12 +18,16 @@ import pandas as pd
 
 from tuneforge.base.errors import StageError
 from tuneforge.data.bio import entity_types, ill_formed, mention_counts, repair, tag_set, tag_type
-from tuneforge.data.io import LABEL, SOURCE_ROW
-from tuneforge.data.token_files import decode_tags, encode_tags, token_place
+from tuneforge.data.cleaning import LABELS_PER_TEXT, labels_per_text
+from tuneforge.data.io import LABEL, SOURCE_ROW, TEXT
+from tuneforge.data.label_set_columns import UNKNOWN_LABELS
+from tuneforge.data.label_sets import encode_label_set
+from tuneforge.data.token_files import decode_tags, encode_tags, sentence_tokens, token_place
 
 REPAIR_KEY = "validate.repair_bio_tags"
 MIN_MENTIONS_KEY = "validate.min_mentions_per_type"
 MIN_TOKENS_KEY, MAX_TOKENS_KEY = "validate.min_sentence_tokens", "validate.max_sentence_tokens"
+TOKEN_COUNT = "token_count"  # derived: words (tokens) in the row's sentence
 
 
 def tag_set_of(path: Path, frame: pd.DataFrame, declared: list[str] | None, *, declared_by: str) -> list[str]:
@@ -112,3 +118,19 @@ def refuse_sentence_lengths(path: Path, frame: pd.DataFrame, shortest: int, long
             f"{path}: {unit} {line}: a sentence of {tokens} token{'' if tokens == 1 else 's'}, "
             f"{'fewer' if tokens < shortest else 'more'} than {key} ({bound}); {len(outside)} such in the file"
         )
+
+
+def with_token_columns(frame: pd.DataFrame, labels: list[str]) -> pd.DataFrame:
+    """The frame expectations/token_classification.json checks: the cleaned rows plus token_count (tokens in the
+    sentence), unknown_labels (the row's tags outside the tag set `labels`, as a label-set cell: "[]" when none, as
+    in the multi-label suite) and labels_per_text (the tag sequences the sentence is seen with). A missing label
+    cell gets missing derived values (the suite's not-null expectation on `label` reports it)."""
+    known = set(labels)
+    missing = frame[LABEL].isna()
+    tags = frame[LABEL].map(lambda cell: decode_tags(cell) if isinstance(cell, str) else [])
+    tokens = frame[TEXT].map(lambda text: len(sentence_tokens(text)) if isinstance(text, str) else None)
+    return frame.assign(**{
+        LABELS_PER_TEXT: labels_per_text(frame),
+        TOKEN_COUNT: tokens.astype("Int64"),
+        UNKNOWN_LABELS: tags.map(lambda row: encode_label_set(set(row) - known)).mask(missing),
+    })

@@ -24,6 +24,10 @@ A row holds:
 - document: in CoNLL the line of the `-DOCSTART-` that opened the sentence's document (null before the first
   one, and in files without any); null in JSONL and Parquet.
 
+An unlabelled file (read with label_required=False: what a model is asked to tag) is a CoNLL file of one column,
+a token per line, or a JSONL or Parquet file without the label column, its text column holding tokens or a text
+(split into words as above); its rows' label is None.
+
 Span boundaries: a span that starts or ends inside a word is widened to the whole words it touches. Why widen
 rather than refuse: a word here is what whitespace separates, so the commonest off-boundary span, an entity
 without the punctuation glued to it ("Paris" in "Paris."), has no other BIO reading, and refusing it would
@@ -65,12 +69,15 @@ _WORD = re.compile(r"\S+")  # a word: what str.split() keeps, so joined words sp
 
 
 def read_token_file(
-    path: Path, text_column: str, label_column: str, *, labels_file: Path | None = None
+    path: Path, text_column: str, label_column: str, *, labels_file: Path | None = None, label_required: bool = True
 ) -> pd.DataFrame:
     """The sentences of a CoNLL, JSONL or Parquet file as rows (text, label, source_row, document), in file
     order; a bad line is refused in one line naming file and line. The columns name a JSONL or Parquet file's
     tokens or text (text_column) and tags or entities (label_column); CoNLL has neither. `labels_file`
-    (data.labels_file, one tag per line) names the tags given as ids (tokens form only)."""
+    (data.labels_file, one tag per line) names the tags given as ids (tokens form only).
+
+    label_required=False also reads unlabelled files, whose rows get label None: a CoNLL file whose lines hold a
+    token only (one column on every line), a JSONL or Parquet file without the label column."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in CONLL_SUFFIXES + ROW_SUFFIXES:
@@ -80,15 +87,17 @@ def read_token_file(
         )
     widened = 0
     if suffix in CONLL_SUFFIXES:
-        sentences = _read_conll(path)
+        sentences = _read_conll(path, label_required=label_required)
     else:
         table = read_table(path)
-        require_columns(table, text_column, label_column)
+        require_columns(table, text_column, label_column, label_required=label_required)
+        if label_column not in table.columns:
+            label_column = None
         names = read_label_names(labels_file) if labels_file is not None else None
         sentences, widened = _read_rows(table, text_column, label_column, names, labels_file)
     frame = pd.DataFrame({
         TEXT: [" ".join(tokens) for tokens, _, _, _ in sentences],
-        LABEL: [encode_tags(tags) for _, tags, _, _ in sentences],
+        LABEL: [None if tags is None else encode_tags(tags) for _, tags, _, _ in sentences],
         SOURCE_ROW: [line for _, _, line, _ in sentences],
         DOCUMENT: pd.array([document for _, _, _, document in sentences], dtype="Int64"),
     })
@@ -130,11 +139,11 @@ def token_place(path: Path, source_row: int, position: int) -> str:
     return f"{unit} {source_row}, token {position + 1}"
 
 
-# A sentence as read: (tokens, tags, source_row, document line or None).
-Sentence = tuple[list[str], list[str], int, int | None]
+# A sentence as read: (tokens, tags or None when unlabelled, source_row, document line or None).
+Sentence = tuple[list[str], list[str] | None, int, int | None]
 
 
-def _read_conll(path: Path) -> list[Sentence]:
+def _read_conll(path: Path, *, label_required: bool = True) -> list[Sentence]:
     if not path.is_file():
         raise StageError(f"{path}: file not found")
     if path.stat().st_size == 0:
@@ -143,10 +152,13 @@ def _read_conll(path: Path) -> list[Sentence]:
     tokens: list[str] = []
     tags: list[str] = []
     start, document = 0, None
+    # Columns of a token line (2: token and tag; 1 allowed without label_required) and the line that set them: a
+    # file is all tagged or all untagged, since a token without its tag in a tagged file is a mistake.
+    shape: tuple[int, int] | None = None
 
     def end_sentence() -> None:
         if tokens:
-            sentences.append((list(tokens), list(tags), start, document))
+            sentences.append((list(tokens), list(tags) if shape and shape[0] == 2 else None, start, document))
         tokens.clear()
         tags.clear()
 
@@ -159,17 +171,26 @@ def _read_conll(path: Path) -> list[Sentence]:
         elif fields[0] == DOCSTART:
             end_sentence()
             document = number
-        elif len(fields) != 2:
+        elif len(fields) != 2 and not (len(fields) == 1 and not label_required):
             shown = " | ".join(field[:30] for field in fields[:4]) + (" | ..." if len(fields) > 4 else "")
             raise StageError(
                 f"{path}: line {number} has {len(fields)} column{'s' if len(fields) > 1 else ''} ({shown}); a "
                 "CoNLL line is a token and its tag, separated by a tab or spaces"
+                + ("" if label_required else " (or, untagged, a token alone)")
             )
         else:
+            if shape is None:
+                shape = (len(fields), number)
+            elif shape[0] != len(fields):
+                raise StageError(
+                    f"{path}: line {number} has {len(fields)} column{'s' if len(fields) > 1 else ''} but line "
+                    f"{shape[1]} has {shape[0]}; a file's tokens are all tagged or all untagged"
+                )
             if not tokens:
                 start = number
             tokens.append(fields[0])
-            tags.append(_tag(fields[1], path, f"line {number}"))
+            if len(fields) == 2:
+                tags.append(_tag(fields[1], path, f"line {number}"))
     end_sentence()
     if not sentences:
         raise StageError(f"{path}: no sentences (a token and its tag per line)")
@@ -177,16 +198,24 @@ def _read_conll(path: Path) -> list[Sentence]:
 
 
 def _read_rows(
-    table: Table, text_column: str, label_column: str, label_names: list[str] | None, labels_file: Path | None
+    table: Table, text_column: str, label_column: str | None, label_names: list[str] | None, labels_file: Path | None
 ) -> tuple[list[Sentence], int]:
+    """label_column None: the file has no label column (an unlabelled file): tokens or words, tags None."""
     sentences: list[Sentence] = []
     widened = 0
     for line, row in table.records:
         where = f"{table.path}: {table.unit} {line}"
-        text, labels = row.get(text_column), row.get(label_column)
-        for cell, column, key in ((text, text_column, "data.text_column"), (labels, label_column, "data.label_column")):
+        text = row.get(text_column)
+        labels = row.get(label_column) if label_column is not None else None
+        cells = ((text, text_column, "data.text_column"), (labels, label_column, "data.label_column"))
+        for cell, column, key in cells[:1] if label_column is None else cells:
             if _missing(cell):
                 raise StageError(f"{where}: column '{column}' ({key}) is missing")
+        if label_column is None:
+            tokens = _words(text, where) if isinstance(text, str) else _tokens(
+                _as_list(text, where, text_column, "tokens (or a text)"), table, line)
+            sentences.append((tokens, None, line, None))
+            continue
         if isinstance(text, str):
             tokens, tags, count = _spans_row(text, _as_list(labels, where, label_column, "entities"), where)
             widened += count
@@ -245,6 +274,14 @@ def _tag(tag: str, path: Path, place: str) -> str:
     if not is_tag(tag):
         raise StageError(f"{path}: {place}: tag {tag!r} is not a BIO tag ({TAG_FORMS})")
     return tag
+
+
+def _words(text: str, where: str) -> list[str]:
+    """The words of an unlabelled text."""
+    words = _WORD.findall(text)
+    if not words:
+        raise StageError(f"{where}: empty sentence (the text holds no word)")
+    return words
 
 
 def _spans_row(text: str, entities: list, where: str) -> tuple[list[str], list[str], int]:

@@ -8,6 +8,8 @@ from pydantic import ConfigDict, Field, model_validator
 
 from registry.config import PromotionConfig, RegistryConfig
 from tuneforge.base.spec import (
+    CONLL_EXTENSIONS,
+    TOKEN_CLASSIFICATION,
     AugmentConfig,
     DataConfig,
     DistillConfig,
@@ -71,6 +73,21 @@ class Params(Section):
             raise ValueError("reject.fit: oos fits the threshold on out-of-scope val rows; set data.oos_file")
         if self.reject.fit == "oos" and self.split.oos_val_fraction == 0:
             raise ValueError("reject.fit: oos needs out-of-scope val rows, but split.oos_val_fraction is 0")
+        return self
+
+    @model_validator(mode="after")
+    def _conll_files_are_token_data(self):
+        # data.*_file accepts every task's extensions; a CoNLL file holds a tag per token, which only the token
+        # task reads (any other reader would take its lines for rows of a table).
+        if self.model.task == TOKEN_CLASSIFICATION:
+            return self
+        for key in ("train_file", "val_file", "test_file", "oos_file"):
+            name = getattr(self.data, key)
+            if name and Path(name).suffix.lower() in CONLL_EXTENSIONS:
+                raise ValueError(
+                    f"data.{key}: {name} is a CoNLL file (a token and its tag per line), data for model.task "
+                    f"{TOKEN_CLASSIFICATION}, not {self.model.task}; set model.task: {TOKEN_CLASSIFICATION}"
+                )
         return self
 
 

@@ -1,11 +1,12 @@
 """One module per task behind one interface (interface.py); `model.task` selects it through `get_task`."""
 
 from tuneforge.base.spec import ModelConfig
-from tuneforge.tasks import causal_lm, multi_label, text_classification
+from tuneforge.tasks import causal_lm, multi_label, text_classification, token_classification
 from tuneforge.tasks.interface import Task, require
 
 TASKS: dict[str, Task] = {
-    task.name: task for task in (text_classification.TASK, multi_label.TASK, causal_lm.TASK)
+    task.name: task
+    for task in (text_classification.TASK, multi_label.TASK, token_classification.TASK, causal_lm.TASK)
 }
 
 __all__ = ["TASKS", "Task", "get_task", "require", "task_for"]

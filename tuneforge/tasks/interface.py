@@ -43,34 +43,49 @@ class Task:
     metrics: tuple[str, ...]
     peft_task_type: str  # peft's TaskType for the `peft` block's task_type
     trains_a_head: bool  # whether train.method `frozen` (a new head on a frozen backbone) applies
-    # (train cfg, augmented dir, splits dir, validated dir) -> the train stage's input files by role
-    train_inputs: Callable[..., dict[str, Path]]
-    # the inputs above -> the label set (None for tasks without one); reads and checks before a model loads
-    check_train_inputs: Callable[[dict[str, Path]], list[str] | None]
-    # (model cfg, train cfg, base path, tokenizer, labels, inputs, pad multiple) -> TrainingData
-    training_data: Callable[..., TrainingData]
-    # the Trainer's compute_metrics for the val scores, or None when the loss is the only score
-    compute_metrics: Callable | None
-    # one Trainer eval log entry -> the history's val_* columns
-    val_scores: Callable[[dict], dict]
     # Heads that average their loss per batch and ignore num_items_in_batch (the Trainer must not rescale it)
     loss_is_batch_mean: bool
+    # train, tune: (train cfg, augmented dir, splits dir, validated dir) -> the train stage's input files by role
+    train_inputs: Callable[..., dict[str, Path]] | None = None
+    # train, tune: the inputs above -> the label set (None for tasks without one); reads and checks before a model
+    # loads
+    check_train_inputs: Callable[[dict[str, Path]], list[str] | None] | None = None
+    # train, tune: (model cfg, train cfg, base path, tokenizer, labels, inputs, pad multiple) -> TrainingData
+    training_data: Callable[..., TrainingData] | None = None
+    # the Trainer's compute_metrics for the val scores, or None when the loss is the only score
+    compute_metrics: Callable | None = None
+    # train, tune: one Trainer eval log entry -> the history's val_* columns
+    val_scores: Callable[[dict], dict] | None = None
     # train, tune: the train section -> None, or a ConfigError naming a key the task does not take (checked before
     # anything loads, and on every value a tune search space could try)
     check_train_config: Callable[[Any], None] | None = None
     # validate, monitor: (data file, data cfg, *, label_required=True) -> rows (text, label, source_row); a bad row
     # is refused with file and line; label_required=False reads a file without the label column as label None
     read_rows: Callable[..., pd.DataFrame] | None = None
-    # validate: (file, cleaned rows, data cfg, label set) -> None, or a StageError on data the task cannot learn from
-    check_rows: Callable[[Path, pd.DataFrame, Any, list[str]], None] | None = None
+    # validate: (file, rows as read, validate cfg) -> (the rows, facts for the metrics): the task's own fixes of what
+    # it read (token classification: ill-formed BIO tags repaired or refused), on every given file before cleaning;
+    # None: the rows as read
+    fix_rows: Callable[[Path, pd.DataFrame, Any], tuple[pd.DataFrame, dict[str, int]]] | None = None
+    # validate: (file, cleaned rows, data cfg, label set, validate cfg) -> None, or a StageError on data the task
+    # cannot learn from
+    check_rows: Callable[[Path, pd.DataFrame, Any, list[str], Any], None] | None = None
     # validate: the GX suite (expectations/<suite>.json) that validate.suite null stands for
     suite: str | None = None
     # validate: label cells -> the label set they use, sorted (when data.labels and data.labels_file are null)
     label_set: Callable[[pd.Series], list[str]] | None = None
+    # validate: the declared labels (data.labels, data.labels_file) -> the label set recorded; None: as declared
+    # (token classification declares entity types or tags and records every tag of those types)
+    declared_label_set: Callable[[list[str]], list[str]] | None = None
     # validate: (cleaned rows, label set) -> the table the suite checks: the rows and the derived columns it reads
     gx_table: Callable[[pd.DataFrame, list[str]], pd.DataFrame] | None = None
-    # validate, split, augment: label cells -> rows per label (a row counts once for each label it holds)
+    # validate, split, augment: label cells -> rows per label (a row counts once for each label it holds), or what
+    # `counted` names
     label_counts: Callable[[pd.Series], pd.Series] | None = None
+    # what label_counts counts, and per what, as the summaries' tables say it; token classification counts
+    # ("mentions", "entity type")
+    counted: tuple[str, str] = ("rows", "label")
+    # validate: the label set -> the names label_counts counts by, in the summary's order; None: the labels
+    counted_names: Callable[[list[str]], list[str]] | None = None
     # validate: label cells -> facts on how many labels rows hold, for metrics and the summary; None: one each
     label_cardinality: Callable[[pd.Series], dict] | None = None
     # split: rows -> the stratum of each row, kept in proportion (and present) in every split

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from tuneforge.base.errors import ConfigError, StageError
-from tuneforge.base.spec import AugmentConfig, DataConfig
+from tuneforge.base.spec import AugmentConfig, DataConfig, ValidateConfig
 from tuneforge.data.augmentation import augment_frame
 from tuneforge.data.io import (
     LABEL,
@@ -112,7 +112,7 @@ def _refuse_a_separator_that_splits_nothing(table: Table, cells: list, separator
     )
 
 
-def check_rows(path: Path, frame: pd.DataFrame, data: DataConfig, labels: list[str]) -> None:
+def check_rows(path: Path, frame: pd.DataFrame, data: DataConfig, labels: list[str], cfg: ValidateConfig) -> None:
     """Multi-label classification needs two labels at least, and a training example of every declared label
     (a sigmoid with no positive example learns only to say no)."""
     used = label_names(frame[LABEL].dropna())

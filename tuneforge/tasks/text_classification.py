@@ -12,7 +12,7 @@ import pandas as pd
 from transformers import DataCollatorWithPadding
 
 from tuneforge.base.errors import ConfigError, StageError
-from tuneforge.base.spec import DataConfig, ModelConfig, TrainConfig
+from tuneforge.base.spec import DataConfig, ModelConfig, TrainConfig, ValidateConfig
 from tuneforge.data.augmentation import augment_frame
 from tuneforge.data.cleaning import with_derived_columns
 from tuneforge.data.io import LABEL, read_data_table
@@ -91,7 +91,7 @@ def read_rows(path: Path, data: DataConfig, *, label_required: bool = True) -> p
     return read_data_table(path, data, label_required=label_required)
 
 
-def check_rows(path: Path, frame: pd.DataFrame, data: DataConfig, labels: list[str]) -> None:
+def check_rows(path: Path, frame: pd.DataFrame, data: DataConfig, labels: list[str], cfg: ValidateConfig) -> None:
     """Classification needs two classes at least."""
     classes = sorted(frame[LABEL].dropna().unique())
     if not classes:

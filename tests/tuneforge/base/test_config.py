@@ -61,6 +61,11 @@ def test_every_field_has_a_description():
             "validate.min_examples_per_class: must be greater than or equal to 1",
         ),
         ({"data": {"labels": "a,b"}}, "data.labels: must be a valid list"),
+        ({"data": {"train_file": "x.conll"}}, "data.train_file: x.conll is a CoNLL file (a token and its tag per "
+                                              "line), data for model.task token-classification, not "
+                                              "sequence-classification; set model.task: token-classification"),
+        ({"validate": {"min_sentence_tokens": 9, "max_sentence_tokens": 8}},
+         "validate: min_sentence_tokens (9) must not exceed max_sentence_tokens (8)"),
         ([1, 2], "must be a mapping of sections"),
     ],
 )
@@ -69,6 +74,12 @@ def test_mistakes_are_named_by_dotted_path(raw, expected):
         parse_params(raw)
     assert expected in caught.value.message
     assert "\n" not in caught.value.message
+
+
+def test_conll_files_are_token_classification_data():
+    params = parse_params({"model": {"task": "token-classification"},
+                           "data": {"train_file": "train.conll", "val_file": "dev.txt", "test_file": "test.jsonl"}})
+    assert params.data.val_file == "dev.txt"
 
 
 def test_every_mistake_is_reported_not_only_the_first():

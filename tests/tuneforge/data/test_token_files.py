@@ -86,6 +86,42 @@ def test_a_bad_conll_file_is_refused_on_its_line(tmp_path, content, message):
     assert refused(path).startswith(f"{path}: {message}")
 
 
+def unlabelled(path, text_column="tokens"):
+    return read_token_file(path, text_column, "tags", label_required=False)
+
+
+def test_unlabelled_files_read_with_label_none(tmp_path):
+    """What a model is asked to tag: a CoNLL file of tokens alone, JSONL tokens or texts without the label column.
+    A tagged file reads as tagged all the same."""
+    conll = tmp_path / "u.conll"
+    conll.write_text("Empire\nState\n\n!\n", encoding="utf-8")
+    frame = unlabelled(conll)
+    assert frame["text"].tolist() == ["Empire State", "!"] and frame["source_row"].tolist() == [1, 4]
+    assert frame["label"].isna().all()
+    tokens = write_jsonl(tmp_path / "t.jsonl", [{"tokens": ["Empire", "State"]}, {"tokens": ["!"]}])
+    assert unlabelled(tokens)["text"].tolist() == ["Empire State", "!"] and unlabelled(tokens)["label"].isna().all()
+    texts = write_jsonl(tmp_path / "s.jsonl", [{"text": " Empire  State "}])
+    frame = unlabelled(texts, "text")
+    assert frame["text"].tolist() == ["Empire State"] and frame["label"].isna().all()
+    tagged = tmp_path / "d.conll"
+    tagged.write_text("Paris\tB-location\n", encoding="utf-8")
+    assert unlabelled(tagged)["label"].tolist() == ['["B-location"]']
+
+
+@pytest.mark.parametrize("content, message", [
+    ("a\nb\tO\n", "line 2 has 2 columns but line 1 has 1; a file's tokens are all tagged or all untagged"),
+    ("a\tO\n\nb\n", "line 3 has 1 column but line 1 has 2"),
+    ("a b c\n", "line 1 has 3 columns (a | b | c); a CoNLL line is a token and its tag, separated by a tab or "
+                 "spaces (or, untagged, a token alone)"),
+])
+def test_an_unlabelled_conll_file_is_untagged_throughout(tmp_path, content, message):
+    path = tmp_path / "u.conll"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(StageError) as caught:
+        unlabelled(path)
+    assert caught.value.message.startswith(f"{path}: {message}")
+
+
 @pytest.mark.parametrize("name, message", [
     ("d.conll", "file not found"),
     ("d.csv", "unsupported file extension '.csv' for token classification (use .conll, .txt, .jsonl, .parquet"),
