@@ -86,14 +86,15 @@ def run_one(source: Path, ratio: float, seed: int, student: bool, extra: list[st
     if cost["returncode"] != 0:
         raise SystemExit(f"open_set: error: the run for ratio {ratio}, seed {seed} failed (exit "
                          f"{cost['returncode']}) in {clone}")
-    params = (read_json(clone / "reports/train/meta.json") or {}).get("config", {})
+    trained = read_json(clone / "models/teacher/meta.json") or {}
     teacher = read_json(clone / "reports/metrics/evaluate.json") or {}
     int8 = read_json(clone / "reports/metrics/export.json") if student else None
     return {
         "ratio": ratio, "seed": seed, **facts, "clone": str(clone), "overrides": overrides,
         "teacher": {key: teacher.get(key) for key in FIGURES},
         "int8": {key: int8.get(key) for key in FIGURES} if int8 else None,
-        "teacher_epochs": params.get("epochs"), "cpu_seconds": cost["cpu_seconds"],
+        "teacher_epochs": trained.get("epochs"), "teacher_steps": trained.get("global_step"),
+        "teacher_stopped_early": trained.get("stopped_early"), "cpu_seconds": cost["cpu_seconds"],
         "wall_seconds": cost["wall_seconds"], "commit": git_head(), "finished": cost["finished"],
     }
 
