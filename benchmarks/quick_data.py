@@ -72,8 +72,13 @@ def write_goemotions_subset(target: Path, source: Path = GOEMOTIONS) -> Path:
     return target
 
 
+# A random tiny model cannot hold int8 parity on a metric of a few percent (one row moves it by points): quick
+# runs prove that the chain runs, so its gate is opened; tests/stages/test_export.py tests the gate itself.
+QUICK_EXPORT = ["export.max_f1_drop=100"]
+
+
 def goemotions_quick_overrides(subset: Path, tiny_model: Path) -> list[str]:
     """`--set` assignments that shrink configs/goemotions.yaml to CI size: the subset, the tiny BERT, a few steps."""
     return [f"data.dir={subset}", f"model.base={tiny_model}", "validate.min_examples_per_class=5",
             "train.max_steps=6", "train.eval_steps=3", "train.batch_size=16", "distill.max_steps=6",
-            "distill.num_layers=1", "export.benchmark_runs=5", "export.benchmark_warmup=1"]
+            "distill.num_layers=1", "export.benchmark_runs=5", "export.benchmark_warmup=1", *QUICK_EXPORT]

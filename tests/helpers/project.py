@@ -85,6 +85,9 @@ def use_fast_spec(clone: Path, model_dir: Path) -> Path:
         f"model.base={base}", "train.max_steps=6", "train.eval_steps=3", "train.batch_size=16",
         "distill.max_steps=6", "export.benchmark_runs=5", "export.benchmark_warmup=1",
         "promotion.min_metrics={}",  # a random tiny model cannot reach a real quality bar
+        # nor hold int8 parity on macro-F1: at a few percent, one row more or less moves it by points (the gate
+        # itself is tested in tests/stages/test_export.py)
+        "export.max_f1_drop=100",
     ])
     git(clone, "commit", "-q", "-am", "fast spec for tests")
     return clone
