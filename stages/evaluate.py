@@ -1,18 +1,23 @@
 """Stage `evaluate`: the trained model on the test split, and side by side with the production model.
 
-Inputs: models/teacher (a Hugging Face sequence-classification directory) and data/splits/test.parquet
-(text, label, source_row). When the registry holds `registry.model_name@evaluate.compare_alias`, the
-model directory of that version (role `evaluate.compare_role`) is evaluated on the same rows.
+Inputs: models/teacher (a Hugging Face classification directory, with the task's head: a label per text or per
+token) and data/splits/test.parquet (text, label, source_row). When the registry holds
+`registry.model_name@evaluate.compare_alias`, the model directory of that version (role `evaluate.compare_role`) is
+evaluated on the same rows.
 
 What varies with model.task comes from the task (tuneforge/tasks): its metrics, its per-label table, and its
 output rule with the calibration fitted on val (single-label: a softmax temperature; multi-label: per-label
-thresholds, which decide the predictions scored here). Confusion files and the Evidently report are written for
-tasks that have them (single-label); multi-label adds mean average precision.
+thresholds, which decide the predictions scored here; token classification: a softmax temperature over every
+word's tags). Confusion files and the Evidently report are written for tasks that have them (single-label);
+multi-label adds mean average precision; token classification writes its entity error table instead of the Evidently
+report (errors.{csv,json,md}), a row being a sentence (`correct`: every tag of it right; `confidence`: its least sure
+word's).
 
 Outputs, replaced atomically:
     reports/evaluate/metrics.json           every number below in one file
     reports/evaluate/summary.md             headline metrics and the comparison, for people
-    reports/evaluate/per_class.csv          precision, recall, f1, support, predicted count per label
+    reports/evaluate/per_class.csv          precision, recall, f1, support, predicted count per label (token
+                                            classification: per entity type, entities counted)
     reports/evaluate/confusion_matrix.png   counts, coloured by share of the true label (for people)
     reports/evaluate/confusion_matrix.csv   the count matrix: one row per true label, one column per predicted
     reports/evaluate/confusion_matrix.json  labels, matrix, and one {actual, predicted} row per test row
@@ -23,6 +28,9 @@ Outputs, replaced atomically:
     reports/evaluate/confusions.md          the most frequent confusions with their most confident examples
     reports/evaluate/comparison.json        deltas per metric and per class, McNemar's test (only when compared)
     reports/evaluate/classification.{html,json}  Evidently classification report (production as reference)
+    reports/evaluate/errors.{csv,json,md}   token classification instead: every entity error (missed, spurious,
+                                            wrong type, wrong boundary, both), counts per kind and entity type,
+                                            examples (with the production model's counts when compared)
     reports/evaluate/predictions.parquet    text, label, predicted, confidence, correct, calibrated_confidence,
                                             source_row
     reports/evaluate/oos_predictions.parquet  with out-of-scope test rows (data.oos_file): text, label as given,
@@ -32,6 +40,7 @@ Outputs, replaced atomically:
 """
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +61,7 @@ from tuneforge.inference.outputs import NO_CALIBRATION
 from tuneforge.inference.rejection import rejected_rows, require_rejection
 from tuneforge.inference.torch_predictor import (
     Classifier,
+    Predictions,
     count_parameters,
     load_trained_classifier,
     pick_device,
@@ -82,28 +92,38 @@ def run(
     task, max_length = task_for(model_cfg, STAGE), model_cfg.max_seq_length
     require_rejection(task.outputs.fit_rejection, reject.enabled, task.name)
     test, val = read_test_split(test_path), read_test_split(val_path)
+    counts = {"test": label_counts(task, test, test_path), "val": label_counts(task, val, val_path)}
     device = pick_device(cfg.device, "evaluate.device")
-    candidate = load_trained_classifier(model_dir, device, missing_hint="run train first (python -m stages.train)")
-    check_labels_known(task.label_counts(test["label"]), candidate.labels, model_dir, test_path)
-    check_labels_known(task.label_counts(val["label"]), candidate.labels, model_dir, val_path)
+    candidate = load_trained_classifier(
+        model_dir, device, missing_hint="run train first (python -m stages.train)", head=task.model_head
+    )
+    check_labels_known(counts["test"], counted_names(task, candidate.labels), model_dir, test_path, task.counted)
+    check_labels_known(counts["val"], counted_names(task, candidate.labels), model_dir, val_path, task.counted)
     comparison_status, baseline_dir = find_baseline(cfg, registry_cfg)
-    baseline = load_baseline(baseline_dir, device, comparison_status) if baseline_dir is not None else None
+    baseline = load_baseline(baseline_dir, device, comparison_status, task) if baseline_dir is not None else None
     if baseline is not None:
         check_same_kind_of_head(candidate, baseline, comparison_status)
 
     print(f"{STAGE}: {model_dir} on {len(test)} test rows ({device.type})")
     # Out-of-scope rows (data.oos_file, as split shared them) are scored only by a rejecting model.
     oos = read_out_of_scope(workspace.splits) if reject.enabled else {}
-    scored = score(task, candidate, test, val, cfg, max_length, reject, oos)
+
+    def infer(classifier: Classifier, texts: list[str]) -> Predictions:
+        if task.predict is not None:  # the task reads its own inputs (token classification: words, in windows)
+            return task.predict(classifier, texts, batch_size=cfg.batch_size, max_length=max_length,
+                                stride=model_cfg.stride)
+        return predict(classifier, texts, batch_size=cfg.batch_size, max_length=max_length)
+
+    scored = score(task, candidate, test, val, cfg, infer, reject, oos)
     compared = None
     if baseline is not None:
         print(f"{STAGE}: also {comparison_status['ref']} (version {comparison_status['version']})")
         compared = compare(
-            task, scored, score(task, baseline, test, val, cfg, max_length, reject, oos), cfg, comparison_status
+            task, scored, score(task, baseline, test, val, cfg, infer, reject, oos), cfg, comparison_status
         )
 
     test_sha256 = sha256_file(test_path)
-    headline = headline_metrics(scored, len(test), test_sha256, compared or comparison_status)
+    headline = headline_metrics(task, scored, len(test), test_sha256, compared or comparison_status)
     inputs = {"model": model_dir, "test": test_path, "val": val_path}
     inputs |= {name: workspace.splits / f"{name}.parquet" for name in oos}
     inputs |= {"baseline_model": baseline_dir} if baseline_dir else {}
@@ -125,9 +145,9 @@ def run(
         )
     # After the rename: a failure above leaves the previous metrics beside the previous reports.
     write_metrics(metrics_path, headline)
+    shown = ", ".join(f"{name} {headline[name]:.4f}" for name in task.metrics if name in headline)
     print(
-        f"{STAGE}: accuracy {headline['accuracy']:.4f}, macro-F1 {headline['macro_f1']:.4f}, "
-        f"ECE {headline['ece']:.4f}, calibrated {headline['ece_calibrated']:.4f} "
+        f"{STAGE}: {shown}, ECE {headline['ece']:.4f}, calibrated {headline['ece_calibrated']:.4f} "
         f"({_calibration_note(scored['calibration'])}); "
         f"comparison: {comparison_status['message']}"
     )
@@ -174,10 +194,12 @@ def find_baseline(cfg: EvaluateConfig, registry_cfg: RegistryConfig) -> tuple[di
     return status, model_dir
 
 
-def load_baseline(model_dir: Path, device, status: dict) -> Classifier:
+def load_baseline(model_dir: Path, device, status: dict, task: Task) -> Classifier:
     """The compared version's classifier; a failure names the version, not only its folder in the cache."""
     try:
-        return load_trained_classifier(model_dir, device, missing_hint="the registry's copy is incomplete")
+        return load_trained_classifier(
+            model_dir, device, missing_hint="the registry's copy is incomplete", head=task.model_head
+        )
     except StageError as exc:
         raise StageError(
             f"{status['ref']} (version {status['version']}, role {status['role']}) cannot be evaluated: "
@@ -215,11 +237,24 @@ def absent_registry(url: str) -> str | None:
 
 # ---- scoring ----
 
+def label_counts(task: Task, frame: pd.DataFrame, path: Path) -> pd.Series:
+    """The task's label_counts of a split, a label cell it cannot read refused with the file's name."""
+    try:
+        return task.label_counts(frame["label"])
+    except StageError as exc:
+        raise StageError(f"{path}: {exc.message}") from None
+
+
+def counted_names(task: Task, labels: list[str]) -> list[str]:
+    """What the model's labels stand for in the task's label_counts (token classification: entity types)."""
+    return task.counted_names(labels) if task.counted_names is not None else labels
+
+
 def score(
-    task: Task, classifier: Classifier, test: pd.DataFrame, val: pd.DataFrame, cfg: EvaluateConfig, max_length: int,
-    reject: RejectConfig, oos: dict[str, pd.DataFrame],
+    task: Task, classifier: Classifier, test: pd.DataFrame, val: pd.DataFrame, cfg: EvaluateConfig,
+    infer: Callable[[Classifier, list[str]], Predictions], reject: RejectConfig, oos: dict[str, pd.DataFrame],
 ) -> dict:
-    """Predictions and every metric of one model on the test rows (inputs truncated to `max_length` tokens), with
+    """Predictions and every metric of one model on the test rows (`infer`: the model's logits of texts), with
     its calibration fitted on the val rows (the output rule's fit: a softmax temperature, or multi-label
     thresholds) and the scores' reliability as trained and as calibrated. Predictions are the calibrated rule's
     (a temperature never changes them; thresholds decide them). A model that does not know every label of both
@@ -228,18 +263,18 @@ def score(
     and metrics above stay the classifier's, and the rejection's own numbers are added (rejection_metrics); with
     out-of-scope test rows (`oos`, from data.oos_file) the open-set ones too (tuneforge/evaluation/open_set.py)."""
     def logits_of(frame: pd.DataFrame):
-        return predict(classifier, frame["text"].tolist(), batch_size=cfg.batch_size, max_length=max_length)
+        return infer(classifier, frame["text"].tolist())
 
     predictions, rule, labels = logits_of(test), task.outputs, classifier.labels
     used = set(task.label_counts(test["label"]).index) | set(task.label_counts(val["label"]).index)
-    knows_every_label = used <= set(labels)
+    knows_every_label = used <= set(counted_names(task, labels))
     val_logits = logits_of(val).logits if knows_every_label else None
     calibration = rule.fit(val_logits, task.targets(val, labels)) if knows_every_label else None
     scores = rule.scores(predictions.logits, NO_CALIBRATION)
     calibrated_scores = rule.scores(predictions.logits, calibration or NO_CALIBRATION)
     frame = test.copy()
     frame["predicted"] = rule.predicted(calibrated_scores, labels, calibration or NO_CALIBRATION)
-    frame["confidence"] = scores.max(axis=1)  # the highest score, as trained
+    frame["confidence"] = rule.confidence(scores)  # the highest score, as trained (a sentence: its least sure word's)
     frame["correct"] = frame["predicted"] == frame["label"]
     truth, predicted = list(frame["label"]), list(frame["predicted"])
     matrix = task.confusion(truth, predicted, labels) if task.confusion else None
@@ -258,7 +293,7 @@ def score(
     targets, bins = task.targets(test, labels), cfg.calibration_bins
     raw = task.measure_calibration(predictions.logits, NO_CALIBRATION, targets, bins)
     fitted = task.measure_calibration(predictions.logits, calibration, targets, bins)
-    frame["calibrated_confidence"] = calibrated_scores.max(axis=1)
+    frame["calibrated_confidence"] = rule.confidence(calibrated_scores)
     scored["metrics"] |= {"ece": raw["ece"], "nll": raw["nll"],
                           "ece_calibrated": fitted["ece"], "nll_calibrated": fitted["nll"]}
     if task.ranking_metrics:
@@ -278,7 +313,7 @@ def score(
         if "oos_test" in oos_scores:
             oos_frame = oos["oos_test"].copy()
             oos_frame["predicted"] = rule.predicted(oos_scores["oos_test"], labels, calibration)
-            oos_frame["calibrated_confidence"] = oos_scores["oos_test"].max(axis=1)
+            oos_frame["calibrated_confidence"] = rule.confidence(oos_scores["oos_test"])
             oos_frame["rejected"] = rejected_rows(oos_scores["oos_test"], rejecting)
             scored["oos_frame"] = oos_frame
             scored["metrics"] |= open_set_metrics(
@@ -324,15 +359,16 @@ def compare(task: Task, candidate: dict, baseline: dict, cfg: EvaluateConfig, st
     }
 
 
-def headline_metrics(scored: dict, rows: int, test_sha256: str, comparison: dict) -> dict:
+def headline_metrics(task: Task, scored: dict, rows: int, test_sha256: str, comparison: dict) -> dict:
     headline = {**scored["metrics"], "test_rows": rows, "test_sha256": test_sha256,
                 "comparison": comparison["status"]}
     if comparison["status"] == "compared":
         deltas = comparison["metrics"]
+        # accuracy and macro-F1 where the task has them, and always its primary metric (champion/challenger)
+        shown = [name for name in dict.fromkeys(("accuracy", "macro_f1", task.primary_metric)) if name in deltas]
         headline |= {
             "production_version": comparison["version"],
-            "delta_accuracy": deltas["accuracy"]["delta"],
-            "delta_macro_f1": deltas["macro_f1"]["delta"],
+            **{f"delta_{name}": deltas[name]["delta"] for name in shown},
             "mcnemar_p_value": comparison["mcnemar"]["p_value"],
         }
     return headline

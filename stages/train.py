@@ -1,8 +1,9 @@
 """Stage `train`: fine-tune the base model with the Hugging Face Trainer; the best checkpoint on val is kept.
 
-Inputs (sequence-classification): data/augmented/train.parquet, data/splits/val.parquet, and the label set
-in data/validated/labels.json. Inputs (causal-lm): the JSONL files named in train.causal_lm (see
-tuneforge/tasks/causal_lm_data.py). The base model is resolved offline (tuneforge/training/modeling.py).
+Inputs (sequence-, multi-label and token-classification): data/augmented/train.parquet, data/splits/val.parquet,
+and the label set (token-classification: the tag set) in data/validated/labels.json. Inputs (causal-lm): the JSONL
+files named in train.causal_lm (see tuneforge/tasks/causal_lm_data.py). The base model is resolved offline
+(tuneforge/training/modeling.py).
 
 Outputs, replaced atomically:
     models/teacher/             a plain Hugging Face model directory (config.json with id2label/label2id,

@@ -92,3 +92,18 @@ def validated_frame(items: list[Sentence]) -> pd.DataFrame:
         "label": [encode_tags(tags) for _, tags in items],
         "source_row": range(1, len(items) + 1),
     })
+
+
+def write_token_data(root: Path, *, train: int = 60, val: int = 20, test: int = 20) -> Path:
+    """What validate, split and augment leave for the model stages: data/validated/labels.json (TAGS),
+    data/splits/{train,val,test}.parquet and data/augmented/train.parquet, from `sentences` (distinct days per
+    split)."""
+    items = sentences(train + val + test)
+    parts = {"train": items[:train], "val": items[train:train + val], "test": items[train + val:]}
+    for directory in ("data/validated", "data/splits", "data/augmented"):
+        (root / directory).mkdir(parents=True, exist_ok=True)
+    (root / "data/validated/labels.json").write_text(json.dumps({"labels": TAGS, "source": "inferred"}))
+    for name, part in parts.items():
+        validated_frame(part).to_parquet(root / f"data/splits/{name}.parquet", index=False)
+    validated_frame(parts["train"]).to_parquet(root / "data/augmented/train.parquet", index=False)
+    return root

@@ -328,13 +328,29 @@ class ModelConfig(Section):
     ] = Field(
         "sequence-classification",
         description="sequence-classification (one label per text), multi-label-classification (a set of labels "
-        "per text), token-classification (a BIO tag per word: entities; validate, split and augment so far) or "
+        "per text), token-classification (a BIO tag per word: entities; validate through evaluate so far) or "
         "causal-lm (chat JSONL).",
     )
     max_seq_length: int = Field(
         128, ge=8, description="Longest input in tokens, longer ones truncated, in every stage that tokenizes "
-        "(tune, train, evaluate, distill, export, monitor); batches pad dynamically."
+        "(tune, train, evaluate, distill, export, monitor); batches pad dynamically. token-classification never "
+        "truncates: a longer sentence is read in overlapping windows (stride)."
     )
+    stride: int = Field(
+        32, ge=0, description="token-classification: sub-tokens of context that consecutive windows of a sentence "
+        "longer than max_seq_length share (each word is labelled and predicted in one window only); at most half "
+        "of max_seq_length.",
+    )
+
+    @model_validator(mode="after")
+    def _stride_fits(self):
+        # A window must move on by at least half its length, or a long sentence costs windows by the word.
+        if self.task == TOKEN_CLASSIFICATION and 2 * self.stride > self.max_seq_length:
+            raise ValueError(
+                f"stride ({self.stride}) must be at most half of max_seq_length ({self.max_seq_length}) for "
+                f"task {TOKEN_CLASSIFICATION}"
+            )
+        return self
 
 
 class CausalLmConfig(Section):
@@ -343,6 +359,10 @@ class CausalLmConfig(Section):
     )
     val_file: str | None = Field(None, description="JSONL in the same format, scored by perplexity.")
     packing: bool = Field(False, description="Concatenate examples into full model.max_seq_length blocks.")
+
+
+# Val metrics a task may select on (each task names its own: tuneforge/tasks, Task.metrics).
+TrainMetric = Literal["accuracy", "macro_f1", "micro_f1", "f1", "precision", "recall", "loss", "perplexity"]
 
 
 class TrainConfig(Section):
@@ -374,6 +394,10 @@ class TrainConfig(Section):
         False, description="multi-label: weigh each label's positives by its negatives/positives ratio in train "
         "(binary cross-entropy's pos_weight), for rare labels.",
     )
+    label_all_subtokens: bool = Field(
+        False, description="token-classification: also label a word's later sub-tokens (with its tag, B- made "
+        "I-) for the loss; false labels its first sub-token only, the others ignored. Predictions read the first.",
+    )
     epochs: Number = Field(3.0, gt=0, description="Passes over the training data (unless max_steps is set).")
     max_steps: int | None = Field(None, ge=1, description="Optimizer steps to run; overrides epochs when set.")
     batch_size: int = Field(32, ge=1, description="Training examples per batch on each process.")
@@ -386,8 +410,9 @@ class TrainConfig(Section):
     keep_checkpoints: int = Field(
         2, ge=1, description="Newest checkpoints kept for resuming after a crash (the best is kept as well)."
     )
-    metric: Literal["accuracy", "macro_f1", "micro_f1", "loss", "perplexity"] = Field(
-        "macro_f1", description="Val metric that picks the best checkpoint and drives early stopping."
+    metric: TrainMetric = Field(
+        "macro_f1", description="Val metric that picks the best checkpoint and drives early stopping "
+        "(token-classification: f1, precision, recall are entity-level, accuracy per token)."
     )
     early_stopping_patience: int | None = Field(
         3, ge=1, description="Stop after N evaluations without improvement; null never stops early."
@@ -532,8 +557,8 @@ class TuneConfig(Section):
     timeout_s: Number | None = Field(
         None, gt=0, description="Time budget of one process: no new trial starts after it; null: no limit."
     )
-    metric: Literal["accuracy", "macro_f1", "micro_f1", "loss", "perplexity"] | None = Field(
-        None, description="Val metric optimised (maximise accuracy/macro_f1, minimise loss); null: train.metric."
+    metric: TrainMetric | None = Field(
+        None, description="Val metric optimised (maximise accuracy/macro_f1/f1, minimise loss); null: train.metric."
     )
     seed: int = Field(42, description="Seed of the sampler (trial k samples with seed + k: reproducible, resumable).")
     include_defaults: bool = Field(

@@ -29,15 +29,20 @@ def read_test_split(path: Path) -> pd.DataFrame:
     return pd.DataFrame(columns).reset_index(drop=True)
 
 
-def check_labels_known(label_counts: pd.Series, labels: list[str], model_dir: Path, test_path: Path) -> None:
-    """`label_counts`: rows per label of the split (the task's label_counts)."""
+def check_labels_known(
+    label_counts: pd.Series, labels: list[str], model_dir: Path, test_path: Path,
+    counted: tuple[str, str] = ("rows", "label"),
+) -> None:
+    """`label_counts`: rows per label of the split (the task's label_counts), or what `counted` names (the task's
+    `counted`: mentions per entity type), checked against the names the model's labels stand for (`labels`)."""
     unknown = label_counts[~label_counts.index.isin(labels)]
     if unknown.empty:
         return
-    named = ", ".join(f"{label!r} ({count} rows)" for label, count in unknown.head(5).items())
+    what, per = counted
+    named = ", ".join(f"{label!r} ({count} {what})" for label, count in unknown.head(5).items())
     more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
     raise StageError(
-        f"{test_path}: {len(unknown)} label(s) unknown to the model (id2label of {model_dir / 'config.json'}): "
+        f"{test_path}: {len(unknown)} {per}(s) unknown to the model (id2label of {model_dir / 'config.json'}): "
         f"{named}{more}"
     )
 

@@ -10,9 +10,12 @@ ARGMAX's calibration is a softmax temperature (Guo et al., 2017): the logits are
 minimises the val negative log-likelihood; the predicted label never changes, its score becomes honest.
 THRESHOLDS (multi-label) scores each label by its own sigmoid and predicts every label whose score reaches
 its threshold; its calibration is those thresholds, chosen on val to maximise F1 (tuneforge/inference/
-thresholds.py).
+thresholds.py). TAGS (token classification) scores each word of a sentence by a softmax over the tags, at one
+temperature fitted on every val word, and predicts each word's most probable tag: its logits are one (words,
+labels) array per sentence, its predictions tag sequences as the label column holds them (a JSON array cell).
 """
 
+import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -31,6 +34,11 @@ TEMPERATURE_RANGE = (0.05, 100.0)
 # A fit that lowers the mean val NLL by less than this (nats) has found nothing worth shipping: a val set
 # right everywhere by a wide margin is flat in T down to the float precision.
 MIN_NLL_GAIN = 1e-4
+
+
+def top_score(scores: np.ndarray) -> np.ndarray:
+    """The highest score of each row."""
+    return np.asarray(scores).max(axis=1)
 
 
 @dataclass(frozen=True)
@@ -59,6 +67,8 @@ class OutputRule:
     # a model compared with others is then judged at its own calibration
     calibration_decides: bool = False
     predicts: str = "label"  # what one prediction is, as reports name it
+    # scores -> the confidence of each row's prediction (evaluate's `confidence` column): its top score
+    confidence: Callable[[np.ndarray], np.ndarray] = top_score
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -153,6 +163,59 @@ THRESHOLDS = OutputRule(
     report_file="thresholds.json", describe=thresholds.describe, calibration_decides=True,
     predicts="label set",
 )
+
+
+def word_scores(logits: list[np.ndarray], calibration: Mapping) -> list[np.ndarray]:
+    """Each sentence's (words, labels) softmax scores at the calibration's temperature."""
+    return [tempered_softmax(sentence, calibration) for sentence in logits]
+
+
+def tag_cell(tags: list[str]) -> str:
+    """A tag sequence as the label column holds it (tuneforge/data/token_files.py encode_tags: compact JSON)."""
+    return json.dumps(list(tags), ensure_ascii=False, separators=(",", ":"))
+
+
+def word_tags(scores: list[np.ndarray], labels: list[str], calibration: Mapping) -> list[str]:
+    """Each sentence's most probable tag per word, as a tag cell."""
+    return [tag_cell([labels[i] for i in np.asarray(sentence).argmax(axis=1)]) for sentence in scores]
+
+
+def word_predictions(scores: list[np.ndarray], labels: list[str], k: int, calibration: Mapping) -> list[dict]:
+    """Per sentence: `label` (the tags), `score` (its least sure word's top score) and `words`: each word's tag,
+    score and k most probable tags."""
+    results = []
+    for sentence in scores:
+        words = top_k(sentence, labels, k, NO_CALIBRATION)
+        results.append({"label": [word["label"] for word in words], "score": min(word["score"] for word in words),
+                        "words": words})
+    return results
+
+
+def fit_word_temperature(logits: list[np.ndarray], truth: list[np.ndarray]) -> dict:
+    """One temperature for every word of every sentence (fit_temperature over the words)."""
+    return fit_temperature(np.concatenate(logits), np.concatenate(truth))
+
+
+def check_word_temperature(calibration: object, where: str, labels: list[str] | None = None) -> Mapping:
+    """A temperature only: a tagger has no out-of-scope rejection."""
+    if isinstance(calibration, dict) and set(calibration) - {"temperature"}:
+        unknown = ", ".join(sorted(set(calibration) - {"temperature"}))
+        raise StageError(f"{where}: unknown calibration key(s) {unknown} (tags takes: temperature)")
+    return check_temperature(calibration, where, labels)
+
+
+def sentence_confidence(scores: list[np.ndarray]) -> np.ndarray:
+    """A sentence is as sure as its least sure word: the lowest of its words' top scores."""
+    return np.array([float(np.asarray(sentence).max(axis=1).min()) for sentence in scores])
+
+
+# Token classification: per word, softmax scores over the tags (temperature-scaled), the most probable tag.
+TAGS = OutputRule(
+    name="tags", scores=word_scores, predicted=word_tags, predictions=word_predictions, fit=fit_word_temperature,
+    check=check_word_temperature, predicts="tag sequence", confidence=sentence_confidence,
+)
+# The rules an exported folder may name. TAGS is not among them until export ships a token classifier (its ONNX
+# predictor reads one row of logits per text).
 RULES = {rule.name: rule for rule in (ARGMAX, THRESHOLDS)}
 
 

@@ -1,10 +1,13 @@
-"""Batched inference with a Hugging Face sequence-classification directory, checked before it is trusted.
+"""Batched inference with a Hugging Face classification directory, checked before it is trusted.
+
+A directory holds a sequence-classification head (one prediction per text) or a token-classification head (one per
+token: tuneforge/inference/word_windows.py reads it word by word); the caller names the head it expects (HEADS).
 
 Loading refuses, with one line each: a missing directory, a directory that is not a model, a file that
 differs from (or is not among) the sha256 its meta.json records (folders from train and distill record
 them; older or hand-made ones without a record are loaded unchecked), weights that are not safetensors,
-a model without a trained classification head, a tokenizer that is missing or whose token ids do not fit
-the model's embedding matrix. Weights are read from safetensors only and
+a model without a trained classification head, a model trained with the other kind of head, a tokenizer
+that is missing or whose token ids do not fit the model's embedding matrix. Weights are read from safetensors only and
 `trust_remote_code` is never enabled.
 """
 
@@ -17,13 +20,15 @@ from pathlib import Path
 import numpy as np
 import torch
 import transformers
-from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer
 
 from tuneforge.base.errors import ConfigError, StageError
 from tuneforge.base.integrity import has_record, require_recorded_files, verify_folder
 from tuneforge.inference.tokenizer_check import VOCABULARY_FILES, require_tokenizer
 
 SAFETENSORS_FILES = ("model.safetensors", "model.safetensors.index.json")
+# The heads a trained directory may hold, by the name a task gives (Task.model_head): the Auto class that loads it.
+HEADS = {"sequence": AutoModelForSequenceClassification, "token": AutoModelForTokenClassification}
 
 
 @dataclass(frozen=True)
@@ -37,7 +42,9 @@ class Classifier:
 
 @dataclass(frozen=True)
 class Predictions:
-    logits: np.ndarray  # (rows, labels); the task's output rule turns them into scores and labels
+    # (rows, labels); for a token classifier one (words, labels) array per row. The task's output rule turns them
+    # into scores and labels.
+    logits: np.ndarray | list[np.ndarray]
     seconds: float
 
 
@@ -65,16 +72,18 @@ def check_classifier_dir(path: Path, missing_hint: str) -> Path:
     return path
 
 
-def load_sequence_classifier(path: Path, config):
-    """from_pretrained from safetensors only, refusing a checkpoint that lacks weights (they would be random)."""
+def load_sequence_classifier(path: Path, config, head: str = "sequence"):
+    """from_pretrained from safetensors only, refusing a checkpoint that lacks weights (they would be random) or
+    was trained with another kind of head (a sequence head's weights would load into a token head unnoticed)."""
+    _check_head(path, config, head)
     with _quiet_transformers():
         try:
-            model, info = AutoModelForSequenceClassification.from_pretrained(
+            model, info = HEADS[head].from_pretrained(
                 path, config=config, use_safetensors=True, trust_remote_code=False, dtype=torch.float32,
                 output_loading_info=True,
             )
         except (ValueError, OSError, KeyError, RuntimeError) as exc:
-            raise StageError(f"{path}: cannot load it as a sequence classifier: {_first_line(exc)}") from None
+            raise StageError(f"{path}: cannot load it as a {head} classifier: {_first_line(exc)}") from None
     if info["missing_keys"]:
         # from_pretrained fills absent weights with random ones; a random head would be evaluated silently.
         missing = ", ".join(sorted(info["missing_keys"])[:3])
@@ -82,16 +91,29 @@ def load_sequence_classifier(path: Path, config):
     return model
 
 
-def load_trained_classifier(path: Path, device: torch.device, *, missing_hint: str) -> Classifier:
-    """The model, tokenizer and labels of a trained sequence-classification directory (what train writes),
-    or one StageError line. (A new head on a base model: tuneforge.training.modeling.classifier_from_base.)"""
+def _check_head(path: Path, config, head: str) -> None:
+    """A directory whose config names a head of another kind (config.architectures) is refused in one line."""
+    suffixes = {name: auto.__name__.removeprefix("AutoModel") for name, auto in HEADS.items()}
+    trained = [arch for arch in config.architectures or () if arch.endswith(tuple(suffixes.values()))]
+    if trained and not any(arch.endswith(suffixes[head]) for arch in trained):
+        raise StageError(
+            f"{path}: holds a {trained[0]}, not a {head} classifier (model.task names another task than the one "
+            "it was trained for)"
+        )
+
+
+def load_trained_classifier(
+    path: Path, device: torch.device, *, missing_hint: str, head: str = "sequence"
+) -> Classifier:
+    """The model, tokenizer and labels of a trained classification directory (what train writes) with the `head`
+    of HEADS, or one StageError line. (A new head on a base model: tuneforge.training.modeling.classifier_from_base.)"""
     path = check_classifier_dir(path, missing_hint)
     try:
         config = AutoConfig.from_pretrained(path, trust_remote_code=False)
     except (ValueError, OSError, KeyError) as exc:
         raise StageError(f"{path}: cannot read config.json: {_first_line(exc)}") from None
     tokenizer = load_tokenizer(path)
-    model = load_sequence_classifier(path, config)
+    model = load_sequence_classifier(path, config, head)
     _check_tokenizer_fits(path, tokenizer, model)
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id

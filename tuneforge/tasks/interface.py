@@ -32,6 +32,9 @@ class TrainingData:
     # the Trainer's compute_loss_func (outputs, labels, num_items_in_batch) -> a batch-mean loss; None: the
     # model's own loss
     compute_loss: Callable | None = None
+    # the Trainer's compute_metrics for these val examples, when scoring them needs what only the data knows (token
+    # classification: the tag names, and which windows make one sentence); None: the task's compute_metrics
+    compute_metrics: Callable | None = None
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,8 @@ class Task:
     check_train_inputs: Callable[[dict[str, Path]], list[str] | None] | None = None
     # train, tune: (model cfg, train cfg, base path, tokenizer, labels, inputs, pad multiple) -> TrainingData
     training_data: Callable[..., TrainingData] | None = None
-    # the Trainer's compute_metrics for the val scores, or None when the loss is the only score
+    # the Trainer's compute_metrics for the val scores, or None when the loss is the only score (or when
+    # training_data supplies its own: TrainingData.compute_metrics)
     compute_metrics: Callable | None = None
     # train, tune: one Trainer eval log entry -> the history's val_* columns
     val_scores: Callable[[dict], dict] | None = None
@@ -108,6 +112,12 @@ class Task:
     # model outputs into scores and predictions: evaluate, distill, export, and (named in the exported
     # labels.json) `tuneforge predict`, the monitor and the server
     outputs: OutputRule | None = None
+    # evaluate: the head a trained model directory holds (tuneforge/inference/torch_predictor.py HEADS): "sequence"
+    # (one prediction per text) or "token" (one per token)
+    model_head: str = "sequence"
+    # evaluate: (classifier, texts, *, batch_size, max_length, stride) -> Predictions whose logits `outputs` takes;
+    # None: torch_predictor.predict (one row of logits per text, truncated to max_length; stride unused)
+    predict: Callable[..., Any] | None = None
     # evaluate: (true labels, predicted labels, the model's labels) -> one row per label: label, precision,
     # recall, f1, support, predicted
     per_label_table: Callable[[list, list, list[str]], pd.DataFrame] | None = None
@@ -117,7 +127,7 @@ class Task:
     # evaluate: (scores, targets) -> threshold-free ranking metrics (e.g. mean average precision); None: none
     ranking_metrics: Callable[[Any, Any], dict] | None = None
     # evaluate: (rows with label and predicted, the production model's or None, out dir) -> writes the Evidently
-    # classification report; None for tasks Evidently has no report for
+    # classification report, or the task's own (token classification: the entity error table); None: no report
     classification_report: Callable[..., Any] | None = None
     # evaluate, export: (rows, the model's labels) -> the true labels as `outputs.fit` and `measure_calibration`
     # take them (label indices for single-label); every label of the rows is known to the model

@@ -120,6 +120,8 @@ def training_data(
 def check_train_config(cfg: TrainConfig) -> None:
     if cfg.label_smoothing:
         raise ConfigError("train.label_smoothing: applies to single-label classification only (set it to 0)")
+    if cfg.label_all_subtokens:
+        raise ConfigError("train.label_all_subtokens: applies to token classification only (set it to false)")
 
 
 def positive_weights(targets: np.ndarray) -> np.ndarray:

@@ -80,6 +80,8 @@ def val_scores(entry: dict) -> dict:
 def check_train_config(cfg: TrainConfig) -> None:
     if cfg.pos_weight:
         raise ConfigError("train.pos_weight: applies to multi-label classification only (set it to false)")
+    if cfg.label_all_subtokens:
+        raise ConfigError("train.label_all_subtokens: applies to token classification only (set it to false)")
 
 
 def read_rows(path: Path, data: DataConfig, *, label_required: bool = True) -> pd.DataFrame:

@@ -110,9 +110,10 @@ def fit(spec: dict, task, callbacks: Sequence[TrainerCallback] = ()) -> dict:
     model = apply_method(data.model, cfg, task)
     trainable, total = count_parameters(model, trainable_only=True), count_parameters(model)
 
+    compute_metrics = data.compute_metrics or task.compute_metrics
     args = training_arguments(
         cfg, output_dir=Path(spec["checkpoint_dir"]), plan=plan, world_size=cfg.num_processes,
-        scored=task.compute_metrics is not None, batch_mean_loss=task.loss_is_batch_mean,
+        scored=compute_metrics is not None, batch_mean_loss=task.loss_is_batch_mean,
     )
     meter = ThroughputMeter()
     callbacks = [StopOnNonFiniteLoss(), CheckpointMarker(spec["run_hash"]), meter, LogFinalStep(), *callbacks]
@@ -121,7 +122,7 @@ def fit(spec: dict, task, callbacks: Sequence[TrainerCallback] = ()) -> dict:
     trainer = Trainer(
         model=model, args=args, train_dataset=train_set, eval_dataset=val_set, data_collator=data.collator,
         processing_class=tokenizer, callbacks=callbacks,
-        compute_metrics=task.compute_metrics, compute_loss_func=data.compute_loss,
+        compute_metrics=compute_metrics, compute_loss_func=data.compute_loss,
     )
     if task.loss_is_batch_mean:
         # Classification heads return a per-batch mean loss and ignore num_items_in_batch, but their forward

@@ -16,10 +16,10 @@ import transformers
 from huggingface_hub import snapshot_download
 from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
 from safetensors import SafetensorError, safe_open
-from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification
+from transformers import AutoConfig, AutoModelForCausalLM
 
 from tuneforge.base.errors import ConfigError, StageError
-from tuneforge.inference.torch_predictor import load_tokenizer
+from tuneforge.inference.torch_predictor import HEADS, load_tokenizer
 
 # Hugging Face id -> (pip distribution, module whose get_model_path() returns the model directory).
 PACKAGED_MODELS = {
@@ -135,16 +135,18 @@ def check_max_seq_length(max_seq_length: int, config, tokenizer, base: str) -> N
 
 
 def classifier_from_base(
-    path: Path, base: str, labels: list[str], *, dropout: float | None = None, problem_type: str | None = None
+    path: Path, base: str, labels: list[str], *, dropout: float | None = None, problem_type: str | None = None,
+    head: str = "sequence",
 ):
-    """(model, config): the base model with a fresh, untrained classification head for `labels`; id2label and
-    label2id go into its saved config, and `problem_type` (transformers': the loss the head computes) when set.
+    """(model, config): the base model with a fresh, untrained classification head for `labels` (`head`: one of
+    torch_predictor.HEADS, a label per text or per token); id2label and label2id go into its saved config, and
+    `problem_type` (transformers': the loss the head computes) when set.
     (A trained one: tuneforge.inference.torch_predictor.load_trained_classifier.)"""
     config = load_config(
         path, base, dropout=dropout, num_labels=len(labels), **({"problem_type": problem_type} if problem_type else {}),
         id2label=dict(enumerate(labels)), label2id={label: i for i, label in enumerate(labels)},
     )
-    return _from_pretrained(AutoModelForSequenceClassification, path, base, config), config
+    return _from_pretrained(HEADS[head], path, base, config), config
 
 
 def causal_lm_from_base(path: Path, base: str, *, dropout: float | None = None):

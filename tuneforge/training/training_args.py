@@ -17,6 +17,9 @@ BEST_METRIC = {
     "accuracy": ("accuracy", True),
     "macro_f1": ("macro_f1", True),
     "micro_f1": ("micro_f1", True),
+    "f1": ("f1", True),
+    "precision": ("precision", True),
+    "recall": ("recall", True),
     "loss": ("loss", False),
     "perplexity": ("loss", False),
 }

@@ -21,7 +21,7 @@ def test_every_task_of_the_spec_has_a_module():
     for name, task in TASKS.items():
         assert task.name == name and task.primary_metric == task.metrics[0]
         assert task.stages <= set(STAGE_NEEDS)
-        # A task trains once it goes past the data stages (token classification does not yet: issue #14).
+        # A task trains once it goes past the data stages.
         assert {"train", "tune"} <= task.stages or task.stages <= {"validate", "split", "augment"}, name
 
 
@@ -47,16 +47,18 @@ def test_require_names_the_task_and_the_stages_it_goes_through():
     )
 
 
-def test_token_classification_goes_through_the_data_stages_only():
+def test_token_classification_goes_through_validate_to_evaluate():
     token = get_task("token-classification")
-    for stage in ("validate", "split", "augment"):
+    for stage in ("validate", "split", "augment", "train", "tune", "evaluate"):
         require(token, stage)
-    with pytest.raises(ConfigError) as refused:
-        require(token, "train")
-    assert refused.value.message == (
-        "model.task: token-classification is not supported by the train stage yet (it goes through: augment, "
-        "split, validate)"
-    )
+    for stage in ("distill", "export", "register", "monitor"):
+        with pytest.raises(ConfigError) as refused:
+            require(token, stage)
+        assert refused.value.message == (
+            f"model.task: token-classification is not supported by the {stage} stage yet (it goes through: augment, "
+            "evaluate, split, train, tune, validate)"
+        )
+    assert (token.primary_metric, token.peft_task_type, token.model_head) == ("f1", "TOKEN_CLS", "token")
 
 
 @pytest.mark.parametrize("stage", [validate, evaluate])
