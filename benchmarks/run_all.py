@@ -615,7 +615,9 @@ def run_open_set(scratch: Path, timeout: float | None) -> BenchmarkRun:
 
 def open_set_rows(run: BenchmarkRun) -> list[Row]:
     rows_by_ratio = {row["ratio"]: row for row in (run.figures or {}).get("table", [])}
-    missing, rows = run.not_run(), []
+    # A share with no kept run yet is not a failure: the table fills over several invocations of open_set.py.
+    missing = "not measured yet (python benchmarks/open_set.py)" if run.status == "ok" else run.not_run()
+    rows = []
     for ratio, published in sorted(OPEN_SET_PUBLISHED.items()):
         row, (accuracy, macro_f1) = rows_by_ratio.get(ratio, {}), published["ADB"]
         seeds = f"{row.get('teacher_seeds', 0)} seed(s)"
