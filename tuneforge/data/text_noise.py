@@ -117,6 +117,13 @@ def word_swap(text: str, rate: float, rng: random.Random) -> str:
         return text
     swaps = _units(len(words), rate / 2)  # each swap moves two words
     candidates = [i for i in range(len(words) - 1) if words[i] != words[i + 1]]
+    done = swap_neighbours(words, candidates, swaps, rng)
+    return " ".join(words) if done else text
+
+
+def swap_neighbours(items: list, candidates: list[int], swaps: int, rng: random.Random) -> int:
+    """Swap up to `swaps` pairs (i, i + 1), i drawn from `candidates` in a shuffled order, no item in two pairs;
+    in place. Returns how many pairs were swapped."""
     rng.shuffle(candidates)
     used: set[int] = set()
     done = 0
@@ -125,10 +132,10 @@ def word_swap(text: str, rate: float, rng: random.Random) -> str:
             break
         if i in used or i + 1 in used:
             continue
-        words[i], words[i + 1] = words[i + 1], words[i]
+        items[i], items[i + 1] = items[i + 1], items[i]
         used.update((i, i + 1))
         done += 1
-    return " ".join(words) if done else text
+    return done
 
 
 METHODS = {"char_noise": char_noise, "word_dropout": word_dropout, "word_swap": word_swap}

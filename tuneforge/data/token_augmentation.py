@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 
 from tuneforge.base.spec import AugmentConfig
 from tuneforge.data.bio import BEGIN, INSIDE, OUTSIDE, entity_spans
-from tuneforge.data.text_noise import char_noise
+from tuneforge.data.text_noise import char_noise, swap_neighbours
 from tuneforge.data.textnorm import normalize_text
 from tuneforge.data.token_files import decode_tags, encode_tags, sentence_tokens
 
@@ -92,17 +92,8 @@ def swap_outside(tokens: Tokens, tags: Tags, rate: float, rng: random.Random) ->
                   if tags[i] == tags[i + 1] == OUTSIDE and tokens[i] != tokens[i + 1]]
     if not candidates:
         return tokens, tags
-    rng.shuffle(candidates)
-    swaps, used, done = _units(outside, rate / 2), set(), 0
     tokens = list(tokens)
-    for i in candidates:
-        if done >= swaps:
-            break
-        if i in used or i + 1 in used:
-            continue
-        tokens[i], tokens[i + 1] = tokens[i + 1], tokens[i]
-        used.update((i, i + 1))
-        done += 1
+    swap_neighbours(tokens, candidates, _units(outside, rate / 2), rng)
     return tokens, tags
 
 
